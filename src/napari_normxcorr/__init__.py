@@ -1,0 +1,19 @@
+"""Match points of interest between two images by normalized cross-correlation.
+
+The core (everything importable from here except ``MatchWidget``) needs only
+numpy and scipy; the napari widget is imported on first use.
+"""
+
+from ._debug import visualize_cross_correlation
+from ._ncc import normalized_cross_correlation, normalized_cross_correlation_2d
+from ._offsets import find_template_offset, find_template_offset_centered
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "find_template_offset",
+    "find_template_offset_centered",
+    "normalized_cross_correlation",
+    "normalized_cross_correlation_2d",
+    "visualize_cross_correlation",
+]

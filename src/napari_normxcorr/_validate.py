@@ -1,0 +1,91 @@
+"""Input checks shared by the public functions; errors name the argument."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+
+def as_real_array(name: str, value: npt.ArrayLike) -> np.ndarray:
+    """Return `value` as a real numeric array, or raise naming it.
+
+    Integers, booleans and floats pass through with their dtype; complex,
+    object, string and empty arrays, and arrays holding NaN or infinity are
+    refused.
+    """
+    array = np.asarray(value)
+    if array.dtype.kind == "c":
+        raise ValueError(
+            f"{name} is complex ({array.dtype}); pass its real part or its "
+            "magnitude."
+        )
+    if array.dtype.kind not in "biuf":
+        raise ValueError(
+            f"{name} must hold real numbers, got dtype {array.dtype}."
+        )
+    if array.size == 0:
+        raise ValueError(f"{name} is empty (shape {array.shape}).")
+    if array.dtype.kind == "f":
+        check_finite(name, array)
+    return array
+
+
+def check_finite(name: str, array: np.ndarray) -> None:
+    """Raise a ValueError saying how many values of `array` are not finite."""
+    finite = np.isfinite(array)
+    if not finite.all():
+        bad = finite.size - np.count_nonzero(finite)
+        first = tuple(int(i) for i in np.argwhere(~finite)[0])
+        raise ValueError(
+            f"{name} holds {bad} non-finite value(s) (NaN or inf); the first "
+            f"is at index {first}."
+        )
+
+
+def check_template_fits(template: np.ndarray, image: np.ndarray) -> None:
+    """Raise when `template` cannot be slid over `image`."""
+    if template.ndim > image.ndim:
+        raise ValueError(
+            f"template has more dimensions ({template.ndim}) than image "
+            f"({image.ndim}); the arguments probably need to be swapped."
+        )
+    if template.ndim < image.ndim:
+        raise ValueError(
+            f"template has fewer dimensions ({template.ndim}) than image "
+            f"({image.ndim}); give both the same number of axes."
+        )
+    too_big = [
+        axis
+        for axis, (t, i) in enumerate(zip(template.shape, image.shape))
+        if t > i
+    ]
+    if too_big:
+        raise ValueError(
+            f"template (shape {template.shape}) is larger than image (shape "
+            f"{image.shape}) along axis {too_big}; the arguments probably "
+            "need to be swapped."
+        )
+
+
+def per_axis(name: str, value: int | Sequence[int], ndim: int) -> tuple:
+    """Expand a radius given as one int or one per axis to `ndim` ints >= 0."""
+    values = np.atleast_1d(np.asarray(value))
+    if values.ndim != 1 or values.dtype.kind not in "iu":
+        if values.dtype.kind == "f" and np.all(values == np.round(values)):
+            values = values.astype(np.int64)
+        else:
+            raise ValueError(
+                f"{name} must be an int or a sequence of ints, got {value!r}."
+            )
+    if values.size == 1:
+        values = np.repeat(values, ndim)
+    if values.size != ndim:
+        raise ValueError(
+            f"{name} has {values.size} entries for {ndim} axes: give one "
+            "int, or one per axis."
+        )
+    if np.any(values < 0):
+        raise ValueError(f"{name} must be >= 0, got {value!r}.")
+    return tuple(int(v) for v in values)
