@@ -16,16 +16,22 @@ def brute_force_ncc(template, image, mode="full"):
     template = np.asarray(template, dtype=np.float64)
     image = np.asarray(image, dtype=np.float64)
     template = template - template.mean()
-    padded = np.pad(image - image.mean(), [(m - 1, m - 1) for m in template.shape])
+    padded = np.pad(
+        image - image.mean(), [(m - 1, m - 1) for m in template.shape]
+    )
     full_shape = [i + m - 1 for i, m in zip(image.shape, template.shape)]
     out = np.zeros(full_shape)
     t_energy = np.sum(template**2)
     for k in itertools.product(*map(range, full_shape)):
-        window = padded[tuple(slice(a, a + m) for a, m in zip(k, template.shape))]
+        window = padded[
+            tuple(slice(a, a + m) for a, m in zip(k, template.shape))
+        ]
         if np.ptp(window) == 0 or np.ptp(template) == 0:
             continue
         window = window - window.mean()
-        out[k] = np.sum(window * template) / np.sqrt(np.sum(window**2) * t_energy)
+        out[k] = np.sum(window * template) / np.sqrt(
+            np.sum(window**2) * t_energy
+        )
     if mode == "full":
         return out
     if mode == "same":

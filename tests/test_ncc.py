@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from reference import brute_force_ncc, seed_ncc
 
 from napari_normxcorr import (
     normalized_cross_correlation,
     normalized_cross_correlation_2d,
 )
+from reference import brute_force_ncc, seed_ncc
 
 SHAPES = [((23,), (6,)), ((13, 17), (4, 7)), ((9, 8, 10), (3, 4, 2))]
 
@@ -203,7 +203,7 @@ def test_property_equals_brute_force(shape, mode, data):
 
 
 def test_template_with_more_dims_than_image():
-    with pytest.raises(ValueError, match="more dimensions.*swapped"):
+    with pytest.raises(ValueError, match=r"more dimensions.*swapped"):
         normalized_cross_correlation(np.ones((3, 3, 3)), np.ones((9, 9)))
 
 
@@ -224,7 +224,9 @@ def test_nan_is_counted_and_located():
     image = np.ones((9, 9))
     image[2, 5] = np.nan
     image[7, 1] = np.inf
-    with pytest.raises(ValueError, match=r"image holds 2 non-finite.*\(2, 5\)"):
+    with pytest.raises(
+        ValueError, match=r"image holds 2 non-finite.*\(2, 5\)"
+    ):
         normalized_cross_correlation(np.ones((3, 3)), image)
 
 

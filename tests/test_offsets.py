@@ -72,7 +72,12 @@ def test_centered_window_is_2r_plus_1_and_centred(textured):
         return (0, 0, 0, 0)
 
     find_template_offset_centered(
-        textured, textured, (50, 60), (50, 60), (10, 7), 20,
+        textured,
+        textured,
+        (50, 60),
+        (50, 60),
+        (10, 7),
+        20,
         adjust_template=adjust,
     )
     assert seen["bounds"] == (40, 61, 53, 68)
@@ -116,7 +121,12 @@ def test_centered_3d():
 def test_adjust_template_shrinks_window(textured):
     moved = np.roll(textured, (4, -7), axis=(0, 1))
     result = find_template_offset_centered(
-        textured, moved, (60, 70), (60, 70), 10, 25,
+        textured,
+        moved,
+        (60, 70),
+        (60, 70),
+        10,
+        25,
         adjust_template=lambda image, y0, y1, x0, x1: (3, 1, 2, 4),
     )
     assert result[:2] == (4, -7)
@@ -131,7 +141,7 @@ def test_negative_radius(textured):
 
 
 def test_centre_outside_image(textured):
-    with pytest.raises(ValueError, match="image_center .* outside"):
+    with pytest.raises(ValueError, match=r"image_center .* outside"):
         find_template_offset_centered(
             textured, textured, (5, 5), (500, 5), 3, 9
         )
@@ -153,7 +163,9 @@ def test_nan_in_window_is_reported(textured):
     image = textured.copy()
     image[50, 52] = np.nan
     with pytest.raises(ValueError, match="image window holds 1 non-finite"):
-        find_template_offset_centered(textured, image, (50, 50), (50, 50), 3, 9)
+        find_template_offset_centered(
+            textured, image, (50, 50), (50, 50), 3, 9
+        )
 
 
 def test_swapped_arguments_are_named():
@@ -167,7 +179,7 @@ def test_swapped_arguments_are_named():
 def test_debug_dir_gets_pictures_and_json(textured, tmp_path):
     folder = tmp_path / "new" / "debug"
     template = textured[30:50, 40:70]
-    y, x, fit = find_template_offset(template, textured, debug_dir=folder)
+    *_, fit = find_template_offset(template, textured, debug_dir=folder)
     names = sorted(p.name for p in folder.iterdir())
     assert names == [
         "cross_correlation.png",
@@ -189,14 +201,28 @@ def test_debug_dir_gets_pictures_and_json(textured, tmp_path):
 
 def test_visualize_handles_1d_and_3d(tmp_path):
     visualize_cross_correlation(
-        tmp_path, np.arange(4.0), np.arange(10.0), np.zeros(13), (3,), 0.5, (1,)
+        tmp_path,
+        np.arange(4.0),
+        np.arange(10.0),
+        np.zeros(13),
+        (3,),
+        0.5,
+        (1,),
     )
     assert iio.imread(tmp_path / "image.png").shape == (1, 10)
     visualize_cross_correlation(
-        tmp_path, np.ones((2, 3, 4)), np.ones((5, 6, 7)), np.zeros((6, 8, 10)),
-        (1, 2, 3), 0.25, (0.5, 1, 2),
+        tmp_path,
+        np.ones((2, 3, 4)),
+        np.ones((5, 6, 7)),
+        np.zeros((6, 8, 10)),
+        (1, 2, 3),
+        0.25,
+        (0.5, 1, 2),
     )
     assert iio.imread(tmp_path / "image.png").shape == (6, 7)
     data = json.loads((tmp_path / "cross_correlation_data.json").read_text())
-    assert data == {"peak": [1, 2, 3], "peak_magnitude": 0.25,
-                    "offset": [0.5, 1, 2]}
+    assert data == {
+        "peak": [1, 2, 3],
+        "peak_magnitude": 0.25,
+        "offset": [0.5, 1, 2],
+    }

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import numpy.typing as npt
 import scipy.fft
@@ -14,6 +18,8 @@ FFT_PRECISIONS = ("double", "single")
 # Running sums of n terms are exact to about n * eps of their largest prefix:
 # local variances below this many eps of the summed energy are rounding noise.
 _FLAT_TOLERANCE = 64 * np.finfo(np.float64).eps
+# Tiles of about this many pixels keep a correlation's arrays in cache.
+_TILE_PIXELS = 2**20
 
 
 def crop_start(template_shape, mode: str) -> tuple[int, ...]:
@@ -39,141 +45,143 @@ def output_shape(template_shape, image_shape, mode: str) -> tuple[int, ...]:
     return tuple(i - m + 1 for m, i in zip(template_shape, image_shape))
 
 
+def _padding(template_shape, mode: str) -> list[tuple[int, int]]:
+    """Zero padding that turns a 'full' or 'same' NCC into a 'valid' one."""
+    if mode == "full":
+        return [(m - 1, m - 1) for m in template_shape]
+    return [(m - 1 - (m - 1) // 2, (m - 1) // 2) for m in template_shape]
+
+
 def check_mode(mode: str) -> None:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
 
 
-def window_sums(values: np.ndarray, window_shape, mode: str) -> np.ndarray:
-    """Sum of `values` over every window of `window_shape` (last axes).
+def window_sums(values: np.ndarray, window_shape) -> np.ndarray:
+    """Sum of `values` over every window of `window_shape` ('valid' mode).
 
-    Outside the array counts as zero ('full' and 'same' modes). Prefix sums
-    along one axis at a time keep the cost independent of the window size
-    (Lewis 1995).
+    Works on the last len(window_shape) axes. Prefix sums along one axis at
+    a time keep the cost independent of the window size (Lewis 1995).
     """
-    ndim = len(window_shape)
-    # 'valid' prefix sums have no padding; 'same' is a crop of 'full'.
-    start = crop_start(window_shape, "same" if mode == "same" else "full")
-    n_out = output_shape(window_shape, values.shape[-ndim:], mode)
     out = values
-    for axis, m, first, n in zip(range(-ndim, 0), window_shape, start, n_out):
-        prefix = _padded_prefix_sums(out, axis, m, mode)
+    for axis, m in zip(range(-len(window_shape), 0), window_shape):
+        prefix = _prefix_sums(out, axis)
+        n = out.shape[axis] - m + 1
         upper = [slice(None)] * out.ndim
         lower = [slice(None)] * out.ndim
-        upper[axis] = slice(first + m, first + m + n)
-        lower[axis] = slice(first, first + n)
+        upper[axis] = slice(m, m + n)
+        lower[axis] = slice(0, n)
         out = np.subtract(prefix[tuple(upper)], prefix[tuple(lower)])
     return out
 
 
-def _padded_prefix_sums(values, axis: int, m: int, mode: str) -> np.ndarray:
-    """Prefix sums along `axis`, with a zero head and a constant tail.
-
-    Element m + i holds values[0] + ... + values[i]; the first m elements
-    are 0 and, outside 'valid' mode, the last m - 1 repeat the total, which
-    is what zero-padding the values would give.
-    """
+def _prefix_sums(values: np.ndarray, axis: int) -> np.ndarray:
+    """Prefix sums along `axis` with a leading 0: element i sums values[:i]."""
     length = values.shape[axis]
-    head = m if mode != "valid" else 1
-    tail = m - 1 if mode != "valid" else 0
     shape = list(values.shape)
-    shape[axis] = head + length + tail
+    shape[axis] = length + 1
     prefix = np.empty(shape, dtype=np.float64)
     moved = np.moveaxis(prefix, axis, 0)
-    source = np.moveaxis(values, axis, 0)
-    moved[:head] = 0.0
+    moved[0] = 0.0
     if axis == -1:
         # Contiguous axis: numpy's accumulate is fastest here.
-        np.cumsum(values, axis=-1, out=prefix[..., head : head + length])
-    else:
-        # numpy accumulates other axes column by column (slow, strided);
-        # a loop of whole-row additions is several times faster.
-        moved[head] = source[0]
-        for i in range(1, length):
-            np.add(moved[head + i - 1], source[i], out=moved[head + i])
-    moved[head + length :] = moved[head + length - 1]
+        np.cumsum(values, axis=-1, out=prefix[..., 1:])
+        return prefix
+    # numpy accumulates other axes column by column (slow, strided);
+    # a loop of whole-row additions is several times faster.
+    source = np.moveaxis(values, axis, 0)
+    moved[1] = source[0]
+    for i in range(1, length):
+        np.add(moved[i], source[i], out=moved[i + 1])
     return prefix
 
 
-def correlate(
-    template: np.ndarray,
-    image: np.ndarray,
-    mode: str,
-    *,
-    fft_dtype=np.float64,
-) -> np.ndarray:
-    """Plain cross-correlation sum(w * t) over the last template.ndim axes.
-
-    Leading axes of `image` and `template` broadcast, so a stack of
-    windows is correlated with a stack of templates in one transform.
-    """
-    ndim = template.ndim
-    axes = tuple(range(-ndim, 0))
-    m = template.shape[-ndim:]
-    full = output_shape(m, image.shape[-ndim:], "full")
-    start = crop_start(m, mode)
-    n_out = output_shape(m, image.shape[-ndim:], mode)
-    # Circular wrap-around only has to miss the part of 'full' we keep.
-    fshape = [
-        scipy.fft.next_fast_len(f - s, real=True) for f, s in zip(full, start)
-    ]
-    flipped = template[(Ellipsis, *[slice(None, None, -1)] * ndim)]
-    spectrum = _zero_padded_rfftn(image.astype(fft_dtype, copy=False), fshape)
-    spectrum *= _zero_padded_rfftn(
-        flipped.astype(fft_dtype, copy=False), fshape
-    )
-    product = scipy.fft.irfftn(
-        spectrum, fshape, axes=axes, workers=-1, overwrite_x=True
-    )
-    keep = tuple(slice(s, s + n) for s, n in zip(start, n_out))
-    return product[(Ellipsis, *keep)]
-
-
-def _zero_padded_rfftn(values: np.ndarray, fshape) -> np.ndarray:
+def _zero_padded_rfftn(values: np.ndarray, fshape, workers: int):
     """rfftn over the last len(fshape) axes, zero-padded to `fshape`.
 
     One axis at a time, so the rows that are only padding are never
     transformed: a small template costs about half a full transform.
     """
-    spectrum = scipy.fft.rfft(values, n=fshape[-1], axis=-1, workers=-1)
+    spectrum = scipy.fft.rfft(values, n=fshape[-1], axis=-1, workers=workers)
     for axis in range(-2, -len(fshape) - 1, -1):
         spectrum = scipy.fft.fft(
-            spectrum, n=fshape[axis], axis=axis, workers=-1, overwrite_x=True
+            spectrum,
+            n=fshape[axis],
+            axis=axis,
+            workers=workers,
+            overwrite_x=True,
         )
     return spectrum
 
 
-def ncc_from_centered(
-    template: np.ndarray,
-    image: np.ndarray,
-    mode: str,
-    *,
-    fft_dtype=np.float64,
-) -> np.ndarray:
-    """NCC of `template` against an `image` whose mean has been removed.
+class PreparedTemplate:
+    """A template made ready for many correlations: centred, its energy,
+    and its spectrum for each FFT shape asked for.
 
-    `template` is any real array (it is centred here); `image` is float64
-    and already centred, so that running sums of its squares do not cancel
-    catastrophically. Leading axes broadcast as in :func:`correlate`.
+    Leading axes of `template` beyond `ndim` are a stack of templates.
     """
-    ndim = template.ndim
-    axes = tuple(range(-ndim, 0))
-    window_shape = template.shape
-    n = np.prod(window_shape, dtype=np.float64)
 
-    template = template.astype(np.float64)
-    scale = np.max(np.abs(template), axis=axes, keepdims=True)
-    template -= np.mean(template, axis=axes, keepdims=True)
-    template_energy = np.sum(np.square(template), axis=axes, keepdims=True)
-    flat_template = template_energy <= _FLAT_TOLERANCE * n * scale**2
+    def __init__(self, template: np.ndarray, ndim: int, fft_dtype):
+        self.axes = tuple(range(-ndim, 0))
+        self.shape = template.shape[-ndim:]
+        self.fft_dtype = fft_dtype
+        centred = template.astype(np.float64)
+        scale = np.max(np.abs(centred), axis=self.axes, keepdims=True)
+        centred -= np.mean(centred, axis=self.axes, keepdims=True)
+        self.energy = np.sum(np.square(centred), axis=self.axes, keepdims=True)
+        n = np.prod(self.shape, dtype=np.float64)
+        # A template that is constant up to rounding carries no pattern.
+        self.flat = self.energy <= _FLAT_TOLERANCE * n * scale**2
+        self._flipped = centred[(Ellipsis, *[slice(None, None, -1)] * ndim)]
+        self._spectra = {}
 
-    numerator = correlate(template, image, mode, fft_dtype=fft_dtype)
-    numerator = numerator.astype(np.float64, copy=False)
+    def spectrum(self, fshape, workers: int = -1) -> np.ndarray:
+        key = tuple(fshape)
+        if key not in self._spectra:
+            flipped = self._flipped.astype(self.fft_dtype, copy=False)
+            self._spectra[key] = _zero_padded_rfftn(flipped, key, workers)
+        return self._spectra[key]
+
+
+def fft_shape(image_shape) -> list[int]:
+    """FFT size per axis for a 'valid' correlation over `image_shape`.
+
+    Circular wrap-around only touches the first m - 1 outputs, which
+    'valid' mode discards, so the image's own size suffices.
+    """
+    return [scipy.fft.next_fast_len(int(n), real=True) for n in image_shape]
+
+
+def ncc_valid(
+    template: PreparedTemplate, image: np.ndarray, workers: int = -1
+) -> np.ndarray:
+    """'valid' NCC of a prepared template against a centred float64 `image`.
+
+    `image` has had a constant (its mean) removed, so that running sums of
+    its squares do not cancel catastrophically. Leading axes broadcast
+    against the template's (a stack of windows and a stack of templates).
+    """
+    axes = template.axes
+    fshape = fft_shape(image.shape[-len(axes) :])
+    spectrum = _zero_padded_rfftn(
+        image.astype(template.fft_dtype, copy=False), fshape, workers
+    )
+    spectrum *= template.spectrum(fshape, workers)
+    product = scipy.fft.irfftn(
+        spectrum, fshape, axes=axes, workers=workers, overwrite_x=True
+    )
+    keep = tuple(
+        slice(m - 1, n)
+        for m, n in zip(template.shape, image.shape[-len(axes) :])
+    )
+    numerator = product[(Ellipsis, *keep)].astype(np.float64, copy=False)
+
+    n = np.prod(template.shape, dtype=np.float64)
     squared = np.square(image)
     total = np.sum(squared, axis=axes, keepdims=True)
-    energy = window_sums(squared, window_shape, mode)
+    energy = window_sums(squared, template.shape)
     del squared
-    sums = window_sums(image, window_shape, mode)
+    sums = window_sums(image, template.shape)
     # n * variance of each window, in place: energy - sums**2 / n.
     np.square(sums, out=sums)
     sums /= n
@@ -181,13 +189,52 @@ def ncc_from_centered(
     del sums
     # Rounding leaves flat windows with |energy| of a few eps of the total.
     flat = energy <= _FLAT_TOLERANCE * total
-    flat |= flat_template
-    energy *= template_energy
+    flat |= template.flat
+    energy *= template.energy
     np.sqrt(energy, out=energy, where=~flat)
     # Flat windows or templates carry no pattern: their NCC is 0, not noise.
     energy[flat] = np.inf
     out = np.divide(numerator, energy, out=numerator)
     return np.clip(out, -1.0, 1.0, out=out)
+
+
+def _tiled_ncc_valid(template: PreparedTemplate, image: np.ndarray):
+    """'valid' NCC of a large image, tile by tile on all cores.
+
+    Tiles of about a million pixels stay in cache, and numpy and scipy.fft
+    release the GIL, so threads run the tiles side by side. Every tile
+    carries the m - 1 extra pixels its windows need.
+    """
+    m = template.shape
+    out_shape = [i - k + 1 for i, k in zip(image.shape, m)]
+    side = round(_TILE_PIXELS ** (1 / image.ndim))
+    counts = [
+        max(1, int(np.ceil(o / max(side - k + 1, k))))
+        for o, k in zip(out_shape, m)
+    ]
+    edges = [
+        np.linspace(0, o, c + 1).astype(int) for o, c in zip(out_shape, counts)
+    ]
+    tiles = list(
+        itertools.product(*[list(itertools.pairwise(e)) for e in edges])
+    )
+    if len(tiles) == 1:
+        return ncc_valid(template, image)
+    out = np.empty(out_shape)
+
+    def run(tile):
+        inside = tuple(slice(a, b + k - 1) for (a, b), k in zip(tile, m))
+        target = tuple(slice(a, b) for a, b in tile)
+        out[target] = ncc_valid(template, image[inside], workers=1)
+
+    # The template spectra are filled in before threads share the cache.
+    for tile in {
+        tuple(b - a + k - 1 for (a, b), k in zip(t, m)) for t in tiles
+    }:
+        template.spectrum(fft_shape(tile), workers=-1)
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        list(pool.map(run, tiles))
+    return out
 
 
 def normalized_cross_correlation(
@@ -254,10 +301,14 @@ def normalized_cross_correlation(
     template = as_real_array("template", template)
     image = as_real_array("image", image)
     check_template_fits(template, image)
-    image = image.astype(np.float64)
-    image -= image.mean()
     fft_dtype = np.float32 if fft_precision == "single" else np.float64
-    return ncc_from_centered(template, image, mode, fft_dtype=fft_dtype)
+    prepared = PreparedTemplate(template, template.ndim, fft_dtype)
+    centred = image.astype(np.float64)
+    centred -= centred.mean()
+    if mode != "valid":
+        # Zero padding of the centred image = padding with the image's mean.
+        centred = np.pad(centred, _padding(template.shape, mode))
+    return _tiled_ncc_valid(prepared, centred)
 
 
 def normalized_cross_correlation_2d(
