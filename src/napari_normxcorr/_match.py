@@ -1,0 +1,580 @@
+"""Matching many points of interest at once: the engine behind the plugin."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from ._ncc import PreparedTemplate, ncc_valid
+from ._peaks import argmax_index, parabolic_shift
+from ._subpixel import refine_shift
+from ._validate import per_axis
+from ._windows import as_slices, window_bounds
+
+
+class Status(str, Enum):
+    """Verdict on one matched point, most serious first."""
+
+    OK = "ok"
+    OUTSIDE_IMAGE = "outside image"
+    NON_FINITE = "non-finite data"
+    NO_FIT = "template does not fit"
+    FLAT_TEMPLATE = "flat template"
+    LOW_SCORE = "low score"
+    ON_BORDER = "peak on search border"
+    AMBIGUOUS = "ambiguous"
+    INCONSISTENT = "failed consistency"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Surface(NamedTuple):
+    """Correlation surface of one point and where it lies in the target.
+
+    Element ``q`` of `values` scores the match position ``origin + q``
+    (pixel coordinates of the matched axes in the target image); `plane`
+    holds the leading (unmatched) coordinates, empty for plain images.
+    """
+
+    values: np.ndarray
+    origin: np.ndarray
+    plane: tuple[int, ...]
+
+
+_COLUMNS = (
+    "score",
+    "distinctiveness",
+    "second_score",
+    "consistency",
+    "refined",
+    "status",
+)
+
+
+@dataclass
+class MatchResult:
+    """Where each point of interest went; rows line up with the input points.
+
+    Attributes
+    ----------
+    points : (N, D) ndarray
+        The points of interest in template-image pixel coordinates.
+    image_points : (N, D) ndarray
+        The starting guesses in the target image.
+    matched : (N, D) ndarray
+        Matched positions in target-image pixel coordinates (sub-pixel when
+        refined); NaN where no match could be computed.
+    offset : (N, D) ndarray
+        ``matched - points``: the displacement of each point.
+    score : (N,) ndarray
+        NCC at the match, in [-1, 1] (NaN where not computed).
+    second_score : (N,) ndarray
+        Best NCC peak outside the match's neighbourhood.
+    distinctiveness : (N,) ndarray
+        ``score - second_score``: how far the match stands above the best
+        alternative (near 0 for repetitive texture).
+    consistency : (N,) ndarray
+        Distance in pixels between the point and the match of the matched
+        position back into the template image (NaN when not checked).
+    refined : (N,) ndarray of bool
+        True where Gauss-Newton sub-pixel refinement converged; False where
+        the position comes from a parabola fit (or whole pixels).
+    status : (N,) ndarray of Status
+        Verdict per point, see :class:`Status`.
+    """
+
+    points: np.ndarray
+    image_points: np.ndarray
+    matched: np.ndarray
+    offset: np.ndarray
+    score: np.ndarray
+    second_score: np.ndarray
+    distinctiveness: np.ndarray
+    consistency: np.ndarray
+    refined: np.ndarray
+    status: np.ndarray
+    _context: Any = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    def surface(self, index: int) -> Surface:
+        """Recompute the correlation surface of point `index`."""
+        if self._context is None:
+            raise ValueError("this result holds no images to recompute from")
+        found = self._context.surface(
+            self.points[index], self.image_points[index]
+        )
+        if found is None:
+            raise ValueError(
+                f"point {index} has no correlation surface (status: "
+                f"{self.status[index]})."
+            )
+        return found
+
+    def to_table(self) -> dict[str, np.ndarray]:
+        """Columns of the result: positions per axis, offsets, quality.
+
+        Column names are ``point-0 ...``, ``matched-0 ...``,
+        ``offset-0 ...`` (one per axis) followed by the quality columns;
+        ``pandas.DataFrame(result.to_table())`` gives a data frame.
+        """
+        table = {}
+        for name, values in (
+            ("point", self.points),
+            ("matched", self.matched),
+            ("offset", self.offset),
+        ):
+            for axis in range(values.shape[1]):
+                table[f"{name}-{axis}"] = values[:, axis]
+        for name in _COLUMNS:
+            table[name] = getattr(self, name)
+        table["status"] = np.array([str(s) for s in self.status])
+        return table
+
+    def to_csv(self, path) -> None:
+        """Write :meth:`to_table` as CSV (one row per point)."""
+        import csv
+
+        table = self.to_table()
+        with open(path, "w", newline="") as stream:
+            writer = csv.writer(stream)
+            writer.writerow(table)
+            writer.writerows(zip(*table.values()))
+
+
+@dataclass
+class _Window:
+    """The two windows of one point: where they lie, and their pixels."""
+
+    row: int
+    plane: tuple[int, ...]
+    template_start: np.ndarray
+    search_start: np.ndarray
+    source: Any
+    template_slices: tuple
+    target: Any
+    search_slices: tuple
+    template: np.ndarray | None = None
+    search: np.ndarray | None = None
+
+    @property
+    def shapes(self) -> tuple:
+        return tuple(
+            tuple(s.stop - s.start for s in slices)
+            for slices in (self.template_slices, self.search_slices)
+        )
+
+    def read(self) -> bool:
+        """Read both windows; False when they hold NaN or infinity."""
+        self.template = np.asarray(self.source[self.template_slices])
+        self.search = np.asarray(self.target[self.search_slices])
+        return bool(
+            np.isfinite(self.template).all() and np.isfinite(self.search).all()
+        )
+
+    def release(self) -> None:
+        self.template = self.search = None
+
+
+@dataclass
+class _Matcher:
+    """Everything needed to match (and re-match) points: images, radii."""
+
+    template_image: Any
+    image: Any
+    template_radius: tuple[int, ...]
+    search_radius: tuple[int, ...]
+    fft_dtype: Any
+
+    def place(self, row, point, image_point, forward=True):
+        """Windows of one point, before reading any pixel.
+
+        Backward (``forward=False``) cuts the template around `point` in
+        the target and searches around `image_point` in the template image,
+        for the consistency check. Returns a Status when the point cannot
+        be matched, else a _Window whose arrays are not read yet.
+        """
+        source, target = self.template_image, self.image
+        if not forward:
+            source, target = target, source
+        d = self.ndim
+        plane = tuple(int(v) for v in np.rint(point[:-d]))
+        if not (
+            _inside(point, source.shape) and _inside(image_point, target.shape)
+        ) or plane != tuple(int(v) for v in np.rint(image_point[:-d])):
+            return Status.OUTSIDE_IMAGE
+        t_start, t_stop = window_bounds(
+            point[-d:], self.template_radius, source.shape[-d:]
+        )
+        s_start, s_stop = window_bounds(
+            image_point[-d:], self.search_radius, target.shape[-d:]
+        )
+        if np.any(t_stop - t_start > s_stop - s_start):
+            return Status.NO_FIT
+        return _Window(
+            row,
+            plane,
+            t_start,
+            s_start,
+            source,
+            plane + as_slices(t_start, t_stop),
+            target,
+            plane + as_slices(s_start, s_stop),
+        )
+
+    @property
+    def ndim(self) -> int:
+        return len(self.template_radius)
+
+    def surfaces(self, windows: list[_Window]):
+        """'valid' NCC surfaces of read windows that share their shapes.
+
+        Returns the surfaces and, per window, whether its template is flat.
+        """
+        templates = np.stack([w.template for w in windows])
+        searches = np.stack([w.search for w in windows]).astype(np.float64)
+        axes = tuple(range(1, searches.ndim))
+        searches -= searches.mean(axis=axes, keepdims=True)
+        prepared = PreparedTemplate(templates, self.ndim, self.fft_dtype)
+        return ncc_valid(prepared, searches), prepared.flat.ravel()
+
+    def surface(self, point, image_point) -> Surface | None:
+        """Surface of one point (for display), or None if it has none."""
+        point = np.asarray(point, float)
+        window = self.place(0, point, np.asarray(image_point, float))
+        if isinstance(window, Status) or not window.read():
+            return None
+        values = self.surfaces([window])[0][0]
+        d = self.ndim
+        origin = window.search_start + (point[-d:] - window.template_start)
+        return Surface(values, origin, window.plane)
+
+
+def _inside(point, shape) -> bool:
+    rounded = np.rint(point)
+    return bool(np.all((rounded >= 0) & (rounded < np.asarray(shape))))
+
+
+def _second_peak(surface: np.ndarray, peak, exclusion: int) -> float:
+    """Best local maximum of `surface` farther than `exclusion` from `peak`.
+
+    Falls back to the best value outside the exclusion box when there is no
+    other local maximum, and to NaN when nothing lies outside it.
+    """
+    outside = np.ones(surface.shape, dtype=bool)
+    outside[
+        tuple(slice(max(p - exclusion, 0), p + exclusion + 1) for p in peak)
+    ] = False
+    if not outside.any():
+        return np.nan
+    maxima = surface == ndimage.maximum_filter(surface, size=3)
+    candidates = outside & maxima
+    if not candidates.any():
+        candidates = outside
+    return float(surface[candidates].max())
+
+
+def match_points(
+    template_image: npt.ArrayLike,
+    image: npt.ArrayLike,
+    points: npt.ArrayLike,
+    *,
+    template_radius: int | Sequence[int] = 50,
+    search_radius: int | Sequence[int] = 200,
+    image_points: npt.ArrayLike | None = None,
+    subpixel: bool = True,
+    min_score: float = 0.5,
+    min_distinctiveness: float = 0.05,
+    max_consistency_error: float = 1.0,
+    check_consistency: bool = True,
+    fft_precision: str = "single",
+    batch_size: int = 32,
+    progress: Callable[[int, int], None] | None = None,
+) -> MatchResult:
+    """Find where each point of interest went from one image to another.
+
+    For each point, a window of `template_radius` around it in
+    `template_image` is correlated (NCC) with a window of `search_radius`
+    around its starting guess in `image`; the best position is refined to
+    sub-pixel precision and scored.
+
+    Parameters
+    ----------
+    template_image : (..., M0, M1[, M2]) array_like
+        Image the points were picked on. numpy, dask and zarr arrays work;
+        only the windows around the points are read.
+    image : (..., M0', M1'[, M2']) array_like
+        Target image, same number of axes.
+    points : (N, D) array_like
+        Points of interest (row, col, ...) in `template_image` pixel
+        coordinates, one column per axis of the images; floats allowed.
+        Leading coordinates (t, z, c in front of the matched axes) select
+        the plane to match in, rounded.
+    template_radius, search_radius : int or sequence of int, optional
+        Window radii in pixels: windows are ``2 * r + 1`` wide, centred on
+        the rounded point and clipped at the image borders. One int matches
+        in the last two axes; a sequence gives one radius per matched axis
+        (three entries match in 3-D).
+    image_points : (N, D) array_like, optional
+        Starting guesses in `image` (default: the same coordinates).
+    subpixel : bool, optional
+        Refine matches below a pixel (Gauss-Newton on the template patch,
+        falling back to a parabola fit of the NCC peak).
+    min_score : float, optional
+        Below this NCC a match is flagged ``low score``.
+    min_distinctiveness : float, optional
+        Below this margin over the second-best peak a match is flagged
+        ``ambiguous``.
+    max_consistency_error : float, optional
+        Matching back from the found position must land within this many
+        pixels of the point, or the row is flagged ``failed consistency``.
+    check_consistency : bool, optional
+        Match back from each found position into `template_image` (doubles
+        the work).
+    fft_precision : {'single', 'double'}, optional
+        Transform precision; single keeps peaks and scores within 1e-4.
+    batch_size : int, optional
+        Points correlated together; bounds memory.
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each batch.
+
+    Returns
+    -------
+    MatchResult
+        One row per point, in input order.
+    """
+    matcher, points, image_points = _setup(
+        template_image,
+        image,
+        points,
+        image_points,
+        template_radius,
+        search_radius,
+        fft_precision,
+    )
+    n, d = len(points), matcher.ndim
+    matched = np.full(points.shape, np.nan)
+    score = np.full(n, np.nan)
+    second = np.full(n, np.nan)
+    consistency = np.full(n, np.nan)
+    refined = np.zeros(n, dtype=bool)
+    status = np.full(n, Status.OK, dtype=object)
+    on_border = np.zeros(n, dtype=bool)
+    flat = np.zeros(n, dtype=bool)
+
+    groups = _group(matcher, points, image_points, status, forward=True)
+    total = sum(len(g) for g in groups)
+    done = 0
+    for batch in _batches(groups, batch_size, status):
+        surfaces, flat_templates = matcher.surfaces(batch)
+        for window, surface, is_flat in zip(batch, surfaces, flat_templates):
+            row = window.row
+            flat[row] = is_flat
+            peak = argmax_index(surface)
+            on_border[row] = any(
+                (p == 0 or p == s - 1) and s > 1
+                for p, s in zip(peak, surface.shape)
+            )
+            corner, score[row], refined[row] = _locate(
+                window, surface, peak, subpixel
+            )
+            second[row] = _second_peak(surface, peak, exclusion=2)
+            matched[row, :-d] = points[row, :-d]
+            matched[row, -d:] = (
+                window.search_start
+                + corner
+                + (points[row, -d:] - window.template_start)
+            )
+            window.release()
+        done += len(batch)
+        if progress is not None:
+            progress(done, total)
+
+    if check_consistency:
+        consistency = _consistency(
+            matcher, points, matched, status, batch_size
+        )
+
+    distinctiveness = score - second
+    verdicts = [
+        (flat, Status.FLAT_TEMPLATE),
+        (~(score >= min_score), Status.LOW_SCORE),
+        (on_border, Status.ON_BORDER),
+        (distinctiveness < min_distinctiveness, Status.AMBIGUOUS),
+        (consistency > max_consistency_error, Status.INCONSISTENT),
+    ]
+    for mask, verdict in verdicts:
+        status[mask & (status == Status.OK)] = verdict
+    offset = matched - points
+    return MatchResult(
+        points,
+        image_points,
+        matched,
+        offset,
+        score,
+        second,
+        distinctiveness,
+        consistency,
+        refined,
+        status,
+        matcher,
+    )
+
+
+def _setup(
+    template_image,
+    image,
+    points,
+    image_points,
+    template_radius,
+    search_radius,
+    fft_precision,
+):
+    """Check the arguments and bundle them into a _Matcher."""
+    template_image = _lazy_array("template_image", template_image)
+    image = _lazy_array("image", image)
+    if template_image.ndim != image.ndim:
+        raise ValueError(
+            f"template_image has {template_image.ndim} axes and image has "
+            f"{image.ndim}; they must have the same number."
+        )
+    # One int per radius matches in (row, col); a sequence says how many.
+    sizes = [np.size(template_radius), np.size(search_radius)]
+    ndim = max(sizes) if max(sizes) > 1 else min(2, image.ndim)
+    if ndim > image.ndim:
+        raise ValueError(
+            f"the radii have {ndim} entries but the images have "
+            f"{image.ndim} axes."
+        )
+    t_radius = per_axis("template_radius", template_radius, ndim)
+    s_radius = per_axis("search_radius", search_radius, ndim)
+    points = _point_array("points", points, image.ndim)
+    if image_points is None:
+        image_points = points.copy()
+    else:
+        image_points = _point_array("image_points", image_points, image.ndim)
+        if image_points.shape != points.shape:
+            raise ValueError(
+                f"image_points has shape {image_points.shape} but points "
+                f"has shape {points.shape}; give one guess per point."
+            )
+    if fft_precision not in ("single", "double"):
+        raise ValueError(
+            "fft_precision must be 'single' or 'double', got "
+            f"{fft_precision!r}."
+        )
+    fft_dtype = np.float32 if fft_precision == "single" else np.float64
+    matcher = _Matcher(template_image, image, t_radius, s_radius, fft_dtype)
+    return matcher, points, image_points
+
+
+def _group(matcher, points, guesses, status, forward):
+    """Place every point's windows; group them by shape, note failures."""
+    groups = defaultdict(list)
+    for row in range(len(points)):
+        if status[row] != Status.OK:
+            continue
+        window = matcher.place(row, points[row], guesses[row], forward)
+        if isinstance(window, Status):
+            status[row] = window
+        else:
+            groups[window.shapes].append(window)
+    return list(groups.values())
+
+
+def _batches(groups, batch_size, status):
+    """Batches of read windows of one shape; flags rows with NaN or inf.
+
+    Only one batch of pixels is in memory at a time.
+    """
+    for windows in groups:
+        for first in range(0, len(windows), batch_size):
+            batch = []
+            for window in windows[first : first + batch_size]:
+                if window.read():
+                    batch.append(window)
+                else:
+                    status[window.row] = Status.NON_FINITE
+                    window.release()
+            if batch:
+                yield batch
+
+
+def _lazy_array(name, values):
+    """numpy, dask and zarr arrays pass as they are (windows are read later)."""
+    array = (
+        values
+        if hasattr(values, "shape") and hasattr(values, "dtype")
+        else np.asarray(values)
+    )
+    if np.dtype(array.dtype).kind not in "biuf":
+        raise ValueError(
+            f"{name} must hold real numbers, got dtype {array.dtype}."
+        )
+    if any(s == 0 for s in array.shape) or array.ndim == 0:
+        raise ValueError(f"{name} is empty (shape {array.shape}).")
+    return array
+
+
+def _point_array(name, values, ndim) -> np.ndarray:
+    points = np.asarray(values, dtype=np.float64)
+    if points.size == 0:
+        return np.empty((0, ndim))
+    if points.ndim != 2 or points.shape[1] != ndim:
+        raise ValueError(
+            f"{name} has shape {points.shape} but the images have {ndim} "
+            f"axes; give an (N, {ndim}) array of (row, col, ...) "
+            "coordinates."
+        )
+    return points
+
+
+def _locate(window: _Window, surface, peak, subpixel: bool):
+    """Corner of the template in the search window, its score, refined?"""
+    integer = np.asarray(peak, dtype=np.float64)
+    if not subpixel:
+        return integer, float(surface[peak]), False
+    # A surface one position wide has nothing to refine along that axis.
+    if all(s > 1 for s in surface.shape):
+        refinement = refine_shift(window.template, window.search, peak)
+        if refinement.converged:
+            return refinement.position, refinement.score, True
+    return (
+        integer + parabolic_shift(surface, peak),
+        float(surface[peak]),
+        False,
+    )
+
+
+def _consistency(matcher, points, matched, status, batch_size):
+    """Distance from each point to the back-match of its match."""
+    d = matcher.ndim
+    distance = np.full(len(points), np.nan)
+    # Rows already flagged keep their verdict; back-matching them is moot.
+    todo = (status == Status.OK) & np.isfinite(matched).all(axis=1)
+    back_status = np.full(len(points), Status.OUTSIDE_IMAGE, dtype=object)
+    back_status[todo] = Status.OK
+    groups = _group(matcher, matched, points, back_status, forward=False)
+    for batch in _batches(groups, batch_size, back_status):
+        surfaces, _ = matcher.surfaces(batch)
+        for window, surface in zip(batch, surfaces):
+            peak = argmax_index(surface)
+            corner = np.asarray(peak) + parabolic_shift(surface, peak)
+            row = window.row
+            back = (
+                window.search_start
+                + corner
+                + (matched[row, -d:] - window.template_start)
+            )
+            distance[row] = float(np.linalg.norm(back - points[row, -d:]))
+            window.release()
+    return distance
