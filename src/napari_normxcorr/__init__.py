@@ -5,15 +5,30 @@ numpy and scipy; the napari widget is imported on first use.
 """
 
 from ._debug import visualize_cross_correlation
+from ._match import MatchResult, Status, Surface, match_points
 from ._ncc import normalized_cross_correlation, normalized_cross_correlation_2d
 from ._offsets import find_template_offset, find_template_offset_centered
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "MatchResult",
+    "MatchWidget",
+    "Status",
+    "Surface",
     "find_template_offset",
     "find_template_offset_centered",
+    "match_points",
     "normalized_cross_correlation",
     "normalized_cross_correlation_2d",
     "visualize_cross_correlation",
 ]
+
+
+def __getattr__(name):
+    # The widget needs napari and Qt: import them only when asked for.
+    if name == "MatchWidget":
+        from ._widget import MatchWidget
+
+        return MatchWidget
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

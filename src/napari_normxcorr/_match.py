@@ -169,7 +169,7 @@ class _Window:
     @property
     def shapes(self) -> tuple:
         return tuple(
-            tuple(s.stop - s.start for s in slices)
+            tuple(s.stop - s.start for s in slices if isinstance(s, slice))
             for slices in (self.template_slices, self.search_slices)
         )
 
@@ -510,7 +510,7 @@ def _batches(groups, batch_size, status):
 
 
 def _lazy_array(name, values):
-    """numpy, dask and zarr arrays pass as they are (windows are read later)."""
+    """numpy, dask and zarr arrays pass as they are: windows are read later."""
     array = (
         values
         if hasattr(values, "shape") and hasattr(values, "dtype")
