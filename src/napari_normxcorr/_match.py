@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+import os
+from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, NamedTuple
@@ -235,7 +237,7 @@ class _Matcher:
     def ndim(self) -> int:
         return len(self.template_radius)
 
-    def surfaces(self, windows: list[_Window]):
+    def surfaces(self, windows: list[_Window], workers: int = -1):
         """'valid' NCC surfaces of read windows that share their shapes.
 
         Returns the surfaces and, per window, whether its template is flat.
@@ -245,7 +247,7 @@ class _Matcher:
         axes = tuple(range(1, searches.ndim))
         searches -= searches.mean(axis=axes, keepdims=True)
         prepared = PreparedTemplate(templates, self.ndim, self.fft_dtype)
-        return ncc_valid(prepared, searches), prepared.flat.ravel()
+        return ncc_valid(prepared, searches, workers), prepared.flat.ravel()
 
     def surface(self, point, image_point) -> Surface | None:
         """Surface of one point (for display), or None if it has none."""
@@ -374,8 +376,10 @@ def match_points(
     groups = _group(matcher, points, image_points, status, forward=True)
     total = sum(len(g) for g in groups)
     done = 0
-    for batch in _batches(groups, batch_size, status):
-        surfaces, flat_templates = matcher.surfaces(batch)
+    batches = _batches(groups, batch_size, status)
+    for batch, (surfaces, flat_templates) in _in_threads(
+        matcher.surfaces, batches
+    ):
         for window, surface, is_flat in zip(batch, surfaces, flat_templates):
             row = window.row
             flat[row] = is_flat
@@ -509,6 +513,25 @@ def _batches(groups, batch_size, status):
                 yield batch
 
 
+def _in_threads(compute, batches):
+    """Yield ``(batch, compute(batch))`` in order, on all cores.
+
+    numpy and scipy.fft release the GIL, so batches run side by side; at
+    most one batch per core is in memory at a time.
+    """
+    workers = os.cpu_count() or 1
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = deque()
+        for batch in batches:
+            pending.append((batch, pool.submit(compute, batch, 1)))
+            if len(pending) >= workers:
+                batch, future = pending.popleft()
+                yield batch, future.result()
+        while pending:
+            batch, future = pending.popleft()
+            yield batch, future.result()
+
+
 def _lazy_array(name, values):
     """numpy, dask and zarr arrays pass as they are: windows are read later."""
     array = (
@@ -564,8 +587,8 @@ def _consistency(matcher, points, matched, status, batch_size):
     back_status = np.full(len(points), Status.OUTSIDE_IMAGE, dtype=object)
     back_status[todo] = Status.OK
     groups = _group(matcher, matched, points, back_status, forward=False)
-    for batch in _batches(groups, batch_size, back_status):
-        surfaces, _ = matcher.surfaces(batch)
+    batches = _batches(groups, batch_size, back_status)
+    for batch, (surfaces, _) in _in_threads(matcher.surfaces, batches):
         for window, surface in zip(batch, surfaces):
             peak = argmax_index(surface)
             corner = np.asarray(peak) + parabolic_shift(surface, peak)
