@@ -16,12 +16,12 @@ import time
 import tracemalloc
 
 import numpy as np
-from _timing import optional_cv2
-from reference import seed_ncc
 from scipy import ndimage
 from skimage.feature import match_template
 
+from _timing import optional_cv2
 from napari_normxcorr import match_points
+from reference import seed_ncc
 
 T_RADIUS, S_RADIUS = 50, 200
 
@@ -29,30 +29,36 @@ T_RADIUS, S_RADIUS = 50, 200
 def seed_loop(template_image, image, points):
     """The seed's per-point method: crop, three fftconvolves, argmax."""
     for r, c in np.rint(points).astype(int):
-        template = template_image[r - T_RADIUS : r + T_RADIUS,
-                                  c - T_RADIUS : c + T_RADIUS]
-        window = image[r - S_RADIUS : r + S_RADIUS,
-                       c - S_RADIUS : c + S_RADIUS]
+        template = template_image[
+            r - T_RADIUS : r + T_RADIUS, c - T_RADIUS : c + T_RADIUS
+        ]
+        window = image[
+            r - S_RADIUS : r + S_RADIUS, c - S_RADIUS : c + S_RADIUS
+        ]
         xc = seed_ncc(template, window, "full")
         np.unravel_index(np.argmax(xc), xc.shape)
 
 
 def opencv_loop(cv2, template_image, image, points):
     for r, c in np.rint(points).astype(int):
-        template = template_image[r - T_RADIUS : r + T_RADIUS + 1,
-                                  c - T_RADIUS : c + T_RADIUS + 1]
-        window = image[r - S_RADIUS : r + S_RADIUS + 1,
-                       c - S_RADIUS : c + S_RADIUS + 1]
+        template = template_image[
+            r - T_RADIUS : r + T_RADIUS + 1, c - T_RADIUS : c + T_RADIUS + 1
+        ]
+        window = image[
+            r - S_RADIUS : r + S_RADIUS + 1, c - S_RADIUS : c + S_RADIUS + 1
+        ]
         xc = cv2.matchTemplate(window, template, cv2.TM_CCOEFF_NORMED)
         cv2.minMaxLoc(xc)
 
 
 def skimage_loop(template_image, image, points):
     for r, c in np.rint(points).astype(int):
-        template = template_image[r - T_RADIUS : r + T_RADIUS + 1,
-                                  c - T_RADIUS : c + T_RADIUS + 1]
-        window = image[r - S_RADIUS : r + S_RADIUS + 1,
-                       c - S_RADIUS : c + S_RADIUS + 1]
+        template = template_image[
+            r - T_RADIUS : r + T_RADIUS + 1, c - T_RADIUS : c + T_RADIUS + 1
+        ]
+        window = image[
+            r - S_RADIUS : r + S_RADIUS + 1, c - S_RADIUS : c + S_RADIUS + 1
+        ]
         xc = match_template(window, template)
         np.unravel_index(np.argmax(xc), xc.shape)
 
@@ -72,36 +78,61 @@ def main():
     moved = np.roll(base, (7, -12), axis=(0, 1))
     all_points = rng.uniform(S_RADIUS, 3000 - S_RADIUS - 1, size=(1000, 2))
     base64, moved64 = base.astype(np.float64), moved.astype(np.float64)
-    print(f"{'POIs':>5} {'ours':>8} {'all on':>8} {'x seed':>7} "
-          f"{'x opencv':>8} {'x skimage':>9}")
+    print(
+        f"{'POIs':>5} {'ours':>8} {'all on':>8} {'x seed':>7} "
+        f"{'x opencv':>8} {'x skimage':>9}"
+    )
     for n in (1, 100, 1000):
         points = all_points[:n]
-        plain = dict(template_radius=T_RADIUS, search_radius=S_RADIUS,
-                     subpixel=False, check_consistency=False)
-        ours = per_point(lambda p: match_points(base, moved, p, **plain),
-                         points)
-        full = per_point(lambda p: match_points(
-            base, moved, p, template_radius=T_RADIUS,
-            search_radius=S_RADIUS), points)
+        plain = dict(
+            template_radius=T_RADIUS,
+            search_radius=S_RADIUS,
+            subpixel=False,
+            check_consistency=False,
+        )
+        ours = per_point(
+            lambda p: match_points(base, moved, p, **plain), points
+        )
+        full = per_point(
+            lambda p: match_points(
+                base,
+                moved,
+                p,
+                template_radius=T_RADIUS,
+                search_radius=S_RADIUS,
+            ),
+            points,
+        )
         seed = per_point(lambda p: seed_loop(base64, moved64, p), points, 20)
-        skimage = per_point(lambda p: skimage_loop(base, moved, p), points,
-                            20)
+        skimage = per_point(lambda p: skimage_loop(base, moved, p), points, 20)
         opencv = float("nan")
         if cv2 is not None:
-            opencv = per_point(lambda p: opencv_loop(cv2, base, moved, p),
-                               points, 50)
-        print(f"{n:5d} {ours * 1e3:6.2f}ms {full * 1e3:6.2f}ms "
-              f"{seed / ours:7.1f} {opencv / ours:8.2f} {skimage / ours:9.1f}")
+            opencv = per_point(
+                lambda p: opencv_loop(cv2, base, moved, p), points, 50
+            )
+        print(
+            f"{n:5d} {ours * 1e3:6.2f}ms {full * 1e3:6.2f}ms "
+            f"{seed / ours:7.1f} {opencv / ours:8.2f} {skimage / ours:9.1f}"
+        )
     tracemalloc.start()
-    match_points(base, moved, all_points, template_radius=T_RADIUS,
-                 search_radius=S_RADIUS)
+    match_points(
+        base,
+        moved,
+        all_points,
+        template_radius=T_RADIUS,
+        search_radius=S_RADIUS,
+    )
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    print(f"peak memory of match_points, 1000 POIs, all features: "
-          f"{peak / 2**20:.0f} MiB")
-    print("ratios: reference time per point / ours (like for like: whole "
-          "pixels, no consistency check); 'all on' adds sub-pixel "
-          "refinement and the consistency check.")
+    print(
+        f"peak memory of match_points, 1000 POIs, all features: "
+        f"{peak / 2**20:.0f} MiB"
+    )
+    print(
+        "ratios: reference time per point / ours (like for like: whole "
+        "pixels, no consistency check); 'all on' adds sub-pixel "
+        "refinement and the consistency check."
+    )
 
 
 if __name__ == "__main__":

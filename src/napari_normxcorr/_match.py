@@ -266,15 +266,36 @@ def _inside(point, shape) -> bool:
     return bool(np.all((rounded >= 0) & (rounded < np.asarray(shape))))
 
 
-def _second_peak(surface: np.ndarray, peak, exclusion: int) -> float:
-    """Best local maximum of `surface` farther than `exclusion` from `peak`.
+def _peak_half_widths(surface: np.ndarray, peak) -> list[int]:
+    """How far the peak stays above half its height, along each axis.
 
-    Falls back to the best value outside the exclusion box when there is no
-    other local maximum, and to NaN when nothing lies outside it.
+    Half height is halfway between the peak and the surface's median, so a
+    broad peak (smooth texture) gets a broad neighbourhood.
+    """
+    level = 0.5 * (surface[peak] + np.median(surface))
+    widths = []
+    for axis, index in enumerate(peak):
+        line = surface[(*peak[:axis], slice(None), *peak[axis + 1 :])]
+        below = np.flatnonzero(line <= level)
+        before = below[below < index]
+        after = below[below > index]
+        left = index - before[-1] if before.size else index + 1
+        right = after[0] - index if after.size else line.size - index
+        widths.append(int(max(left, right)))
+    return widths
+
+
+def _second_peak(surface: np.ndarray, peak) -> float:
+    """Best local maximum of `surface` outside the peak's neighbourhood.
+
+    The neighbourhood reaches as far as the peak stays above half its
+    height, and at least 2 pixels. Falls back to the best value outside it
+    when there is no other local maximum, and to NaN when nothing is.
     """
     outside = np.ones(surface.shape, dtype=bool)
+    reach = [max(w, 2) for w in _peak_half_widths(surface, peak)]
     outside[
-        tuple(slice(max(p - exclusion, 0), p + exclusion + 1) for p in peak)
+        tuple(slice(max(p - r, 0), p + r + 1) for p, r in zip(peak, reach))
     ] = False
     if not outside.any():
         return np.nan
@@ -391,7 +412,7 @@ def match_points(
             corner, score[row], refined[row] = _locate(
                 window, surface, peak, subpixel
             )
-            second[row] = _second_peak(surface, peak, exclusion=2)
+            second[row] = _second_peak(surface, peak)
             matched[row, :-d] = points[row, :-d]
             matched[row, -d:] = (
                 window.search_start
