@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("skimage")
 
-from napari_normxcorr import demo  # noqa: E402
+from napari_normxcorr import demo
 
 
 def test_demo_prints_matches_and_writes_csv(tmp_path, capsys):
