@@ -28,6 +28,7 @@ benchmark: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[testing,benchmarks]"
 	$(PY) benchmarks/bench_ncc.py
 	$(PY) benchmarks/bench_match_points.py
+	$(PY) benchmarks/bench_subpixel.py
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
