@@ -240,14 +240,19 @@ class _Matcher:
     def surfaces(self, windows: list[_Window], workers: int = -1):
         """'valid' NCC surfaces of read windows that share their shapes.
 
-        Returns the surfaces and, per window, whether its template is flat.
+        Returns the surfaces, their local maxima (a boolean mask) and, per
+        window, whether its template is flat.
         """
         templates = np.stack([w.template for w in windows])
         searches = np.stack([w.search for w in windows]).astype(np.float64)
         axes = tuple(range(1, searches.ndim))
         searches -= searches.mean(axis=axes, keepdims=True)
         prepared = PreparedTemplate(templates, self.ndim, self.fft_dtype)
-        return ncc_valid(prepared, searches, workers), prepared.flat.ravel()
+        surfaces = ncc_valid(prepared, searches, workers)
+        # Local maxima for the second-peak search, done here in the worker.
+        size = (1,) + (3,) * self.ndim
+        maxima = surfaces == ndimage.maximum_filter(surfaces, size=size)
+        return surfaces, maxima, prepared.flat.ravel()
 
     def surface(self, point, image_point) -> Surface | None:
         """Surface of one point (for display), or None if it has none."""
@@ -285,8 +290,10 @@ def _peak_half_widths(surface: np.ndarray, peak) -> list[int]:
     return widths
 
 
-def _second_peak(surface: np.ndarray, peak) -> float:
+def _second_peak(surface: np.ndarray, maxima: np.ndarray, peak) -> float:
     """Best local maximum of `surface` outside the peak's neighbourhood.
+
+    `maxima` marks the local maxima of `surface` (3-pixel neighbourhoods).
 
     The neighbourhood reaches as far as the peak stays above half its
     height, and at least 2 pixels. Falls back to the best value outside it
@@ -299,7 +306,6 @@ def _second_peak(surface: np.ndarray, peak) -> float:
     ] = False
     if not outside.any():
         return np.nan
-    maxima = surface == ndimage.maximum_filter(surface, size=3)
     candidates = outside & maxima
     if not candidates.any():
         candidates = outside
@@ -398,10 +404,12 @@ def match_points(
     total = sum(len(g) for g in groups)
     done = 0
     batches = _batches(groups, batch_size, status)
-    for batch, (surfaces, flat_templates) in _in_threads(
+    for batch, (surfaces, maxima, flat_templates) in _in_threads(
         matcher.surfaces, batches
     ):
-        for window, surface, is_flat in zip(batch, surfaces, flat_templates):
+        for window, surface, is_maximum, is_flat in zip(
+            batch, surfaces, maxima, flat_templates
+        ):
             row = window.row
             flat[row] = is_flat
             peak = argmax_index(surface)
@@ -412,7 +420,7 @@ def match_points(
             corner, score[row], refined[row] = _locate(
                 window, surface, peak, subpixel
             )
-            second[row] = _second_peak(surface, peak)
+            second[row] = _second_peak(surface, is_maximum, peak)
             matched[row, :-d] = points[row, :-d]
             matched[row, -d:] = (
                 window.search_start
@@ -609,7 +617,7 @@ def _consistency(matcher, points, matched, status, batch_size):
     back_status[todo] = Status.OK
     groups = _group(matcher, matched, points, back_status, forward=False)
     batches = _batches(groups, batch_size, back_status)
-    for batch, (surfaces, _) in _in_threads(matcher.surfaces, batches):
+    for batch, (surfaces, *_) in _in_threads(matcher.surfaces, batches):
         for window, surface in zip(batch, surfaces):
             peak = argmax_index(surface)
             corner = np.asarray(peak) + parabolic_shift(surface, peak)
