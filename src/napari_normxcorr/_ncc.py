@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -57,30 +58,57 @@ def check_mode(mode: str) -> None:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
 
 
-def window_sums(values: np.ndarray, window_shape) -> np.ndarray:
+class Workspace:
+    """Scratch arrays kept for reuse while one thread runs many correlations.
+
+    Freshly allocated large arrays cost page faults on every call (about as
+    much as the arithmetic here); reusing them across tiles or batches of
+    the same shape avoids that. Lives as long as one public call.
+    """
+
+    def __init__(self):
+        self._arrays = {}
+
+    def get(self, name: str, shape, dtype=np.float64) -> np.ndarray:
+        key = (name, tuple(shape), np.dtype(dtype))
+        if key not in self._arrays:
+            self._arrays[key] = np.empty(shape, dtype)
+        return self._arrays[key]
+
+
+def window_sums(
+    values: np.ndarray, window_shape, workspace: Workspace, name: str
+) -> np.ndarray:
     """Sum of `values` over every window of `window_shape` ('valid' mode).
 
     Works on the last len(window_shape) axes. Prefix sums along one axis at
-    a time keep the cost independent of the window size (Lewis 1995).
+    a time keep the cost independent of the window size (Lewis 1995). The
+    result is the workspace array `name`.
     """
     out = values
     for axis, m in zip(range(-len(window_shape), 0), window_shape):
-        prefix = _prefix_sums(out, axis)
+        prefix = _prefix_sums(out, axis, workspace)
         n = out.shape[axis] - m + 1
         upper = [slice(None)] * out.ndim
         lower = [slice(None)] * out.ndim
         upper[axis] = slice(m, m + n)
         lower[axis] = slice(0, n)
-        out = np.subtract(prefix[tuple(upper)], prefix[tuple(lower)])
+        shape = list(out.shape)
+        shape[axis] = n
+        out = np.subtract(
+            prefix[tuple(upper)],
+            prefix[tuple(lower)],
+            out=workspace.get(f"{name} {axis}", shape),
+        )
     return out
 
 
-def _prefix_sums(values: np.ndarray, axis: int) -> np.ndarray:
+def _prefix_sums(values: np.ndarray, axis: int, workspace: Workspace):
     """Prefix sums along `axis` with a leading 0: element i sums values[:i]."""
     length = values.shape[axis]
     shape = list(values.shape)
     shape[axis] = length + 1
-    prefix = np.empty(shape, dtype=np.float64)
+    prefix = workspace.get("prefix", shape)
     moved = np.moveaxis(prefix, axis, 0)
     moved[0] = 0.0
     if axis == -1:
@@ -153,48 +181,63 @@ def fft_shape(image_shape) -> list[int]:
 
 
 def ncc_valid(
-    template: PreparedTemplate, image: np.ndarray, workers: int = -1
+    template: PreparedTemplate,
+    image: np.ndarray,
+    workers: int = -1,
+    workspace: Workspace | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """'valid' NCC of a prepared template against a centred float64 `image`.
 
     `image` has had a constant (its mean) removed, so that running sums of
     its squares do not cancel catastrophically. Leading axes broadcast
     against the template's (a stack of windows and a stack of templates).
+    The result goes to `out` when given.
     """
+    workspace = workspace or Workspace()
     axes = template.axes
     fshape = fft_shape(image.shape[-len(axes) :])
-    spectrum = _zero_padded_rfftn(
-        image.astype(template.fft_dtype, copy=False), fshape, workers
+    # The image fills its FFT shape: one multi-axis transform is fastest.
+    spectrum = scipy.fft.rfftn(
+        image.astype(template.fft_dtype, copy=False),
+        fshape,
+        axes=axes,
+        workers=workers,
     )
     spectrum *= template.spectrum(fshape, workers)
     product = scipy.fft.irfftn(
         spectrum, fshape, axes=axes, workers=workers, overwrite_x=True
     )
+    del spectrum
     keep = tuple(
         slice(m - 1, n)
         for m, n in zip(template.shape, image.shape[-len(axes) :])
     )
-    numerator = product[(Ellipsis, *keep)].astype(np.float64, copy=False)
+    numerator = product[(Ellipsis, *keep)]
 
     n = np.prod(template.shape, dtype=np.float64)
-    squared = np.square(image)
+    squared = np.square(image, out=workspace.get("squared", image.shape))
     total = np.sum(squared, axis=axes, keepdims=True)
-    energy = window_sums(squared, template.shape)
-    del squared
-    sums = window_sums(image, template.shape)
+    energy = window_sums(squared, template.shape, workspace, "energy")
+    sums = window_sums(image, template.shape, workspace, "sums")
     # n * variance of each window, in place: energy - sums**2 / n.
     np.square(sums, out=sums)
     sums /= n
     energy -= sums
-    del sums
     # Rounding leaves flat windows with |energy| of a few eps of the total.
-    flat = energy <= _FLAT_TOLERANCE * total
+    flat = np.less_equal(
+        energy,
+        _FLAT_TOLERANCE * total,
+        out=workspace.get("flat", energy.shape, bool),
+    )
     flat |= template.flat
     energy *= template.energy
     np.sqrt(energy, out=energy, where=~flat)
     # Flat windows or templates carry no pattern: their NCC is 0, not noise.
     energy[flat] = np.inf
-    out = np.divide(numerator, energy, out=numerator)
+    if out is None:
+        out = np.empty(energy.shape)
+    np.divide(numerator, energy, out=out)
     return np.clip(out, -1.0, 1.0, out=out)
 
 
@@ -221,11 +264,14 @@ def _tiled_ncc_valid(template: PreparedTemplate, image: np.ndarray):
     if len(tiles) == 1:
         return ncc_valid(template, image)
     out = np.empty(out_shape)
+    local = threading.local()
 
     def run(tile):
+        if not hasattr(local, "workspace"):
+            local.workspace = Workspace()
         inside = tuple(slice(a, b + k - 1) for (a, b), k in zip(tile, m))
         target = tuple(slice(a, b) for a, b in tile)
-        out[target] = ncc_valid(template, image[inside], workers=1)
+        ncc_valid(template, image[inside], 1, local.workspace, out=out[target])
 
     # The template spectra are filled in before threads share the cache.
     for tile in {
