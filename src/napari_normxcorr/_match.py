@@ -7,7 +7,7 @@ import threading
 from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any, NamedTuple
 
@@ -107,6 +107,22 @@ class MatchResult:
 
     def __len__(self) -> int:
         return len(self.points)
+
+    @classmethod
+    def concatenate(cls, results: Sequence[MatchResult]) -> MatchResult:
+        """One result holding the rows of `results` in order.
+
+        All parts must come from the same images and settings (as when a
+        long run is split into chunks).
+        """
+        if not results:
+            raise ValueError("concatenate needs at least one result")
+        names = [f.name for f in fields(cls) if f.name != "_context"]
+        columns = {
+            name: np.concatenate([getattr(r, name) for r in results])
+            for name in names
+        }
+        return cls(**columns, _context=results[0]._context)
 
     def surface(self, index: int) -> Surface:
         """Recompute the correlation surface of point `index`."""

@@ -1,0 +1,419 @@
+"""The dock widget: pick layers, match the points, show the results."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FloatSpinBox,
+    PushButton,
+    SpinBox,
+)
+
+from . import _layers
+from ._match import MatchResult, match_points
+
+if TYPE_CHECKING:
+    import napari
+
+# Points matched per step of the worker: progress and cancel granularity.
+_CHUNK = 64
+
+NCC_COLORMAP = {
+    "colors": [[0.1, 0.2, 0.9, 1.0], [1.0, 1.0, 1.0, 1.0], [0.9, 0.1, 0.1, 1]],
+    "name": "ncc (blue -1, white 0, red +1)",
+}
+
+
+class MatchWidget(Container):
+    """Match the points of a Points layer from a template image to a target.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+        The viewer whose layers are matched; outputs are added to it.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__()
+        self._viewer = viewer
+        self.template_layer = ComboBox(
+            label="template image",
+            choices=self._image_choices,
+            tooltip="Image the points were clicked on",
+        )
+        self.image_layer = ComboBox(
+            label="target image",
+            choices=self._image_choices,
+            tooltip="Image to find the points in (may be the same layer)",
+        )
+        self.points_layer = ComboBox(
+            label="points",
+            choices=self._points_choices,
+            tooltip="Points of interest on the template image",
+        )
+        self.template_radius = SpinBox(
+            value=15,
+            min=1,
+            max=10_000,
+            label="template radius (px)",
+            tooltip="Patch around each point: 2 r + 1 pixels wide",
+        )
+        self.search_radius = SpinBox(
+            value=40,
+            min=1,
+            max=100_000,
+            label="search radius (px)",
+            tooltip="Window searched in the target: 2 r + 1 pixels wide",
+        )
+        self.subpixel = CheckBox(value=True, text="sub-pixel refinement")
+        self.min_score = FloatSpinBox(
+            value=0.5, min=-1.0, max=1.0, step=0.05, label="min score"
+        )
+        self.min_distinctiveness = FloatSpinBox(
+            value=0.05,
+            min=0.0,
+            max=2.0,
+            step=0.01,
+            label="min distinctiveness",
+        )
+        self.max_consistency_error = FloatSpinBox(
+            value=1.0,
+            min=0.0,
+            max=1000.0,
+            step=0.5,
+            label="max consistency error (px)",
+        )
+        self.run_button = PushButton(text="Run")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.extend(
+            [
+                self.template_layer,
+                self.image_layer,
+                self.points_layer,
+                self.template_radius,
+                self.search_radius,
+                self.subpixel,
+                self.min_score,
+                self.min_distinctiveness,
+                self.max_consistency_error,
+                self.run_button,
+                self.cancel_button,
+            ]
+        )
+        # QPushButton.clicked passes a bool: wrap the calls.
+        self.run_button.changed.connect(lambda: self.run())
+        self.cancel_button.changed.connect(lambda: self.cancel())
+        self.result: MatchResult | None = None
+        self._worker = None
+        self._shown_for = None
+
+        self._automatic = True
+        self._picking = False
+        for picker in (
+            self.template_layer,
+            self.image_layer,
+            self.points_layer,
+        ):
+            picker.changed.connect(self._user_picked)
+        events = viewer.layers.events
+        for event in (events.inserted, events.removed, events.moved):
+            event.connect(self._layers_changed)
+        self._layers_changed()
+
+    # --- layer pickers ------------------------------------------------
+
+    def _layers_of(self, kind: str) -> list:
+        import napari
+
+        layer_type = getattr(napari.layers, kind)
+        return [ly for ly in self._viewer.layers if isinstance(ly, layer_type)]
+
+    def _image_choices(self, widget=None) -> list[tuple[str, object]]:
+        return [(layer.name, layer) for layer in self._layers_of("Image")]
+
+    def _points_choices(self, widget=None) -> list[tuple[str, object]]:
+        names = _OUTPUT_SUFFIXES
+        return [
+            (layer.name, layer)
+            for layer in self._layers_of("Points")
+            if not layer.name.endswith(names)
+        ]
+
+    def _layers_changed(self, event=None) -> None:
+        for layer in self._viewer.layers:
+            layer.events.name.disconnect(self._refresh_choices)
+            layer.events.name.connect(self._refresh_choices)
+        self._refresh_choices()
+
+    def _refresh_choices(self, event=None) -> None:
+        self._picking = True
+        self.reset_choices()
+        self._picking = False
+        if self._automatic:
+            self._pick_defaults()
+
+    def _user_picked(self, value=None) -> None:
+        # Once the user chooses a layer, layer changes no longer re-pick.
+        if not self._picking:
+            self._automatic = False
+
+    def _pick_defaults(self) -> None:
+        """Choose layers from the selection first, then in layer order:
+        two different images when there are two, and a Points layer."""
+        selected = list(self._viewer.layers.selection)
+        images = [ly for _, ly in self._image_choices()]
+        points = [ly for _, ly in self._points_choices()]
+        images = [ly for ly in selected if ly in images] + images
+        points = [ly for ly in selected if ly in points] + points
+        self._picking = True
+        if images:
+            self.template_layer.value = images[0]
+            others = [ly for ly in images if ly is not images[0]]
+            self.image_layer.value = (others or images)[0]
+        if points:
+            self.points_layer.value = points[0]
+        self._picking = False
+
+    # --- running ------------------------------------------------------
+
+    def run(self):
+        """Match the chosen points in a background worker.
+
+        Returns the started worker, or None when the inputs cannot be
+        matched (a notification says why; nothing is added or changed).
+        """
+        from napari.qt.threading import create_worker
+        from napari.utils.notifications import show_warning
+
+        problem, job = self._prepare()
+        if problem:
+            show_warning(problem)
+            return None
+        chunks = max(1, int(np.ceil(len(job["points"]) / _CHUNK)))
+        worker = create_worker(
+            _match_in_chunks,
+            job,
+            _progress={"total": chunks, "desc": "Matching points"},
+            # Handled here, so the error is not raised again in the GUI.
+            _connect={"errored": self._report_error},
+            _start_thread=False,
+        )
+        worker.returned.connect(lambda result: self._show(result, job))
+        worker.aborted.connect(self._report_cancel)
+        worker.finished.connect(self._finished)
+        self._worker = worker
+        self.run_button.enabled = False
+        self.cancel_button.enabled = True
+        worker.start()
+        return worker
+
+    def cancel(self) -> None:
+        """Stop the running worker after its current chunk of points."""
+        if self._worker is not None:
+            self._worker.quit()
+
+    def _prepare(self):
+        """Check the inputs; return (problem, None) or (None, job)."""
+        template_layer = self.template_layer.value
+        image_layer = self.image_layer.value
+        points_layer = self.points_layer.value
+        if template_layer is None or image_layer is None:
+            return "Choose a template image and a target image layer.", None
+        if points_layer is None:
+            return "Choose a Points layer with points of interest.", None
+        if len(points_layer.data) == 0:
+            return (
+                f"'{points_layer.name}' has no points: click points of "
+                "interest on the template image first."
+            ), None
+        template = _layers.image_array(template_layer)
+        target = _layers.image_array(image_layer)
+        if not (template.ndim == target.ndim == points_layer.ndim):
+            return (
+                f"Layers with incompatible dimensionality: template "
+                f"'{template_layer.name}' has {template.ndim} axes, target "
+                f"'{image_layer.name}' {target.ndim}, points "
+                f"'{points_layer.name}' {points_layer.ndim}; choose layers "
+                "with the same number of axes."
+            ), None
+        t_radius = self.template_radius.value
+        s_radius = self.search_radius.value
+        smallest = min(min(template.shape[-2:]), min(target.shape[-2:]))
+        if 2 * t_radius + 1 > smallest:
+            return (
+                f"The template radius {t_radius} is too large for images of "
+                f"{template.shape[-2:]} and {target.shape[-2:]} pixels; make "
+                f"it at most {(smallest - 1) // 2}."
+            ), None
+        if s_radius < t_radius:
+            return (
+                f"The search radius ({s_radius}) must be at least the "
+                f"template radius ({t_radius})."
+            ), None
+        world = _layers.convert(
+            np.asarray(points_layer.data, float),
+            _layers.data_to_world(points_layer),
+        )
+        points = _layers.convert(world, _layers.world_to_data(template_layer))
+        guesses = _layers.convert(world, _layers.world_to_data(image_layer))
+        inside = np.all(
+            (np.rint(points) >= 0) & (np.rint(points) < template.shape), axis=1
+        )
+        if not inside.any():
+            return (
+                f"All {len(points)} points of '{points_layer.name}' lie "
+                f"outside the template image '{template_layer.name}'."
+            ), None
+        job = {
+            "template": template,
+            "target": target,
+            "points": points,
+            "guesses": guesses,
+            "world": world,
+            "layers": (template_layer, image_layer, points_layer),
+            "options": {
+                "template_radius": t_radius,
+                "search_radius": s_radius,
+                "subpixel": self.subpixel.value,
+                "min_score": self.min_score.value,
+                "min_distinctiveness": self.min_distinctiveness.value,
+                "max_consistency_error": self.max_consistency_error.value,
+            },
+        }
+        return None, job
+
+    def _finished(self) -> None:
+        self._worker = None
+        self.run_button.enabled = True
+        self.cancel_button.enabled = False
+
+    def _report_error(self, error: Exception) -> None:
+        from napari.utils.notifications import show_error
+
+        show_error(f"Matching failed: {error}")
+
+    def _report_cancel(self) -> None:
+        from napari.utils.notifications import show_info
+
+        show_info("Matching cancelled; no layers were changed.")
+
+    # --- results ------------------------------------------------------
+
+    def _show(self, result: MatchResult, job: dict) -> None:
+        """Add or update the matched points, surface and vector layers."""
+        _, image_layer, points_layer = job["layers"]
+        names = _layers.output_names(points_layer)
+        world = job["world"]
+        matched = _layers.matched_world(result, image_layer, world)
+        self.result = result
+        self._job = job
+        layer = _layers.set_or_add(
+            self._viewer,
+            names["matched"],
+            "points",
+            matched,
+            features=_layers.features_of(result),
+            face_color=_layers.status_colors(result),
+            size=np.array(points_layer.size, dtype=float),
+            text={
+                "string": "{score:.2f}",
+                "size": 9,
+                "color": "white",
+                "anchor": "upper_left",
+            },
+        )
+        layer.selected_data.events.items_changed.disconnect(
+            self._selection_changed
+        )
+        layer.selected_data.events.items_changed.connect(
+            self._selection_changed
+        )
+        vectors = np.stack([world, matched - world], axis=1)
+        _layers.set_or_add(
+            self._viewer,
+            names["displacement"],
+            "vectors",
+            vectors,
+            edge_color="yellow",
+            edge_width=1.5,
+        )
+        self._matched_layer = layer
+        self.show_surface(0)
+
+    def _selection_changed(self, event=None) -> None:
+        selected = sorted(self._matched_layer.selected_data)
+        if selected:
+            self.show_surface(selected[0])
+
+    def show_surface(self, index: int) -> None:
+        """Show the correlation surface of point `index` under its match."""
+        if self.result is None:
+            return
+        import napari
+
+        first = [i for i in range(len(self.result)) if i >= index] + list(
+            range(index)
+        )
+        # The requested point, or else the first point that has a surface.
+        for row in first:
+            try:
+                surface = self.result.surface(row)
+            except ValueError:
+                continue
+            break
+        else:
+            return
+        _, image_layer, points_layer = self._job["layers"]
+        data, affine = _layers.surface_placement(surface, image_layer)
+        name = _layers.output_names(points_layer)["surface"]
+        colormap = napari.utils.Colormap(**NCC_COLORMAP)
+        layer = _layers.set_or_add(
+            self._viewer,
+            name,
+            "image",
+            data,
+            affine=affine,
+            colormap=colormap,
+            contrast_limits=(-1.0, 1.0),
+            opacity=0.6,
+        )
+        layer.metadata["point"] = row
+        self._shown_for = row
+
+
+_OUTPUT_SUFFIXES = (" matched",)
+
+
+class MatchingFailed(Exception):
+    """An error inside the worker, passed on to the user.
+
+    superqt's workers swallow a RuntimeError without emitting ``errored``
+    or ``finished``; re-raising every error as this type keeps them
+    visible.
+    """
+
+
+def _match_in_chunks(job: dict):
+    """Generator for the worker: match chunk by chunk, yielding progress."""
+    parts = []
+    points, guesses = job["points"], job["guesses"]
+    for start in range(0, len(points), _CHUNK):
+        stop = start + _CHUNK
+        try:
+            part = match_points(
+                job["template"],
+                job["target"],
+                points[start:stop],
+                image_points=guesses[start:stop],
+                **job["options"],
+            )
+        except Exception as error:
+            raise MatchingFailed(str(error)) from error
+        parts.append(part)
+        yield stop
+    return MatchResult.concatenate(parts)

@@ -1,0 +1,337 @@
+"""The dock widget in a real napari viewer (runs under Xvfb)."""
+
+import os
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+if not os.environ.get("DISPLAY"):
+    pytest.skip(
+        "needs a display: run the tests with `make test` (uses Xvfb)",
+        allow_module_level=True,
+    )
+
+napari = pytest.importorskip("napari")
+
+from napari_normxcorr import MatchWidget, match_points  # noqa: E402
+
+SHIFT = (4, -6)
+
+
+def texture(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    values = ndimage.gaussian_filter(rng.normal(size=shape), 1.5)
+    return values / values.std()
+
+
+@pytest.fixture
+def viewer_with_pair(make_napari_viewer):
+    viewer = make_napari_viewer()
+    base = texture((160, 180))
+    viewer.add_image(base, name="before")
+    viewer.add_image(np.roll(base, SHIFT, axis=(0, 1)), name="after")
+    viewer.add_points([[60.0, 70.0], [100.5, 120.25], [40, 140]], name="pois")
+    return viewer
+
+
+def open_widget(viewer):
+    _, widget = viewer.window.add_plugin_dock_widget(
+        "napari-normxcorr", "Match points (NCC)"
+    )
+    return widget
+
+
+def run_and_wait(qtbot, widget):
+    widget.result = None
+    worker = widget.run()
+    assert worker is not None
+    qtbot.waitUntil(
+        lambda: widget.result is not None and widget._worker is None,
+        timeout=30_000,
+    )
+    return worker
+
+
+def choose(widget, template, image, points):
+    widget.template_layer.value = template
+    widget.image_layer.value = image
+    widget.points_layer.value = points
+
+
+def test_widget_opens_from_manifest_and_matches(viewer_with_pair, qtbot):
+    viewer = viewer_with_pair
+    widget = open_widget(viewer)
+    assert isinstance(widget, MatchWidget)
+    layers = viewer.layers
+    choose(widget, layers["before"], layers["after"], layers["pois"])
+    before = {ly.name: np.array(ly.data, copy=True) for ly in layers}
+    run_and_wait(qtbot, widget)
+
+    matched = layers["pois matched"]
+    points = layers["pois"].data
+    np.testing.assert_allclose(matched.data, points + SHIFT, atol=1e-6)
+    features = matched.features
+    np.testing.assert_allclose(features["score"], 1.0, atol=1e-6)
+    np.testing.assert_allclose(features["offset-0"], SHIFT[0], atol=1e-6)
+    np.testing.assert_allclose(features["offset-1"], SHIFT[1], atol=1e-6)
+    assert list(features["status"]) == ["ok"] * 3
+    assert {"distinctiveness", "consistency", "second_score"} <= set(features)
+
+    vectors = layers["pois displacement"].data
+    np.testing.assert_allclose(vectors[:, 0], points)
+    np.testing.assert_allclose(vectors[:, 1], [SHIFT] * 3, atol=1e-6)
+
+    surface = layers["pois NCC surface"]
+    peak = np.unravel_index(np.argmax(surface.data), surface.data.shape)
+    peak_world = surface.data_to_world(peak)
+    np.testing.assert_allclose(peak_world, matched.data[0], atol=1e-6)
+    assert tuple(surface.contrast_limits) == (-1.0, 1.0)
+
+    # Input layers are untouched.
+    for name, data in before.items():
+        np.testing.assert_array_equal(layers[name].data, data)
+
+
+def test_rerun_updates_instead_of_duplicating(viewer_with_pair, qtbot):
+    viewer = viewer_with_pair
+    widget = open_widget(viewer)
+    choose(
+        widget,
+        viewer.layers["before"],
+        viewer.layers["after"],
+        viewer.layers["pois"],
+    )
+    run_and_wait(qtbot, widget)
+    count = len(viewer.layers)
+    viewer.layers["pois"].data = [[80.0, 90.0]]
+    run_and_wait(qtbot, widget)
+    assert len(viewer.layers) == count
+    np.testing.assert_allclose(
+        viewer.layers["pois matched"].data, [[84.0, 84.0]], atol=1e-6
+    )
+    assert len(viewer.layers["pois matched"].features) == 1
+
+
+def test_selecting_a_match_shows_its_surface(viewer_with_pair, qtbot):
+    viewer = viewer_with_pair
+    widget = open_widget(viewer)
+    choose(
+        widget,
+        viewer.layers["before"],
+        viewer.layers["after"],
+        viewer.layers["pois"],
+    )
+    run_and_wait(qtbot, widget)
+    matched = viewer.layers["pois matched"]
+    matched.selected_data = {2}
+    surface = viewer.layers["pois NCC surface"]
+    assert surface.metadata["point"] == 2
+    peak = np.unravel_index(np.argmax(surface.data), surface.data.shape)
+    np.testing.assert_allclose(
+        surface.data_to_world(peak), matched.data[2], atol=1e-6
+    )
+
+
+def test_scale_and_translate_are_respected(make_napari_viewer, qtbot):
+    """Template with scale (2, 2), target with translate (10, -5)."""
+    viewer = make_napari_viewer()
+    base = texture((150, 150), seed=3)
+    moved = np.roll(base, SHIFT, axis=(0, 1))
+    viewer.add_image(base, name="before", scale=(2, 2))
+    viewer.add_image(moved, name="after", translate=(10, -5))
+    # Points clicked on the template: world = 2 * template pixel.
+    template_pixels = np.array([[30.0, 40.0], [45.0, 30.0]])
+    viewer.add_points(template_pixels * 2, name="pois")
+    widget = open_widget(viewer)
+    choose(
+        widget,
+        viewer.layers["before"],
+        viewer.layers["after"],
+        viewer.layers["pois"],
+    )
+    widget.search_radius.value = 120
+    run_and_wait(qtbot, widget)
+    # The same pixel content sits in the target at pixel + SHIFT, whose
+    # world position is pixel + SHIFT + (10, -5).
+    expected_world = template_pixels + SHIFT + np.array([10, -5])
+    direct = match_points(
+        base,
+        moved,
+        template_pixels,
+        template_radius=15,
+        search_radius=120,
+        image_points=template_pixels * 2 - [10, -5],
+    )
+    np.testing.assert_allclose(
+        direct.matched + [10, -5], expected_world, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        viewer.layers["pois matched"].data, expected_world, atol=1e-6
+    )
+    surface = viewer.layers["pois NCC surface"]
+    peak = np.unravel_index(np.argmax(surface.data), surface.data.shape)
+    np.testing.assert_allclose(
+        surface.data_to_world(peak), expected_world[0], atol=1e-6
+    )
+
+
+def test_time_lapse_points_match_in_their_frame(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    frames = np.stack([texture((100, 110), seed=s) for s in range(3)])
+    moved = np.roll(frames, (2, 3), axis=(1, 2))
+    viewer.add_image(frames, name="t0")
+    viewer.add_image(moved, name="t1")
+    viewer.add_points([[0, 50, 50], [2, 40.0, 60.0]], name="pois")
+    widget = open_widget(viewer)
+    choose(
+        widget, viewer.layers["t0"], viewer.layers["t1"], viewer.layers["pois"]
+    )
+    run_and_wait(qtbot, widget)
+    np.testing.assert_allclose(
+        viewer.layers["pois matched"].data,
+        [[0, 52, 53], [2, 42, 63]],
+        atol=1e-6,
+    )
+    surface = viewer.layers["pois NCC surface"]
+    assert surface.ndim == 3
+    assert surface.data.shape[0] == 1
+    peak = np.unravel_index(np.argmax(surface.data), surface.data.shape)
+    np.testing.assert_allclose(
+        surface.data_to_world(peak), [0, 52, 53], atol=1e-6
+    )
+
+
+def test_rgb_images_are_matched_in_luminance(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    grey = texture((120, 120), seed=4)
+    rgb = np.clip(
+        np.stack([grey, 0.5 * grey, -grey], axis=-1) * 40 + 128, 0, 255
+    ).astype(np.uint8)
+    viewer.add_image(rgb, name="before", rgb=True)
+    viewer.add_image(np.roll(rgb, SHIFT, axis=(0, 1)), name="after", rgb=True)
+    viewer.add_points([[60.0, 60.0]], name="pois")
+    widget = open_widget(viewer)
+    choose(
+        widget,
+        viewer.layers["before"],
+        viewer.layers["after"],
+        viewer.layers["pois"],
+    )
+    run_and_wait(qtbot, widget)
+    np.testing.assert_allclose(
+        viewer.layers["pois matched"].data, [[64.0, 54.0]], atol=1e-6
+    )
+
+
+def test_cancel_stops_without_adding_layers(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    base = texture((600, 600), seed=5)
+    viewer.add_image(base, name="before")
+    viewer.add_image(np.roll(base, SHIFT, axis=(0, 1)), name="after")
+    rng = np.random.default_rng(0)
+    viewer.add_points(rng.uniform(50, 550, size=(3000, 2)), name="pois")
+    widget = open_widget(viewer)
+    choose(
+        widget,
+        viewer.layers["before"],
+        viewer.layers["after"],
+        viewer.layers["pois"],
+    )
+    count = len(viewer.layers)
+    worker = widget.run()
+    aborted = []
+    worker.aborted.connect(lambda: aborted.append(True))
+    widget.cancel()
+    qtbot.waitUntil(lambda: widget._worker is None, timeout=60_000)
+    assert aborted
+    assert widget.result is None
+    assert len(viewer.layers) == count
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("no_points_layer", "Choose a Points layer"),
+        ("empty_points", "has no points"),
+        ("outside", "outside the template image"),
+        ("dimensions", "incompatible dimensionality"),
+        ("radius", "too large"),
+        ("search_smaller", "must be at least the template radius"),
+    ],
+)
+def test_bad_input_notifies_and_changes_nothing(
+    make_napari_viewer, qtbot, monkeypatch, setup, message
+):
+    viewer = make_napari_viewer()
+    base = texture((80, 90))
+    viewer.add_image(base, name="before")
+    viewer.add_image(base, name="after")
+    if setup != "no_points_layer":
+        data = {
+            "empty_points": np.empty((0, 2)),
+            "outside": [[500.0, 500.0], [-40.0, 3.0]],
+            "dimensions": [[0, 10.0, 10.0]],
+        }.get(setup, [[40.0, 40.0]])
+        viewer.add_points(
+            data, name="pois", ndim=np.shape(data)[1] if np.size(data) else 2
+        )
+    widget = open_widget(viewer)
+    widget.template_layer.value = viewer.layers["before"]
+    widget.image_layer.value = viewer.layers["after"]
+    if setup == "radius":
+        widget.template_radius.value = 60
+    if setup == "search_smaller":
+        widget.search_radius.value = 5
+    warnings = []
+    monkeypatch.setattr(
+        "napari.utils.notifications.show_warning", warnings.append
+    )
+    count = len(viewer.layers)
+    assert widget.run() is None
+    assert len(warnings) == 1
+    assert message in warnings[0]
+    assert len(viewer.layers) == count
+
+
+def test_worker_errors_become_notifications(
+    viewer_with_pair, qtbot, monkeypatch
+):
+    viewer = viewer_with_pair
+    widget = open_widget(viewer)
+    choose(
+        widget,
+        viewer.layers["before"],
+        viewer.layers["after"],
+        viewer.layers["pois"],
+    )
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr("napari_normxcorr._widget.match_points", broken)
+    errors = []
+    monkeypatch.setattr("napari.utils.notifications.show_error", errors.append)
+    widget.run()
+    qtbot.waitUntil(lambda: widget._worker is None, timeout=30_000)
+    assert errors == ["Matching failed: disk on fire"]
+    assert "pois matched" not in viewer.layers
+
+
+def test_pickers_follow_layers(viewer_with_pair):
+    viewer = viewer_with_pair
+    widget = open_widget(viewer)
+    names = [c for c in widget.image_layer.choices]
+    assert [ly.name for ly in names] == ["before", "after"]
+    viewer.add_image(np.zeros((10, 10)), name="third")
+    assert "third" in [ly.name for ly in widget.image_layer.choices]
+    viewer.layers["third"].name = "renamed"
+    assert "renamed" in widget.image_layer.native.itemText(2) or any(
+        widget.image_layer.native.itemText(i) == "renamed"
+        for i in range(widget.image_layer.native.count())
+    )
+    viewer.layers.remove("renamed")
+    assert len(widget.image_layer.choices) == 2
+    # Defaults: two different images and the points layer.
+    assert widget.template_layer.value is not widget.image_layer.value
+    assert widget.points_layer.value is viewer.layers["pois"]
