@@ -322,7 +322,7 @@ class MatchWidget(Container):
             size=np.array(points_layer.size, dtype=float),
             text={
                 "string": "{score:.2f}",
-                "size": 9,
+                "size": 7,
                 "color": "white",
                 "anchor": "upper_left",
             },

@@ -1,21 +1,25 @@
 """Demo: match points of interest across scikit-image's stereo pair.
 
-Run ``python -m napari_normxcorr.demo`` (or ``make demo``). It picks
-textured points on the left image of ``skimage.data.stereo_motorcycle()``,
-finds them in the right image, prints each match next to the ground-truth
-disparity and writes the result table as CSV.
+``python -m napari_normxcorr.demo`` (or ``make demo``) opens napari with the
+left and right images of ``skimage.data.stereo_motorcycle()``, a Points
+layer of textured places on the left image and the matching widget docked,
+ready to press Run. With ``--headless`` (what ``make demo`` does without a
+display, under Xvfb) it runs the match itself, prints each match next to
+the ground-truth disparity, and writes the result table (CSV) and a
+screenshot of the viewer (PNG).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
-from . import Status, match_points
+from . import Status
 
 
 def stereo_points(left: np.ndarray, count: int = 12) -> np.ndarray:
@@ -36,37 +40,79 @@ def stereo_points(left: np.ndarray, count: int = 12) -> np.ndarray:
     return np.array(points, dtype=float)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--headless",
-        action="store_true",
-        help="no viewer (the only mode until the napari widget lands)",
-    )
-    parser.add_argument(
-        "--output",
-        default="demo-output",
-        type=Path,
-        help="folder for matches.csv (default: demo-output)",
-    )
-    args = parser.parse_args(argv)
-
+def stereo_pair():
+    """Grey left and right images, and the ground-truth disparity."""
     from skimage import data
     from skimage.color import rgb2gray
 
     left, right, disparity = data.stereo_motorcycle()
-    left, right = rgb2gray(left), rgb2gray(right)
-    points = stereo_points(left)
-    # Rectified pair: search a wide band along the row, a few rows across.
-    result = match_points(
-        left,
-        right,
-        points,
-        template_radius=10,
-        search_radius=(13, 45),
-        image_points=points - [0, 35],
+    return rgb2gray(left), rgb2gray(right), disparity
+
+
+def open_viewer(show: bool = True):
+    """A viewer with the stereo pair, the points and the widget docked."""
+    import napari
+
+    left, right, disparity = stereo_pair()
+    viewer = napari.Viewer(title="napari-normxcorr demo", show=show)
+    viewer.window.resize(1400, 900)
+    viewer.add_image(left, name="left")
+    viewer.add_image(right, name="right", visible=False)
+    points = viewer.add_points(
+        stereo_points(left),
+        name="points of interest",
+        size=12,
+        face_color="transparent",
+        border_color="cyan",
+        border_width=0.15,
     )
-    truth = disparity[tuple(points.astype(int).T)]
+    _, widget = viewer.window.add_plugin_dock_widget(
+        "napari-normxcorr", "Match points (NCC)"
+    )
+    widget.template_layer.value = viewer.layers["left"]
+    widget.image_layer.value = viewer.layers["right"]
+    widget.points_layer.value = points
+    # Rectified pair: the match lies along the same row, up to ~60 px left.
+    widget.template_radius.value = 10
+    widget.search_radius.value = 70
+    return viewer, widget, disparity
+
+
+def run_headless(output: Path) -> int:
+    """Match in a real (Xvfb) viewer, print, and save CSV and screenshot."""
+    import imageio.v3 as iio
+    from qtpy.QtWidgets import QApplication
+
+    viewer, widget, disparity = open_viewer(show=True)
+    worker = widget.run()
+    if worker is None:
+        return 1
+    deadline = time.monotonic() + 300
+    while widget.result is None or widget._worker is not None:
+        QApplication.processEvents()
+        time.sleep(0.01)
+        if time.monotonic() > deadline:
+            print("The match did not finish in 5 minutes.", file=sys.stderr)
+            return 1
+    result = widget.result
+    viewer.layers["right"].visible = True
+    viewer.layers["left"].visible = False
+    viewer.reset_view()
+    QApplication.processEvents()
+    output.mkdir(parents=True, exist_ok=True)
+    csv = output / "matches.csv"
+    png = output / "screenshot.png"
+    result.to_csv(csv)
+    iio.imwrite(png, viewer.screenshot(canvas_only=False, flash=False))
+    report(result, disparity)
+    print(f"Wrote {csv.resolve()}\nWrote {png.resolve()}")
+    viewer.close()
+    return 0
+
+
+def report(result, disparity) -> None:
+    """Print each match with the ground-truth disparity."""
+    truth = disparity[tuple(np.rint(result.points).astype(int).T)]
     print(
         "Points of the left image found in the right image "
         "(row, col in pixels):"
@@ -75,7 +121,7 @@ def main(argv=None) -> int:
         f"{'point':>16} {'matched':>18} {'disparity':>9} {'truth':>6} "
         f"{'score':>6}  status"
     )
-    for i, point in enumerate(points):
+    for i, point in enumerate(result.points):
         found = result.matched[i]
         print(
             f"({point[0]:5.0f}, {point[1]:5.0f})   "
@@ -83,16 +129,35 @@ def main(argv=None) -> int:
             f"{-result.offset[i, 1]:9.2f} {truth[i]:6.2f} "
             f"{result.score[i]:6.3f}  {result.status[i]}"
         )
-    args.output.mkdir(parents=True, exist_ok=True)
-    csv = args.output / "matches.csv"
-    result.to_csv(csv)
     ok = result.status == Status.OK
     error = np.abs(-result.offset[ok, 1] - truth[ok])
     print(
-        f"\n{ok.sum()} of {len(points)} matches ok; their disparity is "
+        f"\n{ok.sum()} of {len(result)} matches ok; their disparity is "
         f"off the ground truth by {np.median(error):.2f} px (median)."
     )
-    print(f"Wrote {csv.resolve()}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--headless",
+        action="store_true",
+        help="run the match, write CSV and screenshot, and exit",
+    )
+    parser.add_argument(
+        "--output",
+        default="demo-output",
+        type=Path,
+        help="folder for matches.csv and screenshot.png (headless)",
+    )
+    args = parser.parse_args(argv)
+    if args.headless:
+        return run_headless(args.output)
+    import napari
+
+    open_viewer(show=True)
+    print("Press Run in the 'Match points (NCC)' panel.")
+    napari.run()
     return 0
 
 
