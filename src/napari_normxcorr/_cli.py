@@ -1,0 +1,215 @@
+"""Command line: match points from a CSV without a viewer.
+
+napari-normxcorr match TEMPLATE IMAGE POINTS.csv -o matched.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ._match import match_points
+
+EXAMPLE = """\
+example:
+  napari-normxcorr match before.tif after.tif points.csv -o matched.csv \\
+      --template-radius 15 --search-radius 40 --surfaces surfaces/
+
+POINTS.csv is napari's points CSV (File > Save Selected Layers):
+  index,axis-0,axis-1
+  0,120.0,340.5
+The output keeps that layout with the matched positions in the axis-*
+columns, followed by score, offset-*, distinctiveness, second_score,
+consistency, refined and status (one row per input point).
+"""
+
+
+class InputError(Exception):
+    """A file that cannot be used, with the reason for the user."""
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Read .npy, TIFF, or any format imageio reads (PNG, JPEG, ...)."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        if path.suffix.lower() == ".npy":
+            return np.load(path, allow_pickle=False)
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            return tifffile.imread(path)
+        import imageio.v3 as iio
+
+        return iio.imread(path)
+    except Exception as error:
+        raise InputError(
+            f"{path}: cannot read it as an image ({error})"
+        ) from error
+
+
+def read_points(path: Path) -> tuple[np.ndarray, list[str]]:
+    """Points from napari's CSV: columns ``axis-0, axis-1, ...``."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    with open(path, newline="") as stream:
+        rows = list(csv.DictReader(stream))
+        header = list(rows[0]) if rows else []
+    axes = sorted(
+        (h for h in header if h.startswith("axis-")),
+        key=lambda h: int(h.split("-")[1]),
+    )
+    if not rows or not axes:
+        raise InputError(
+            f"{path}: expected napari's points CSV with a header "
+            "'index,axis-0,axis-1,...' and one row per point"
+        )
+    try:
+        points = np.array([[float(r[a]) for a in axes] for r in rows])
+    except ValueError as error:
+        raise InputError(
+            f"{path}: a coordinate is not a number ({error})"
+        ) from error
+    return points, axes
+
+
+def as_grey(image: np.ndarray, ndim: int) -> np.ndarray:
+    """RGB(A) images (one extra trailing axis of 3 or 4) become luminance."""
+    if image.ndim == ndim + 1 and image.shape[-1] in (3, 4):
+        return image[..., :3] @ np.array([0.2125, 0.7154, 0.0721])
+    return image
+
+
+def radius(text: str) -> int | tuple[int, ...]:
+    """'15' or '5,15,15' (one per matched axis)."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an int or a comma-separated list of ints"
+        ) from None
+    if any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: radii must be >= 0")
+    return values[0] if len(values) == 1 else values
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(
+        prog="napari-normxcorr",
+        description="Find where points of interest went between two images "
+        "(normalized cross-correlation).",
+    )
+    commands = main.add_subparsers(dest="command", required=True)
+    match = commands.add_parser(
+        "match",
+        help="match the points of a CSV from TEMPLATE into IMAGE",
+        description="Match the points of POINTS.csv (napari's points "
+        "CSV, pixel coordinates of TEMPLATE) into IMAGE.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    match.add_argument("template", type=Path, help="image the points are on")
+    match.add_argument("image", type=Path, help="image to find them in")
+    match.add_argument("points", type=Path, help="napari points CSV")
+    match.add_argument(
+        "-o", "--output", type=Path, required=True, help="CSV to write"
+    )
+    match.add_argument(
+        "--template-radius",
+        type=radius,
+        default=50,
+        help="patch radius in pixels, or one per axis: 15 or 5,15,15 "
+        "(default 50)",
+    )
+    match.add_argument(
+        "--search-radius",
+        type=radius,
+        default=200,
+        help="search window radius in pixels (default 200)",
+    )
+    match.add_argument(
+        "--no-subpixel",
+        action="store_true",
+        help="whole-pixel matches only",
+    )
+    match.add_argument(
+        "--surfaces",
+        type=Path,
+        metavar="DIR",
+        help="also write each point's correlation surface as "
+        "DIR/surface-<index>.npy",
+    )
+    return main
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        points, axes = read_points(args.points)
+        template = as_grey(read_image(args.template), points.shape[1])
+        image = as_grey(read_image(args.image), points.shape[1])
+        result = match_points(
+            template,
+            image,
+            points,
+            template_radius=args.template_radius,
+            search_radius=args.search_radius,
+            subpixel=not args.no_subpixel,
+            progress=_progress_bar(len(points)),
+        )
+    except (InputError, ValueError) as error:
+        print(f"napari-normxcorr: error: {error}", file=sys.stderr)
+        return 1
+    write_table(args.output, result, axes)
+    if args.surfaces:
+        args.surfaces.mkdir(parents=True, exist_ok=True)
+        for i in range(len(result)):
+            try:
+                surface = result.surface(i)
+            except ValueError:
+                continue
+            np.save(args.surfaces / f"surface-{i}.npy", surface.values)
+    ok = int(np.sum(result.status == "ok"))
+    print(
+        f"{ok} of {len(result)} points matched ok; wrote {args.output}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def write_table(path: Path, result, axes: list[str]) -> None:
+    """napari's points CSV layout + the result columns."""
+    table = result.to_table()
+    columns = {"index": np.arange(len(result))}
+    for axis, name in enumerate(axes):
+        columns[name] = result.matched[:, axis]
+    for name, values in table.items():
+        if not name.startswith(("point-", "matched-")):
+            columns[name] = values
+    with open(path, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(columns)
+        writer.writerows(zip(*columns.values()))
+
+
+def _progress_bar(total: int):
+    """A text progress bar on stderr, for runs long enough to need one."""
+    if total < 50 or not sys.stderr.isatty():
+        return None
+
+    def show(done: int, of: int) -> None:
+        filled = int(30 * done / of)
+        bar = "#" * filled + "." * (30 - filled)
+        print(f"\r[{bar}] {done}/{of} points", end="", file=sys.stderr)
+        if done == of:
+            print(file=sys.stderr)
+
+    return show
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""napari-normxcorr match, end to end on files in a temporary folder."""
+
+import csv
+import subprocess
+import sys
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import tifffile
+from scipy import ndimage
+
+from napari_normxcorr._cli import main
+
+SHIFT = (3, -5)
+
+
+@pytest.fixture
+def files(tmp_path):
+    rng = np.random.default_rng(0)
+    base = ndimage.gaussian_filter(rng.normal(size=(120, 130)), 1.5)
+    base = ((base - base.min()) / np.ptp(base) * 60000).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "before.tif", base)
+    np.save(tmp_path / "after.npy", np.roll(base, SHIFT, axis=(0, 1)))
+    points = tmp_path / "points.csv"
+    points.write_text("index,axis-0,axis-1\n0,60.0,65.5\n1,40,90\n2,500,5\n")
+    return tmp_path
+
+
+def run(*args):
+    return main([str(a) for a in args])
+
+
+def read(path):
+    with open(path) as stream:
+        return list(csv.DictReader(stream))
+
+
+def test_matches_written_in_napari_layout(files, capsys):
+    out = files / "matched.csv"
+    code = run(
+        "match",
+        files / "before.tif",
+        files / "after.npy",
+        files / "points.csv",
+        "-o",
+        out,
+        "--template-radius",
+        10,
+        "--search-radius",
+        20,
+        "--surfaces",
+        files / "surfaces",
+    )
+    assert code == 0
+    rows = read(out)
+    assert list(rows[0])[:3] == ["index", "axis-0", "axis-1"]
+    assert {
+        "score",
+        "offset-0",
+        "offset-1",
+        "distinctiveness",
+        "consistency",
+        "status",
+    } <= set(rows[0])
+    assert float(rows[0]["axis-0"]) == pytest.approx(63.0, abs=1e-6)
+    assert float(rows[0]["axis-1"]) == pytest.approx(60.5, abs=1e-6)
+    assert float(rows[1]["offset-1"]) == pytest.approx(-5, abs=1e-6)
+    assert rows[2]["status"] == "outside image"
+    surface = np.load(files / "surfaces" / "surface-0.npy")
+    assert surface.shape == (21, 21)
+    assert "2 of 3 points matched ok" in capsys.readouterr().err
+
+
+def test_png_images_and_per_axis_radii(files):
+    base = tifffile.imread(files / "before.tif")
+    iio.imwrite(files / "before.png", base)
+    iio.imwrite(files / "after.png", np.roll(base, SHIFT, axis=(0, 1)))
+    out = files / "matched.csv"
+    assert (
+        run(
+            "match",
+            files / "before.png",
+            files / "after.png",
+            files / "points.csv",
+            "-o",
+            out,
+            "--template-radius",
+            "8,10",
+            "--search-radius",
+            "16,18",
+        )
+        == 0
+    )
+    assert float(read(out)[1]["offset-0"]) == pytest.approx(3, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("missing", "no such file"),
+        ("not_image", "cannot read it as an image"),
+        ("bad_csv", "expected napari's points CSV"),
+        ("bad_number", "not a number"),
+        ("dimensions", "axes"),
+    ],
+)
+def test_bad_files_exit_1_with_a_message(files, capsys, setup, message):
+    template = files / "before.tif"
+    points = files / "points.csv"
+    if setup == "missing":
+        template = files / "nope.tif"
+    elif setup == "not_image":
+        template = files / "text.tif"
+        template.write_text("hello")
+    elif setup == "bad_csv":
+        points.write_text("x,y\n1,2\n")
+    elif setup == "bad_number":
+        points.write_text("index,axis-0,axis-1\n0,a,1\n")
+    elif setup == "dimensions":
+        points.write_text("index,axis-0,axis-1,axis-2\n0,1,2,3\n")
+    code = run(
+        "match", template, files / "after.npy", points, "-o", files / "out.csv"
+    )
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("napari-normxcorr: error:")
+    assert message in err
+    assert not (files / "out.csv").exists()
+
+
+def test_bad_arguments_exit_2(files, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run(
+            "match",
+            files / "before.tif",
+            files / "after.npy",
+            files / "points.csv",
+            "-o",
+            files / "o.csv",
+            "--template-radius",
+            "ten",
+        )
+    assert exit_info.value.code == 2
+    assert "not an int" in capsys.readouterr().err
+
+
+def test_console_script_help_shows_an_example():
+    result = subprocess.run(
+        [sys.executable, "-m", "napari_normxcorr._cli", "match", "--help"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0
+    assert "example:" in result.stdout
+    assert "index,axis-0,axis-1" in result.stdout

@@ -1,0 +1,53 @@
+"""Sample data loads through npe2 and holds the answers it promises."""
+
+import numpy as np
+import pytest
+
+from napari_normxcorr import Status, match_points
+
+npe2 = pytest.importorskip("npe2")
+
+
+def samples():
+    manager = npe2.PluginManager.instance()
+    manager.discover()
+    contributions = manager.get_manifest("napari-normxcorr").contributions
+    return {s.key: s for s in contributions.sample_data}
+
+
+def load(key):
+    return samples()[key].open()
+
+
+def test_three_samples_are_contributed():
+    assert set(samples()) == {"stereo", "deformed", "drifting"}
+
+
+def test_stereo_sample():
+    pytest.importorskip("skimage")
+    (left, *_), (right, *_), (points, _, kind) = load("stereo")
+    assert left.shape == right.shape == (500, 741)
+    assert kind == "points" and len(points) == 12
+
+
+def test_deformed_sample_true_positions_are_found():
+    (before, *_), (after, *_), (points, *_), (truth, *_) = load("deformed")
+    result = match_points(
+        before, after, points, template_radius=12, search_radius=24
+    )
+    assert np.all(result.status == Status.OK)
+    # The field is smooth but not a translation: a tenth of a pixel.
+    np.testing.assert_allclose(result.matched, truth, atol=0.15)
+    assert np.abs(truth - points).max() > 2
+
+
+def test_drifting_sample_follows_points_from_t_to_t_plus_1():
+    (frames, *_), (later, *_), (points, *_) = load("drifting")
+    assert frames.ndim == 3 and frames.shape == later.shape
+    result = match_points(
+        frames, later, points, template_radius=10, search_radius=20
+    )
+    np.testing.assert_allclose(
+        result.offset[:, 1:], [[1.5, -1.0]] * len(points), atol=0.05
+    )
+    np.testing.assert_array_equal(result.offset[:, 0], 0)
