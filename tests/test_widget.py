@@ -335,3 +335,116 @@ def test_pickers_follow_layers(viewer_with_pair):
     # Defaults: two different images and the points layer.
     assert widget.template_layer.value is not widget.image_layer.value
     assert widget.points_layer.value is viewer.layers["pois"]
+
+
+def live_widget(viewer, qtbot):
+    widget = open_widget(viewer)
+    choose(
+        widget,
+        viewer.layers["before"],
+        viewer.layers["after"],
+        viewer.layers["pois"],
+    )
+    run_and_wait(qtbot, widget)
+    assert widget.live.value, "live mode turns on after the first run"
+    return widget
+
+
+def wait_live(qtbot, widget, updates):
+    qtbot.waitUntil(
+        lambda: (
+            widget._live.updates >= updates
+            and widget._live.worker is None
+            and not widget._live.pending
+        ),
+        timeout=30_000,
+    )
+
+
+def test_live_moving_a_point_rematches_only_that_point(
+    viewer_with_pair, qtbot, monkeypatch
+):
+    viewer = viewer_with_pair
+    widget = live_widget(viewer, qtbot)
+    calls = []
+    import napari_normxcorr._live as live
+
+    original = live.match_points
+
+    def counting(template, image, points, **kwargs):
+        calls.append(len(points))
+        return original(template, image, points, **kwargs)
+
+    monkeypatch.setattr(live, "match_points", counting)
+    layer = viewer.layers["pois"]
+    data = layer.data.copy()
+    data[1] = [90.0, 50.0]
+    layer.data = data
+    wait_live(qtbot, widget, 1)
+    assert calls == [1]
+    matched = viewer.layers["pois matched"]
+    np.testing.assert_allclose(matched.data[1], [94.0, 44.0], atol=1e-6)
+    np.testing.assert_allclose(
+        matched.data[[0, 2]], data[[0, 2]] + SHIFT, atol=1e-6
+    )
+    vectors = viewer.layers["pois displacement"].data
+    np.testing.assert_allclose(vectors[1, 0], [90.0, 50.0])
+    surface = viewer.layers["pois NCC surface"]
+    assert surface.metadata["point"] == 1
+    peak = np.unravel_index(np.argmax(surface.data), surface.data.shape)
+    np.testing.assert_allclose(
+        surface.data_to_world(peak), [94.0, 44.0], atol=1e-6
+    )
+
+
+def test_live_adding_and_deleting_points(viewer_with_pair, qtbot):
+    viewer = viewer_with_pair
+    widget = live_widget(viewer, qtbot)
+    layer = viewer.layers["pois"]
+    layer.add([[120.0, 60.0]])
+    wait_live(qtbot, widget, 1)
+    matched = viewer.layers["pois matched"]
+    assert len(matched.data) == 4
+    np.testing.assert_allclose(matched.data[3], [124.0, 54.0], atol=1e-6)
+    assert matched.features["status"].iloc[3] == "ok"
+    layer.selected_data = {0}
+    layer.remove_selected()
+    wait_live(qtbot, widget, 2)
+    assert len(matched.data) == 3
+    assert len(matched.features) == 3
+    np.testing.assert_allclose(matched.data, layer.data + SHIFT, atol=1e-6)
+    assert len(viewer.layers["pois displacement"].data) == 3
+
+
+def test_live_burst_of_moves_shows_the_last_position(viewer_with_pair, qtbot):
+    """A drag fires many events: the final match is for the final place."""
+    viewer = viewer_with_pair
+    widget = live_widget(viewer, qtbot)
+    layer = viewer.layers["pois"]
+    for step in range(8):
+        data = layer.data.copy()
+        data[0] = [60.0 + step, 70.0 + step]
+        layer.data = data
+    qtbot.waitUntil(
+        lambda: widget._live.worker is None and not widget._live.pending,
+        timeout=30_000,
+    )
+    np.testing.assert_allclose(
+        viewer.layers["pois matched"].data[0],
+        [67.0 + SHIFT[0], 77.0 + SHIFT[1]],
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(widget.result.points[0], [67.0, 77.0])
+
+
+def test_live_off_leaves_results_alone(viewer_with_pair, qtbot):
+    viewer = viewer_with_pair
+    widget = live_widget(viewer, qtbot)
+    widget.live.value = False
+    before = viewer.layers["pois matched"].data.copy()
+    layer = viewer.layers["pois"]
+    data = layer.data.copy()
+    data[0] = [30.0, 30.0]
+    layer.data = data
+    qtbot.wait(200)
+    np.testing.assert_array_equal(viewer.layers["pois matched"].data, before)

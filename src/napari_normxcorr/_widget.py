@@ -15,6 +15,7 @@ from magicgui.widgets import (
 )
 
 from . import _layers
+from ._live import LiveMatching
 from ._match import MatchResult, match_points
 
 if TYPE_CHECKING:
@@ -71,6 +72,12 @@ class MatchWidget(Container):
             tooltip="Window searched in the target: 2 r + 1 pixels wide",
         )
         self.subpixel = CheckBox(value=True, text="sub-pixel refinement")
+        self.live = CheckBox(
+            value=False,
+            text="live: re-match edited points",
+            tooltip="On after the first run: adding, moving or deleting a "
+            "point updates its match",
+        )
         self.min_score = FloatSpinBox(
             value=0.5, min=-1.0, max=1.0, step=0.05, label="min score"
         )
@@ -101,6 +108,7 @@ class MatchWidget(Container):
                 self.min_score,
                 self.min_distinctiveness,
                 self.max_consistency_error,
+                self.live,
                 self.run_button,
                 self.cancel_button,
             ]
@@ -109,6 +117,7 @@ class MatchWidget(Container):
         self.run_button.changed.connect(lambda: self.run())
         self.cancel_button.changed.connect(lambda: self.cancel())
         self.result: MatchResult | None = None
+        self._live = LiveMatching(self)
         self._worker = None
         self._shown_for = None
 
@@ -305,13 +314,20 @@ class MatchWidget(Container):
     # --- results ------------------------------------------------------
 
     def _show(self, result: MatchResult, job: dict) -> None:
-        """Add or update the matched points, surface and vector layers."""
-        _, image_layer, points_layer = job["layers"]
-        names = _layers.output_names(points_layer)
-        world = job["world"]
-        matched = _layers.matched_world(result, image_layer, world)
+        """Keep a finished run and show it; later edits update it live."""
         self.result = result
         self._job = job
+        self._world = job["world"].copy()
+        self.refresh_outputs(show=0)
+        self._live.follow(job["layers"][2])
+        self.live.value = True
+
+    def refresh_outputs(self, show: int | None = None) -> None:
+        """Add or update the matched points, vectors and surface layers."""
+        result, world = self.result, self._world
+        _, image_layer, points_layer = self._job["layers"]
+        names = _layers.output_names(points_layer)
+        matched = _layers.matched_world(result, image_layer, world)
         layer = _layers.set_or_add(
             self._viewer,
             names["matched"],
@@ -338,12 +354,13 @@ class MatchWidget(Container):
             self._viewer,
             names["displacement"],
             "vectors",
-            vectors,
+            vectors.reshape(-1, 2, world.shape[1]),
             edge_color="yellow",
             edge_width=1.5,
         )
         self._matched_layer = layer
-        self.show_surface(0)
+        if show is not None:
+            self.show_surface(show)
 
     def _selection_changed(self, event=None) -> None:
         selected = sorted(self._matched_layer.selected_data)

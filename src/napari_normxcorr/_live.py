@@ -1,0 +1,165 @@
+"""Live mode: re-match only the points the user adds, moves or deletes.
+
+Edits arrive as ``Points.events.data`` with an action and the indices it
+touched. Deletions are applied at once; added and moved points are matched
+in a background worker. Edits that arrive while a worker runs are pooled
+and matched next (a drag fires many events), and a result is applied only
+to rows whose point has not moved again since the worker started.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from . import _layers
+from ._match import MatchResult, Status, match_points
+
+if TYPE_CHECKING:
+    from ._widget import MatchWidget
+
+_ROWS = [f.name for f in fields(MatchResult) if f.name != "_context"]
+
+
+def set_rows(result: MatchResult, rows, part: MatchResult) -> None:
+    """Copy the rows of `part` into `result` at `rows`."""
+    for name in _ROWS:
+        getattr(result, name)[rows] = getattr(part, name)
+
+
+def delete_rows(result: MatchResult, rows) -> MatchResult:
+    columns = {
+        name: np.delete(getattr(result, name), rows, axis=0) for name in _ROWS
+    }
+    return MatchResult(**columns, _context=result._context)
+
+
+def append_rows(result: MatchResult, count: int) -> MatchResult:
+    """`result` with `count` unmatched rows at the end (to be matched)."""
+    columns = {}
+    for name in _ROWS:
+        values = getattr(result, name)
+        extra = np.empty((count, *values.shape[1:]), dtype=values.dtype)
+        if values.dtype == object:
+            extra[...] = Status.OUTSIDE_IMAGE
+        elif values.dtype == bool:
+            extra[...] = False
+        else:
+            extra[...] = np.nan
+        columns[name] = np.concatenate([values, extra])
+    return MatchResult(**columns, _context=result._context)
+
+
+class LiveMatching:
+    """Keeps a MatchWidget's last result in step with its points layer."""
+
+    def __init__(self, widget: MatchWidget):
+        self.widget = widget
+        self.layer = None
+        self.pending: set[int] = set()
+        self.worker = None
+        self.updates = 0  # applied updates, for tests and benchmarks
+
+    def follow(self, points_layer) -> None:
+        if self.layer is not None:
+            self.layer.events.data.disconnect(self.on_edit)
+        self.layer = points_layer
+        points_layer.events.data.connect(self.on_edit)
+
+    def on_edit(self, event) -> None:
+        widget = self.widget
+        if not widget.live.value or widget.result is None:
+            return
+        action = str(getattr(event, "action", ""))
+        if action not in ("added", "changed", "removed"):
+            return  # the "-ing" half of an edit: wait for its end
+        world = self.current_world()
+        result = widget.result
+        if action == "removed" and len(world) < len(result):
+            rows = [i for i in event.data_indices if i < len(result)]
+            widget.result = delete_rows(result, rows)
+            widget._world = np.delete(widget._world, rows, axis=0)
+            self.pending = {
+                i - sum(r < i for r in rows)
+                for i in self.pending
+                if i not in rows
+            }
+            widget.refresh_outputs()
+            self.updates += 1
+            return
+        if len(world) > len(result):
+            count = len(world) - len(result)
+            widget.result = append_rows(result, count)
+            widget._world = np.concatenate([widget._world, world[-count:]])
+            self.pending.update(range(len(result), len(world)))
+        elif len(world) < len(result):
+            # Rows vanished without a removal event (data was replaced).
+            widget.result = delete_rows(
+                result, list(range(len(world), len(result)))
+            )
+            widget._world = widget._world[: len(world)]
+        moved = np.flatnonzero(~np.all(world == widget._world, axis=1))
+        self.pending.update(int(i) for i in moved)
+        self.start()
+
+    def current_world(self) -> np.ndarray:
+        data = np.asarray(self.layer.data, dtype=float)
+        return _layers.convert(data, _layers.data_to_world(self.layer))
+
+    def start(self) -> None:
+        """Match the pending rows, unless a worker is already at it."""
+        if self.worker is not None or not self.pending:
+            return
+        from napari.qt.threading import create_worker
+
+        rows = np.array(sorted(self.pending))
+        self.pending.clear()
+        world = self.current_world()[rows]
+        self.widget._world[rows] = world
+        job = self.widget._job
+        template_layer, image_layer, _ = job["layers"]
+        points = _layers.convert(world, _layers.world_to_data(template_layer))
+        guesses = _layers.convert(world, _layers.world_to_data(image_layer))
+        self.worker = create_worker(
+            match_points,
+            job["template"],
+            job["target"],
+            points,
+            image_points=guesses,
+            **job["options"],
+            _connect={"errored": self.widget._report_error},
+            _start_thread=False,
+        )
+        self.worker.returned.connect(
+            lambda part: self.apply(rows, world, part)
+        )
+        self.worker.finished.connect(self.finished)
+        self.worker.start()
+
+    def apply(self, rows, world, part: MatchResult) -> None:
+        """Show the rows whose point is still where it was matched."""
+        widget = self.widget
+        current = self.current_world()
+        fresh = [
+            k
+            for k, row in enumerate(rows)
+            if row < len(current)
+            and np.all(current[row] == world[k])
+            and row < len(widget.result)
+        ]
+        if fresh:
+            keep = np.asarray(fresh)
+            set_rows(widget.result, rows[keep], part_rows(part, keep))
+            widget.refresh_outputs(show=int(rows[keep[-1]]))
+            self.updates += 1
+
+    def finished(self) -> None:
+        self.worker = None
+        self.start()
+
+
+def part_rows(part: MatchResult, keep) -> MatchResult:
+    columns = {name: getattr(part, name)[keep] for name in _ROWS}
+    return MatchResult(**columns, _context=part._context)
