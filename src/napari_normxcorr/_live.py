@@ -61,6 +61,12 @@ class LiveMatching:
         self.pending: set[int] = set()
         self.worker = None
         self.updates = 0  # applied updates, for tests and benchmarks
+        self.generation = 0  # bumped by a full run: older work is void
+
+    def reset(self) -> None:
+        """Forget pending edits and in-flight results (a full run starts)."""
+        self.pending.clear()
+        self.generation += 1
 
     def follow(self, points_layer) -> None:
         if self.layer is not None:
@@ -132,15 +138,18 @@ class LiveMatching:
             _connect={"errored": self.widget._report_error},
             _start_thread=False,
         )
+        generation = self.generation
         self.worker.returned.connect(
-            lambda part: self.apply(rows, world, part)
+            lambda part: self.apply(rows, world, part, generation)
         )
         self.worker.finished.connect(self.finished)
         self.worker.start()
 
-    def apply(self, rows, world, part: MatchResult) -> None:
+    def apply(self, rows, world, part: MatchResult, generation) -> None:
         """Show the rows whose point is still where it was matched."""
         widget = self.widget
+        if generation != self.generation or widget.result is None:
+            return
         current = self.current_world()
         fresh = [
             k

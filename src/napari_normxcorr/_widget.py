@@ -216,6 +216,7 @@ class MatchWidget(Container):
         worker.aborted.connect(self._report_cancel)
         worker.finished.connect(self._finished)
         self._worker = worker
+        self._live.reset()
         self.run_button.enabled = False
         self.cancel_button.enabled = True
         worker.start()
