@@ -133,14 +133,21 @@ def surface_placement(surface, image_layer) -> tuple[np.ndarray, np.ndarray]:
     return data, affine
 
 
-def set_or_add(viewer: napari.Viewer, name: str, kind: str, data, **kwargs):
-    """Update the layer called `name` in place, or add it."""
+def set_or_add(
+    viewer: napari.Viewer, name: str, kind: str, data, update=(), **kwargs
+):
+    """Update the layer called `name` in place, or add it.
+
+    An existing layer gets the new data and the keyword arguments named in
+    `update`; the others (styling) apply only when the layer is created, so
+    a user's restyling survives re-runs and live edits.
+    """
     if name in viewer.layers:
         layer = viewer.layers[name]
         if layer.ndim == np.ndim(data) or kind != "image":
             layer.data = data
-            for key, value in kwargs.items():
-                setattr(layer, key, value)
+            for key in update:
+                setattr(layer, key, kwargs[key])
             return layer
         viewer.layers.remove(layer)
     add = getattr(viewer, f"add_{kind}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from collections import defaultdict, deque
@@ -589,6 +590,15 @@ def _in_threads(compute, batches):
     numpy and scipy.fft release the GIL, so batches run side by side; at
     most one batch per core is in memory at a time.
     """
+    batches = iter(batches)
+    first = next(batches, None)
+    second = next(batches, None)
+    if second is None:
+        # One batch (live edits, a few points): no pool to start.
+        if first is not None:
+            yield first, compute(first, -1, Workspace())
+        return
+    batches = itertools.chain([first, second], batches)
     workers = os.cpu_count() or 1
     local = threading.local()
 

@@ -1,0 +1,84 @@
+"""Latency of live mode: from a point edit to updated layers.
+
+Drives the real widget in a napari viewer (needs a display; run under
+xvfb-run without one). A 2000 x 2000 texture, 20 points, template radius
+50 in search radius 200: each edit moves one point, and the time until the
+matched layer, the vectors and the surface show its new match is measured.
+Prints the median latency and the ratio to re-running all 20 points.
+Run: xvfb-run -a python benchmarks/bench_live.py
+"""
+
+import time
+
+import napari
+import numpy as np
+from qtpy.QtWidgets import QApplication
+from scipy import ndimage
+
+from napari_normxcorr import MatchWidget
+
+
+def wait(condition, timeout=60.0):
+    deadline = time.perf_counter() + timeout
+    while not condition():
+        QApplication.processEvents()
+        if time.perf_counter() > deadline:
+            raise TimeoutError("the widget did not finish")
+
+
+def main(edits=15):
+    rng = np.random.default_rng(0)
+    base = ndimage.gaussian_filter(rng.normal(size=(2000, 2000)), 1.5)
+    viewer = napari.Viewer(show=True)
+    viewer.add_image(base, name="before")
+    viewer.add_image(np.roll(base, (5, -8), axis=(0, 1)), name="after")
+    points = viewer.add_points(
+        rng.uniform(300, 1700, size=(20, 2)), name="pois"
+    )
+    widget = MatchWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.template_layer.value = viewer.layers["before"]
+    widget.image_layer.value = viewer.layers["after"]
+    widget.points_layer.value = points
+    widget.template_radius.value = 50
+    widget.search_radius.value = 200
+
+    def full_run():
+        widget.result = None
+        widget.run()
+        wait(lambda: widget.result is not None and widget._worker is None)
+
+    full = []
+    for _ in range(3):
+        start = time.perf_counter()
+        full_run()
+        full.append(time.perf_counter() - start)
+
+    latencies = []
+    live = widget._live
+    for k in range(edits):
+        data = points.data.copy()
+        data[k % 20] += rng.uniform(-20, 20, size=2)
+        before = live.updates
+        start = time.perf_counter()
+        points.data = data
+        wait(
+            lambda: live.updates > before and live.worker is None,
+            timeout=30,
+        )
+        latencies.append(time.perf_counter() - start)
+    median = np.median(latencies)
+    print(
+        f"edit -> updated layers: median {median * 1e3:.0f} ms "
+        f"(min {min(latencies) * 1e3:.0f}, max {max(latencies) * 1e3:.0f})"
+        f" over {edits} edits"
+    )
+    print(
+        f"full re-run of all 20 points: {np.median(full) * 1e3:.0f} ms; "
+        f"ratio full / live: {np.median(full) / median:.1f}"
+    )
+    viewer.close()
+
+
+if __name__ == "__main__":
+    main()
