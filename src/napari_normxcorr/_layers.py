@@ -50,10 +50,6 @@ def image_array(layer: napari.layers.Image):
     return Luminance(data) if layer.rgb else data
 
 
-def image_ndim(layer: napari.layers.Image) -> int:
-    return layer.ndim
-
-
 def affine_from(transform, ndim: int) -> tuple[np.ndarray, np.ndarray]:
     """Matrix and offset of an affine map given as a function of a point.
 

@@ -37,15 +37,6 @@ def crop_start(template_shape, mode: str) -> tuple[int, ...]:
     return tuple(m - 1 for m in template_shape)
 
 
-def output_shape(template_shape, image_shape, mode: str) -> tuple[int, ...]:
-    """Shape of the correlation surface for `mode` (as in scipy.signal)."""
-    if mode == "full":
-        return tuple(i + m - 1 for m, i in zip(template_shape, image_shape))
-    if mode == "same":
-        return tuple(image_shape)
-    return tuple(i - m + 1 for m, i in zip(template_shape, image_shape))
-
-
 def _padding(template_shape, mode: str) -> list[tuple[int, int]]:
     """Zero padding that turns a 'full' or 'same' NCC into a 'valid' one."""
     if mode == "full":

@@ -119,7 +119,6 @@ class MatchWidget(Container):
         self.result: MatchResult | None = None
         self._live = LiveMatching(self)
         self._worker = None
-        self._shown_for = None
 
         self._automatic = True
         self._picking = False
@@ -403,7 +402,6 @@ class MatchWidget(Container):
             opacity=0.6,
         )
         layer.metadata["point"] = row
-        self._shown_for = row
 
 
 _OUTPUT_SUFFIXES = (" matched",)
