@@ -370,3 +370,23 @@ def test_stereo_motorcycle_against_ground_truth_disparity():
     assert np.mean(~wrong) >= 0.7
     assert np.mean(wrong[ok]) <= 0.2
     assert np.mean(wrong[~ok]) >= 2 * np.mean(wrong[ok])
+
+
+def test_kept_surfaces_equal_recomputed_ones(pair):
+    base, moved = pair
+    points = np.array([[100.0, 100.0], [150.5, 200.25]])
+    kept = match_points(
+        base,
+        moved,
+        points,
+        template_radius=8,
+        search_radius=16,
+        keep_surfaces=True,
+    )
+    fresh = match_points(
+        base, moved, points, template_radius=8, search_radius=16
+    )
+    for i in range(2):
+        a, b = kept.surface(i), fresh.surface(i)
+        np.testing.assert_allclose(a.values, b.values, atol=1e-6)
+        np.testing.assert_allclose(a.origin, b.origin)

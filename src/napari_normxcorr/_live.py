@@ -20,7 +20,7 @@ from ._match import MatchResult, Status, match_points
 if TYPE_CHECKING:
     from ._widget import MatchWidget
 
-_ROWS = [f.name for f in fields(MatchResult) if f.name != "_context"]
+_ROWS = [f.name for f in fields(MatchResult) if not f.name.startswith("_")]
 
 
 def set_rows(result: MatchResult, rows, part: MatchResult) -> None:
@@ -129,23 +129,21 @@ class LiveMatching:
         points = _layers.convert(world, _layers.world_to_data(template_layer))
         guesses = _layers.convert(world, _layers.world_to_data(image_layer))
         self.worker = create_worker(
-            match_points,
-            job["template"],
-            job["target"],
+            _match_and_surface,
+            job,
             points,
-            image_points=guesses,
-            **job["options"],
+            guesses,
             _connect={"errored": self.widget._report_error},
             _start_thread=False,
         )
         generation = self.generation
         self.worker.returned.connect(
-            lambda part: self.apply(rows, world, part, generation)
+            lambda found: self.apply(rows, world, *found, generation)
         )
         self.worker.finished.connect(self.finished)
         self.worker.start()
 
-    def apply(self, rows, world, part: MatchResult, generation) -> None:
+    def apply(self, rows, world, part, surface, generation) -> None:
         """Show the rows whose point is still where it was matched."""
         widget = self.widget
         if generation != self.generation or widget.result is None:
@@ -161,12 +159,33 @@ class LiveMatching:
         if fresh:
             keep = np.asarray(fresh)
             set_rows(widget.result, rows[keep], part_rows(part, keep))
-            widget.refresh_outputs(show=int(rows[keep[-1]]))
+            widget.refresh_outputs()
+            if fresh[-1] == len(rows) - 1 and surface is not None:
+                widget.show_surface(int(rows[-1]), surface)
+            else:
+                widget.show_surface(int(rows[keep[-1]]))
             self.updates += 1
 
     def finished(self) -> None:
         self.worker = None
         self.start()
+
+
+def _match_and_surface(job, points, guesses):
+    """Worker body: match the points, and the surface of the last one."""
+    part = match_points(
+        job["template"],
+        job["target"],
+        points,
+        image_points=guesses,
+        keep_surfaces=True,
+        **job["options"],
+    )
+    try:
+        surface = part.surface(len(part) - 1)
+    except ValueError:
+        surface = None
+    return part, surface
 
 
 def part_rows(part: MatchResult, keep) -> MatchResult:

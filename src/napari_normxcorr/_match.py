@@ -105,6 +105,7 @@ class MatchResult:
     refined: np.ndarray
     status: np.ndarray
     _context: Any = field(default=None, repr=False)
+    _surfaces: dict | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.points)
@@ -118,7 +119,7 @@ class MatchResult:
         """
         if not results:
             raise ValueError("concatenate needs at least one result")
-        names = [f.name for f in fields(cls) if f.name != "_context"]
+        names = [f.name for f in fields(cls) if not f.name.startswith("_")]
         columns = {
             name: np.concatenate([getattr(r, name) for r in results])
             for name in names
@@ -127,6 +128,8 @@ class MatchResult:
 
     def surface(self, index: int) -> Surface:
         """Recompute the correlation surface of point `index`."""
+        if self._surfaces and index in self._surfaces:
+            return self._surfaces[index]
         if self._context is None:
             raise ValueError("this result holds no images to recompute from")
         found = self._context.surface(
@@ -367,6 +370,7 @@ def match_points(
     min_distinctiveness: float = 0.05,
     max_consistency_error: float = 1.0,
     check_consistency: bool = True,
+    keep_surfaces: bool = False,
     fft_precision: str = "single",
     batch_size: int = 8,
     progress: Callable[[int, int], None] | None = None,
@@ -417,6 +421,10 @@ def match_points(
         Points correlated together; bounds memory.
     progress : callable, optional
         Called as ``progress(done, total)`` after each batch.
+    keep_surfaces : bool, optional
+        Keep every surface so that ``result.surface(i)`` needs no new
+        correlation (for a few points, e.g. live edits: memory grows with
+        the number of points).
 
     Returns
     -------
@@ -442,6 +450,7 @@ def match_points(
     on_border = np.zeros(n, dtype=bool)
     flat = np.zeros(n, dtype=bool)
 
+    kept = {}
     groups = _group(matcher, points, image_points, status, forward=True)
     total = sum(len(g) for g in groups)
     done = 0
@@ -463,6 +472,13 @@ def match_points(
                 window, surface, peak, subpixel
             )
             second[row] = _second_peak(surface, is_maximum, peak)
+            if keep_surfaces:
+                kept[row] = Surface(
+                    surface.copy(),
+                    window.search_start
+                    + (points[row, -d:] - window.template_start),
+                    window.plane,
+                )
             matched[row, :-d] = points[row, :-d]
             matched[row, -d:] = (
                 window.search_start
@@ -502,6 +518,7 @@ def match_points(
         refined,
         status,
         matcher,
+        kept if keep_surfaces else None,
     )
 
 

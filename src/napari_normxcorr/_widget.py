@@ -368,24 +368,26 @@ class MatchWidget(Container):
         if selected:
             self.show_surface(selected[0])
 
-    def show_surface(self, index: int) -> None:
-        """Show the correlation surface of point `index` under its match."""
+    def show_surface(self, index: int, surface=None) -> None:
+        """Show the correlation surface of point `index` under its match.
+
+        `surface` may be given when it was computed already (live mode).
+        """
         if self.result is None:
             return
         import napari
 
-        first = [i for i in range(len(self.result)) if i >= index] + list(
-            range(index)
-        )
-        # The requested point, or else the first point that has a surface.
-        for row in first:
-            try:
-                surface = self.result.surface(row)
-            except ValueError:
-                continue
-            break
-        else:
-            return
+        row = index
+        if surface is None:
+            # The requested point, or else the first that has a surface.
+            for row in [*range(index, len(self.result)), *range(index)]:
+                try:
+                    surface = self.result.surface(row)
+                except ValueError:
+                    continue
+                break
+            else:
+                return
         _, image_layer, points_layer = self._job["layers"]
         data, affine = _layers.surface_placement(surface, image_layer)
         name = _layers.output_names(points_layer)["surface"]
