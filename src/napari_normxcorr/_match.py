@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from ._io import write_columns
 from ._ncc import PreparedTemplate, Workspace, ncc_valid
 from ._peaks import argmax_index, parabolic_shift
 from ._subpixel import refine_shift
@@ -164,13 +165,7 @@ class MatchResult:
 
     def to_csv(self, path) -> None:
         """Write :meth:`to_table` as CSV (one row per point)."""
-        import csv
-
-        table = self.to_table()
-        with open(path, "w", newline="") as stream:
-            writer = csv.writer(stream)
-            writer.writerow(table)
-            writer.writerows(zip(*table.values()))
+        write_columns(path, self.to_table())
 
 
 @dataclass
@@ -335,26 +330,30 @@ def _peak_half_widths(surface: np.ndarray, peak) -> list[int]:
     return widths
 
 
-def _second_peak(surface: np.ndarray, maxima: np.ndarray, peak) -> float:
-    """Best local maximum of `surface` outside the peak's neighbourhood.
+def second_peak(surface: np.ndarray, maxima: np.ndarray | None = None):
+    """Index and value of the best peak outside the main peak's neighbourhood.
 
-    `maxima` marks the local maxima of `surface` (3-pixel neighbourhoods).
-
-    The neighbourhood reaches as far as the peak stays above half its
-    height, and at least 2 pixels. Falls back to the best value outside it
-    when there is no other local maximum, and to NaN when nothing is.
+    The neighbourhood reaches as far as the main peak stays above half its
+    height, and at least 2 pixels. The best local maximum outside it wins
+    (`maxima` marks the local maxima, computed when not given); without
+    one, the best value outside; without any, ``(None, nan)``.
     """
+    if maxima is None:
+        maxima = _local_maxima(surface[np.newaxis])[0]
+    peak = argmax_index(surface)
     outside = np.ones(surface.shape, dtype=bool)
     reach = [max(w, 2) for w in _peak_half_widths(surface, peak)]
     outside[
         tuple(slice(max(p - r, 0), p + r + 1) for p, r in zip(peak, reach))
     ] = False
     if not outside.any():
-        return np.nan
+        return None, np.nan
     candidates = outside & maxima
     if not candidates.any():
         candidates = outside
-    return float(surface[candidates].max())
+    masked = np.where(candidates, surface, -np.inf)
+    index = argmax_index(masked)
+    return index, float(surface[index])
 
 
 def match_points(
@@ -471,7 +470,7 @@ def match_points(
             corner, score[row], refined[row] = _locate(
                 window, surface, peak, subpixel
             )
-            second[row] = _second_peak(surface, is_maximum, peak)
+            second[row] = second_peak(surface, is_maximum)[1]
             if keep_surfaces:
                 kept[row] = Surface(
                     surface.copy(),
