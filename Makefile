@@ -23,6 +23,7 @@ test: $(VENV)/.installed display
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
 
 benchmark: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[testing,benchmarks]"

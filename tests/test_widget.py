@@ -448,3 +448,140 @@ def test_live_off_leaves_results_alone(viewer_with_pair, qtbot):
     layer.data = data
     qtbot.wait(200)
     np.testing.assert_array_equal(viewer.layers["pois matched"].data, before)
+
+
+def test_results_table_follows_results_and_selection(viewer_with_pair, qtbot):
+    viewer = viewer_with_pair
+    widget = live_widget(viewer, qtbot)
+    table = widget.table
+    assert table.table.rowCount() == 3
+    headers = [
+        table.table.horizontalHeaderItem(c).text()
+        for c in range(table.table.columnCount())
+    ]
+    assert headers == [
+        "point",
+        "offset-0",
+        "offset-1",
+        "score",
+        "distinctiveness",
+        "consistency",
+        "status",
+    ]
+    # Sorting by score keeps the link between rows and points.
+    table.table.sortItems(3)
+    points = sorted(table.point_of_row(r) for r in range(3))
+    assert points == [0, 1, 2]
+    # Row -> point: selects the point and shows its surface.
+    table.table.selectRow(table.row_of_point(2))
+    assert set(viewer.layers["pois"].selected_data) == {2}
+    assert set(viewer.layers["pois matched"].selected_data) == {2}
+    assert viewer.layers["pois NCC surface"].metadata["point"] == 2
+    # Point -> row.
+    viewer.layers["pois matched"].selected_data = {1}
+    selected = {
+        table.point_of_row(i.row()) for i in table.table.selectedItems()
+    }
+    assert selected == {1}
+
+
+def test_table_delete_removes_point_and_match(viewer_with_pair, qtbot):
+    viewer = viewer_with_pair
+    widget = live_widget(viewer, qtbot)
+    table = widget.table
+    table.table.clearSelection()
+    table.table.selectRow(table.row_of_point(1))
+    table.delete_selected()
+    wait_live(qtbot, widget, 1)
+    assert len(viewer.layers["pois"].data) == 2
+    assert len(viewer.layers["pois matched"].data) == 2
+    assert table.table.rowCount() == 2
+    np.testing.assert_allclose(
+        viewer.layers["pois matched"].data,
+        viewer.layers["pois"].data + SHIFT,
+        atol=1e-6,
+    )
+
+
+def test_table_csv_export_and_import(viewer_with_pair, qtbot, tmp_path):
+    import csv
+
+    viewer = viewer_with_pair
+    widget = live_widget(viewer, qtbot)
+    path = tmp_path / "matches.csv"
+    widget.table.export_csv(path)
+    with open(path) as stream:
+        rows = list(csv.DictReader(stream))
+    assert list(rows[0])[:3] == ["index", "axis-0", "axis-1"]
+    assert {"matched-0", "offset-1", "score", "status"} <= set(rows[0])
+    np.testing.assert_allclose(
+        [[float(r["axis-0"]), float(r["axis-1"])] for r in rows],
+        viewer.layers["pois"].data,
+    )
+    # Re-import into a fresh layer state: the points come back.
+    original = viewer.layers["pois"].data.copy()
+    viewer.layers["pois"].data = [[10.0, 10.0]]
+    widget.table.import_csv(path)
+    np.testing.assert_allclose(viewer.layers["pois"].data, original)
+
+
+def test_undo_restores_the_point_and_its_match(viewer_with_pair, qtbot):
+    viewer = viewer_with_pair
+    widget = live_widget(viewer, qtbot)
+    layer = viewer.layers["pois"]
+    original = layer.data.copy()
+    data = original.copy()
+    data[0] = [30.0, 40.0]
+    layer.data = data
+    wait_live(qtbot, widget, 1)
+    np.testing.assert_allclose(
+        viewer.layers["pois matched"].data[0], [34.0, 34.0], atol=1e-6
+    )
+    widget.undo_button.clicked.emit()
+    wait_live(qtbot, widget, 2)
+    np.testing.assert_allclose(layer.data, original)
+    np.testing.assert_allclose(
+        viewer.layers["pois matched"].data[0], original[0] + SHIFT, atol=1e-6
+    )
+
+
+def test_peaks_marked_and_height_field(viewer_with_pair, qtbot):
+    from napari_normxcorr._match import second_peak
+
+    viewer = viewer_with_pair
+    widget = live_widget(viewer, qtbot)
+    peaks = viewer.layers["pois peaks"]
+    assert list(peaks.features["peak"]) == ["best", "second"]
+    np.testing.assert_allclose(
+        peaks.data[0], viewer.layers["pois matched"].data[0], atol=1e-6
+    )
+    surface = widget.result.surface(0)
+    index, value = second_peak(surface.values)
+    np.testing.assert_allclose(peaks.data[1], surface.origin + index)
+    assert value < surface.values.max()
+    widget.height_field.value = True
+    mesh = viewer.layers["pois NCC height field"]
+    vertices, faces, values = mesh.data
+    assert vertices.shape == (surface.values.size, 3)
+    top = np.argmax(values)
+    np.testing.assert_allclose(
+        vertices[top, 1:], viewer.layers["pois matched"].data[0], atol=1e-6
+    )
+    rows, cols = surface.values.shape
+    assert faces.shape == (2 * (rows - 1) * (cols - 1), 3)
+
+
+def test_result_after_the_points_layer_is_gone_is_dropped(
+    viewer_with_pair, qtbot
+):
+    viewer = viewer_with_pair
+    widget = open_widget(viewer)
+    layers = viewer.layers
+    choose(widget, layers["before"], layers["after"], layers["pois"])
+    worker = widget.run()
+    # The worker's result is delivered by the event loop, so after this.
+    layers.remove("pois")
+    qtbot.waitUntil(lambda: widget._worker is None, timeout=30_000)
+    assert worker is not None
+    assert widget.result is None
+    assert "pois matched" not in layers

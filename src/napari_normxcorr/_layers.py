@@ -85,6 +85,8 @@ def output_names(points_layer) -> dict[str, str]:
         "matched": f"{name} matched",
         "surface": f"{name} NCC surface",
         "displacement": f"{name} displacement",
+        "peaks": f"{name} peaks",
+        "height field": f"{name} NCC height field",
     }
 
 
@@ -127,6 +129,33 @@ def surface_placement(surface, image_layer) -> tuple[np.ndarray, np.ndarray]:
     affine[:-1, :-1] = matrix
     affine[:-1, -1] = matrix @ start + offset
     return data, affine
+
+
+def height_field(surface, image_layer, height: float = 20.0):
+    """Mesh of a 2-D surface with the NCC as height (in world units).
+
+    Returns vertices (height, then the world coordinates of each surface
+    pixel), triangle faces and the NCC values for colouring.
+    """
+    values = surface.values
+    if values.ndim != 2:
+        raise ValueError("a height field needs a 2-D surface")
+    grid = np.indices(values.shape).reshape(2, -1).T.astype(float)
+    plane = np.broadcast_to(
+        np.asarray(surface.plane, float), (len(grid), len(surface.plane))
+    )
+    data = np.concatenate([plane, surface.origin + grid], axis=1)
+    world = convert(data, data_to_world(image_layer))
+    vertices = np.c_[height * values.ravel(), world[:, -2:]]
+    rows, cols = values.shape
+    corner = np.arange(rows * cols).reshape(rows, cols)[:-1, :-1].ravel()
+    faces = np.concatenate(
+        [
+            np.c_[corner, corner + 1, corner + cols],
+            np.c_[corner + 1, corner + cols + 1, corner + cols],
+        ]
+    )
+    return vertices, faces, values.ravel()
 
 
 def set_or_add(

@@ -9,6 +9,7 @@ to rows whose point has not moved again since the worker started.
 
 from __future__ import annotations
 
+import time
 from dataclasses import fields
 from typing import TYPE_CHECKING
 
@@ -62,6 +63,10 @@ class LiveMatching:
         self.worker = None
         self.updates = 0  # applied updates, for tests and benchmarks
         self.generation = 0  # bumped by a full run: older work is void
+        self.history: list[np.ndarray] = []  # points data before each edit
+        self._last = None
+        self._last_edit = 0.0
+        self._undoing = False
 
     def reset(self) -> None:
         """Forget pending edits and in-flight results (a full run starts)."""
@@ -72,17 +77,46 @@ class LiveMatching:
         if self.layer is not None:
             self.layer.events.data.disconnect(self.on_edit)
         self.layer = points_layer
+        self._last = np.array(points_layer.data, copy=True)
         points_layer.events.data.connect(self.on_edit)
+
+    def undo(self) -> bool:
+        """Put the points back as they were before the last edit."""
+        if not self.history or self.layer is None:
+            return False
+        self._undoing = True
+        try:
+            self.layer.data = self.history.pop()
+        finally:
+            self._undoing = False
+        return True
+
+    def _remember(self, action: str) -> None:
+        """Keep the points as they were before this edit (for undo).
+
+        Moves of the same points less than half a second apart are one
+        gesture (a drag), undone in one step.
+        """
+        now = time.monotonic()
+        data = np.array(self.layer.data, copy=True)
+        if not self._undoing and (
+            action != "changed" or now - self._last_edit > 0.5
+        ):
+            self.history.append(self._last)
+        self._last = data
+        self._last_edit = now
 
     def on_edit(self, event) -> None:
         widget = self.widget
-        if not widget.live.value or widget.result is None:
-            return
         action = str(getattr(event, "action", ""))
         if action not in ("added", "changed", "removed"):
             return  # the "-ing" half of an edit: wait for its end
+        self._remember(action)
+        if widget.result is None:
+            return
         world = self.current_world()
         result = widget.result
+        # Deletions always apply (cheap, and keeps rows aligned with points).
         if action == "removed" and len(world) < len(result):
             rows = [i for i in event.data_indices if i < len(result)]
             widget.result = delete_rows(result, rows)
@@ -94,6 +128,8 @@ class LiveMatching:
             }
             widget.refresh_outputs()
             self.updates += 1
+            return
+        if not widget.live.value:
             return
         if len(world) > len(result):
             count = len(world) - len(result)
@@ -146,7 +182,11 @@ class LiveMatching:
     def apply(self, rows, world, part, surface, generation) -> None:
         """Show the rows whose point is still where it was matched."""
         widget = self.widget
-        if generation != self.generation or widget.result is None:
+        if (
+            generation != self.generation
+            or widget.result is None
+            or not widget.still_shown(self.layer)
+        ):
             return
         current = self.current_world()
         fresh = [

@@ -16,7 +16,9 @@ from magicgui.widgets import (
 
 from . import _layers
 from ._live import LiveMatching
-from ._match import MatchResult, match_points
+from ._match import MatchResult, match_points, second_peak
+from ._peaks import argmax_index
+from ._table import ResultsTable
 
 if TYPE_CHECKING:
     import napari
@@ -97,6 +99,13 @@ class MatchWidget(Container):
         )
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.undo_button = PushButton(text="Undo last point edit")
+        self.height_field = CheckBox(
+            value=False,
+            text="surface as 3-D height field",
+            tooltip="Also show the shown surface as a height field; switch "
+            "the viewer to 3-D to judge ambiguous peaks",
+        )
         self.extend(
             [
                 self.template_layer,
@@ -111,12 +120,23 @@ class MatchWidget(Container):
                 self.live,
                 self.run_button,
                 self.cancel_button,
+                self.undo_button,
+                self.height_field,
             ]
         )
         # QPushButton.clicked passes a bool: wrap the calls.
         self.run_button.changed.connect(lambda: self.run())
         self.cancel_button.changed.connect(lambda: self.cancel())
+        self.undo_button.changed.connect(lambda: self._live.undo())
+        self.height_field.changed.connect(
+            lambda: self.show_surface(
+                self._shown if self._shown is not None else 0
+            )
+        )
         self.result: MatchResult | None = None
+        self.table = None
+        self._shown = None
+        self._matched_layer = None
         self._live = LiveMatching(self)
         self._worker = None
 
@@ -142,7 +162,11 @@ class MatchWidget(Container):
         return [ly for ly in self._viewer.layers if isinstance(ly, layer_type)]
 
     def _image_choices(self, widget=None) -> list[tuple[str, object]]:
-        return [(layer.name, layer) for layer in self._layers_of("Image")]
+        return [
+            (layer.name, layer)
+            for layer in self._layers_of("Image")
+            if not layer.name.endswith(_OUTPUT_SUFFIXES)
+        ]
 
     def _points_choices(self, widget=None) -> list[tuple[str, object]]:
         names = _OUTPUT_SUFFIXES
@@ -202,6 +226,8 @@ class MatchWidget(Container):
         if problem:
             show_warning(problem)
             return None
+        # A run confirms the choices: new layers no longer re-pick them.
+        self._automatic = False
         chunks = max(1, int(np.ceil(len(job["points"]) / _CHUNK)))
         worker = create_worker(
             _match_in_chunks,
@@ -313,13 +339,33 @@ class MatchWidget(Container):
 
     # --- results ------------------------------------------------------
 
+    def still_shown(self, points_layer) -> bool:
+        """Whether `points_layer` is still in the viewer.
+
+        A result that arrives after the layer was removed, or the viewer
+        closed (which removes all layers), is dropped.
+        """
+        return points_layer in self._viewer.layers
+
     def _show(self, result: MatchResult, job: dict) -> None:
         """Keep a finished run and show it; later edits update it live."""
+        if not self.still_shown(job["layers"][2]):
+            return
         self.result = result
         self._job = job
         self._world = job["world"].copy()
+        if self.table is None:
+            self.table = ResultsTable(self)
+            self._viewer.window.add_dock_widget(
+                self.table, name="NCC match results", area="bottom"
+            )
         self.refresh_outputs(show=0)
-        self._live.follow(job["layers"][2])
+        points_layer = job["layers"][2]
+        self._live.follow(points_layer)
+        _reconnect(
+            points_layer.selected_data.events.items_changed,
+            self._points_selected,
+        )
         self.live.value = True
 
     def refresh_outputs(self, show: int | None = None) -> None:
@@ -344,11 +390,8 @@ class MatchWidget(Container):
                 "anchor": "upper_left",
             },
         )
-        layer.selected_data.events.items_changed.disconnect(
-            self._selection_changed
-        )
-        layer.selected_data.events.items_changed.connect(
-            self._selection_changed
+        _reconnect(
+            layer.selected_data.events.items_changed, self._selection_changed
         )
         vectors = np.stack([world, matched - world], axis=1)
         _layers.set_or_add(
@@ -362,11 +405,23 @@ class MatchWidget(Container):
         self._matched_layer = layer
         if show is not None:
             self.show_surface(show)
+        if self.table is not None:
+            self.table.refresh()
 
     def _selection_changed(self, event=None) -> None:
         selected = sorted(self._matched_layer.selected_data)
         if selected:
             self.show_surface(selected[0])
+            if self.table is not None:
+                self.table.select_points(selected)
+
+    def _points_selected(self, event=None) -> None:
+        layer = self._job["layers"][2]
+        selected = [
+            i for i in sorted(layer.selected_data) if i < len(self.result)
+        ]
+        if selected and self.table is not None:
+            self.table.select_points(selected)
 
     def show_surface(self, index: int, surface=None) -> None:
         """Show the correlation surface of point `index` under its match.
@@ -404,9 +459,57 @@ class MatchWidget(Container):
             opacity=0.6,
         )
         layer.metadata["point"] = row
+        self._shown = row
+        self._mark_peaks(surface, image_layer, points_layer)
+        if self.height_field.value:
+            self._show_height_field(surface, image_layer, points_layer)
+
+    def _mark_peaks(self, surface, image_layer, points_layer) -> None:
+        """Mark the best and the second-best peak of the shown surface."""
+        best = argmax_index(surface.values)
+        second, _ = second_peak(surface.values)
+        peaks = [best] if second is None else [best, second]
+        plane = np.asarray(surface.plane, dtype=float)
+        data = [np.concatenate([plane, surface.origin + p]) for p in peaks]
+        world = _layers.convert(
+            np.asarray(data), _layers.data_to_world(image_layer)
+        )
+        name = _layers.output_names(points_layer)["peaks"]
+        colors = ["white", "magenta"][: len(world)]
+        layer = _layers.set_or_add(
+            self._viewer,
+            name,
+            "points",
+            world,
+            update=("face_color",),
+            face_color=colors,
+            symbol="cross",
+            size=8,
+        )
+        layer.features = {"peak": ["best", "second"][: len(world)]}
+
+    def _show_height_field(self, surface, image_layer, points_layer):
+        """The surface as a mesh whose height is the NCC (for 3-D view)."""
+        vertices, faces, values = _layers.height_field(surface, image_layer)
+        name = _layers.output_names(points_layer)["height field"]
+        _layers.set_or_add(
+            self._viewer,
+            name,
+            "surface",
+            (vertices, faces, values),
+            colormap="turbo",
+            contrast_limits=(-1.0, 1.0),
+        )
 
 
-_OUTPUT_SUFFIXES = (" matched",)
+# Our own output layers are never offered as inputs.
+_OUTPUT_SUFFIXES = (" matched", " peaks", " NCC surface")
+
+
+def _reconnect(signal, slot) -> None:
+    """Connect `slot` once, however often this runs."""
+    signal.disconnect(slot)
+    signal.connect(slot)
 
 
 class MatchingFailed(Exception):

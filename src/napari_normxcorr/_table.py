@@ -1,0 +1,215 @@
+"""Results table dock: one row per point, in step with the layers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ._io import read_points, write_columns
+
+if TYPE_CHECKING:
+    from ._widget import MatchWidget
+
+QUALITY = ("score", "distinctiveness", "consistency", "status")
+
+
+class ResultsTable(QWidget):
+    """Sortable table of a MatchWidget's results.
+
+    Selecting a row selects the point and shows its surface; selecting a
+    point selects its row; "Delete point" removes the point and its match;
+    CSV export writes napari's points columns (the points of interest) and
+    the result columns, and import reads points of interest back.
+    """
+
+    def __init__(self, widget: MatchWidget):
+        super().__init__()
+        self.widget = widget
+        self.table = QTableWidget()
+        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.setSortingEnabled(True)
+        self.table.itemSelectionChanged.connect(self._rows_selected)
+        buttons = QHBoxLayout()
+        for text, slot in (
+            ("Delete point", self.delete_selected),
+            ("Export CSV…", self._export_dialog),
+            ("Import points…", self._import_dialog),
+        ):
+            button = QPushButton(text)
+            button.clicked.connect(lambda _=False, slot=slot: slot())
+            buttons.addWidget(button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.table)
+        layout.addLayout(buttons)
+        self._syncing = False
+
+    # --- contents -----------------------------------------------------
+
+    def refresh(self) -> None:
+        """Show the widget's current result, one row per point."""
+        result = self.widget.result
+        if result is None:
+            self.table.setRowCount(0)
+            return
+        d = result.offset.shape[1]
+        headers = ["point", *(f"offset-{a}" for a in range(d)), *QUALITY]
+        columns = [
+            np.arange(len(result)),
+            *result.offset.T,
+            result.score,
+            result.distinctiveness,
+            result.consistency,
+            [str(s) for s in result.status],
+        ]
+        self._syncing = True
+        self.table.setSortingEnabled(False)
+        self.table.clear()
+        self.table.setColumnCount(len(headers))
+        self.table.setHorizontalHeaderLabels(headers)
+        self.table.setRowCount(len(result))
+        for c, values in enumerate(columns):
+            for r, value in enumerate(values):
+                self.table.setItem(r, c, _item(value))
+        self.table.setSortingEnabled(True)
+        self._syncing = False
+
+    def point_of_row(self, row: int) -> int:
+        """The point index shown in table row `row` (whatever the sort)."""
+        return int(self.table.item(row, 0).data(Qt.UserRole))
+
+    def row_of_point(self, point: int) -> int | None:
+        """The table row showing `point`, or None (not matched yet)."""
+        for row in range(self.table.rowCount()):
+            if self.point_of_row(row) == point:
+                return row
+        return None
+
+    # --- selection ----------------------------------------------------
+
+    def _rows_selected(self) -> None:
+        if self._syncing:
+            return
+        points = sorted(
+            {self.point_of_row(i.row()) for i in self.table.selectedItems()}
+        )
+        if not points:
+            return
+        self._syncing = True
+        try:
+            for layer in (
+                self.widget.points_layer.value,
+                self.widget._matched_layer,
+            ):
+                if layer is not None:
+                    layer.selected_data = set(points)
+            self.widget.show_surface(points[0])
+        finally:
+            self._syncing = False
+
+    def select_points(self, points) -> None:
+        """Select the rows of `points` (from a selection in the viewer)."""
+        if self._syncing:
+            return
+        self._syncing = True
+        try:
+            self.table.clearSelection()
+            rows = [self.row_of_point(p) for p in points]
+            for row in rows:
+                if row is not None:
+                    self.table.selectRow(row)
+        finally:
+            self._syncing = False
+
+    # --- actions ------------------------------------------------------
+
+    def delete_selected(self) -> None:
+        """Delete the selected rows' points (their matches follow)."""
+        points = sorted(
+            {self.point_of_row(i.row()) for i in self.table.selectedItems()}
+        )
+        layer = self.widget.points_layer.value
+        if not points or layer is None:
+            return
+        layer.selected_data = set(points)
+        layer.remove_selected()
+
+    def export_csv(self, path) -> None:
+        """napari's points CSV columns (the points of interest, in the
+        points layer's data coordinates) followed by the result columns."""
+        result = self.widget.result
+        layer = self.widget._job["layers"][2]
+        data = np.asarray(layer.data, dtype=float)
+        columns = {"index": np.arange(len(result))}
+        for axis in range(data.shape[1]):
+            columns[f"axis-{axis}"] = data[:, axis]
+        table = result.to_table()
+        for name, values in table.items():
+            if not name.startswith("point-"):
+                columns[name] = values
+        write_columns(path, columns)
+
+    def import_csv(self, path) -> None:
+        """Points of interest from a points CSV into the points layer."""
+        points, _ = read_points(path)
+        layer = self.widget.points_layer.value
+        if layer is None:
+            name = (
+                f"points from {path.name}"
+                if hasattr(path, "name")
+                else ("imported points")
+            )
+            layer = self.widget._viewer.add_points(points, name=name)
+            self.widget.points_layer.value = layer
+        else:
+            layer.data = points
+
+    def _export_dialog(self) -> None:
+        if self.widget.result is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export matches", "matches.csv", "CSV (*.csv)"
+        )
+        if path:
+            self.export_csv(path)
+
+    def _import_dialog(self) -> None:
+        from pathlib import Path
+
+        from napari.utils.notifications import show_warning
+
+        from ._io import InputError
+
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Import points", "", "CSV (*.csv)"
+        )
+        if path:
+            try:
+                self.import_csv(Path(path))
+            except InputError as error:
+                show_warning(str(error))
+
+
+def _item(value) -> QTableWidgetItem:
+    """A cell that sorts numbers as numbers; NaN shows empty."""
+    item = QTableWidgetItem()
+    if isinstance(value, str):
+        item.setText(value)
+    elif isinstance(value, (int, np.integer)):
+        item.setData(Qt.DisplayRole, int(value))
+        item.setData(Qt.UserRole, int(value))
+    elif np.isfinite(value):
+        item.setData(Qt.DisplayRole, round(float(value), 3))
+    return item
