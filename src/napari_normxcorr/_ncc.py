@@ -177,17 +177,25 @@ def ncc_valid(
     workers: int = -1,
     workspace: Workspace | None = None,
     out: np.ndarray | None = None,
+    variance: tuple[np.ndarray, float] | None = None,
+    shape: tuple[int, ...] | None = None,
 ) -> np.ndarray:
-    """'valid' NCC of a prepared template against a centred float64 `image`.
+    """'valid' NCC of a prepared template against a centred `image`.
 
     `image` has had a constant (its mean) removed, so that running sums of
     its squares do not cancel catastrophically. Leading axes broadcast
     against the template's (a stack of windows and a stack of templates).
-    The result goes to `out` when given.
+    `variance`, when given, is ``(n * variance of each window, noise)``
+    from elsewhere (it is overwritten), and windows whose n * variance is
+    at most `noise` count as flat; then `image` may also come zero-padded
+    to its FFT shape, its own being `shape`. The result goes to `out` when
+    given.
     """
     workspace = workspace or Workspace()
     axes = template.axes
-    fshape = fft_shape(image.shape[-len(axes) :])
+    if shape is None:
+        shape = image.shape[-len(axes) :]
+    fshape = fft_shape(shape)
     # The image fills its FFT shape: one multi-axis transform is fastest.
     spectrum = scipy.fft.rfftn(
         image.astype(template.fft_dtype, copy=False),
@@ -200,36 +208,41 @@ def ncc_valid(
         spectrum, fshape, axes=axes, workers=workers, overwrite_x=True
     )
     del spectrum
-    keep = tuple(
-        slice(m - 1, n)
-        for m, n in zip(template.shape, image.shape[-len(axes) :])
-    )
+    keep = tuple(slice(m - 1, n) for m, n in zip(template.shape, shape))
     numerator = product[(Ellipsis, *keep)]
 
-    n = np.prod(template.shape, dtype=np.float64)
+    if variance is None:
+        variance = window_variance(image, template.shape, workspace)
+    energy, noise = variance
+    pattern = np.greater(
+        energy, noise, out=workspace.get("pattern", energy.shape, bool)
+    )
+    pattern &= ~template.flat
+    energy *= template.energy
+    np.sqrt(energy, out=energy, where=pattern)
+    if out is None:
+        out = np.empty(energy.shape)
+    # Flat windows or templates carry no pattern: their NCC is 0, not noise.
+    out[...] = 0.0
+    np.divide(numerator, energy, out=out, where=pattern)
+    return np.clip(out, -1.0, 1.0, out=out)
+
+
+def window_variance(image: np.ndarray, shape, workspace: Workspace):
+    """n * variance of every window of `shape` in a centred float64 `image`,
+    and the rounding noise below which it counts as zero."""
+    n = np.prod(shape, dtype=np.float64)
+    axes = tuple(range(-len(shape), 0))
     squared = np.square(image, out=workspace.get("squared", image.shape))
     total = np.sum(squared, axis=axes, keepdims=True)
-    energy = window_sums(squared, template.shape, workspace, "energy")
-    sums = window_sums(image, template.shape, workspace, "sums")
+    energy = window_sums(squared, shape, workspace, "energy")
+    sums = window_sums(image, shape, workspace, "sums")
     # n * variance of each window, in place: energy - sums**2 / n.
     np.square(sums, out=sums)
     sums /= n
     energy -= sums
     # Rounding leaves flat windows with |energy| of a few eps of the total.
-    flat = np.less_equal(
-        energy,
-        _FLAT_TOLERANCE * total,
-        out=workspace.get("flat", energy.shape, bool),
-    )
-    flat |= template.flat
-    energy *= template.energy
-    np.sqrt(energy, out=energy, where=~flat)
-    # Flat windows or templates carry no pattern: their NCC is 0, not noise.
-    energy[flat] = np.inf
-    if out is None:
-        out = np.empty(energy.shape)
-    np.divide(numerator, energy, out=out)
-    return np.clip(out, -1.0, 1.0, out=out)
+    return energy, _FLAT_TOLERANCE * total
 
 
 def _tiled_ncc_valid(template: PreparedTemplate, image: np.ndarray):

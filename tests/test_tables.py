@@ -1,0 +1,129 @@
+"""Summed-area tables: window variances, and matching many points with them."""
+
+import numpy as np
+import pytest
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy import ndimage
+
+from napari_normxcorr import _match, match_points
+from napari_normxcorr._tables import PlaneTables
+from reference import brute_force_ncc
+
+
+def n_variance(values, box):
+    """n * variance of every window, straight from numpy."""
+    windows = sliding_window_view(np.asarray(values, float), box)
+    axes = tuple(range(-len(box), 0))
+    return windows.var(axis=axes) * np.prod(box)
+
+
+@pytest.mark.parametrize(
+    ("shape", "box", "start", "out_shape"),
+    [
+        ((40, 50), (7, 9), (2, 1), (20, 30)),
+        ((12, 14, 16), (3, 4, 5), (0, 1, 2), (10, 9, 10)),
+    ],
+)
+def test_variance_matches_numpy(shape, box, start, out_shape):
+    rng = np.random.default_rng(0)
+    # uint16 near the top of its range: centring keeps float64 exact.
+    plane = rng.integers(60000, 60100, size=shape).astype(np.uint16)
+    tables = PlaneTables(plane)
+    out = np.empty(out_shape)
+    tables.variance(start, box, out, np.empty(out_shape))
+    region = plane[
+        tuple(
+            slice(s, s + o + m - 1) for s, o, m in zip(start, out_shape, box)
+        )
+    ]
+    np.testing.assert_allclose(out, n_variance(region, box), atol=1e-6)
+
+
+def test_flat_windows_stay_under_the_noise_level():
+    rng = np.random.default_rng(1)
+    plane = rng.normal(30000, 3000, size=(200, 220))
+    plane[50:120, 60:150] = 65535.0  # saturated: no variance at all
+    tables = PlaneTables(plane)
+    out = np.empty((40, 60))
+    tables.variance((60, 70), (11, 11), out, np.empty_like(out))
+    assert np.all(np.abs(out) <= tables.noise)
+    # ...while textured windows are far above it.
+    tables.variance((0, 0), (11, 11), out, np.empty_like(out))
+    assert out.min() > 1e6 * tables.noise
+
+
+@pytest.fixture
+def counted_tables(monkeypatch):
+    """Counts the tables match_points builds."""
+    built = []
+
+    class Counted(PlaneTables):
+        def __init__(self, plane):
+            super().__init__(plane)
+            built.append(plane.shape)
+
+    monkeypatch.setattr(_match, "PlaneTables", Counted)
+    return built
+
+
+def test_many_points_use_tables_and_keep_exact_surfaces(counted_tables):
+    rng = np.random.default_rng(2)
+    base = ndimage.gaussian_filter(rng.normal(size=(90, 100)), 1.2)
+    base = (base * 4000 + 50000).astype(np.uint16)
+    moved = np.roll(base, (3, -2), axis=(0, 1))
+    moved[60:, :40] = 65535  # a saturated corner: flat windows
+    points = rng.uniform(5, 85, size=(150, 2))
+    result = match_points(
+        base,
+        moved,
+        points,
+        template_radius=4,
+        search_radius=9,
+        keep_surfaces=True,
+        fft_precision="double",
+        check_consistency=False,
+    )
+    assert counted_tables == [(90, 100)]
+    for i in range(0, 150, 7):
+        surface = result.surface(i)
+        r, c = np.rint(points[i]).astype(int)
+        template = base[max(r - 4, 0) : r + 5, max(c - 4, 0) : c + 5]
+        top, left = max(r - 9, 0), max(c - 9, 0)
+        search = moved[top : r + 10, left : c + 10]
+        if template.shape[0] > search.shape[0] or (
+            template.shape[1] > search.shape[1]
+        ):
+            continue
+        expected = brute_force_ncc(template, search, "valid")
+        np.testing.assert_allclose(surface.values, expected, atol=1e-9)
+
+
+def test_tables_change_no_match(counted_tables, monkeypatch):
+    rng = np.random.default_rng(3)
+    base = ndimage.gaussian_filter(rng.normal(size=(120, 130)), 1.5)
+    moved = np.roll(base, (2, 5), axis=(0, 1)).astype(np.float32)
+    points = rng.uniform(10, 110, size=(120, 2))
+    kwargs = dict(template_radius=6, search_radius=12, subpixel=False)
+    with_tables = match_points(base, moved, points, **kwargs)
+    assert len(counted_tables) == 2  # forward, and back for consistency
+    monkeypatch.setattr(_match, "MAX_TABLE_PIXELS", 0)
+    without = match_points(base, moved, points, **kwargs)
+    assert len(counted_tables) == 2
+    np.testing.assert_array_equal(with_tables.matched, without.matched)
+    np.testing.assert_allclose(with_tables.score, without.score, atol=1e-5)
+    assert list(with_tables.status) == list(without.status)
+
+
+def test_lazy_and_non_finite_planes_get_no_tables(counted_tables):
+    da = pytest.importorskip("dask.array")
+    rng = np.random.default_rng(4)
+    base = ndimage.gaussian_filter(rng.normal(size=(100, 100)), 1.5)
+    points = rng.uniform(12, 88, size=(120, 2))
+    kwargs = dict(template_radius=5, search_radius=10, subpixel=False)
+    match_points(da.from_array(base, chunks=50), base, points, **kwargs)
+    assert counted_tables == [(100, 100)]  # the in-memory one only
+    with_nan = base.copy()
+    with_nan[0, 0] = np.nan
+    result = match_points(base, with_nan, points, **kwargs)
+    assert counted_tables == [(100, 100), (100, 100)]  # the back match
+    assert np.isfinite(result.score).all()
