@@ -475,18 +475,24 @@ class MatchWidget(Container):
             np.asarray(data), _layers.data_to_world(image_layer)
         )
         name = _layers.output_names(points_layer)["peaks"]
-        colors = ["white", "magenta"][: len(world)]
+        kinds = ["best", "second"][: len(world)]
+        if name in self._viewer.layers:
+            layer = self._viewer.layers[name]
+            if list(layer.features.get("peak", [])) == kinds:
+                # Same markers, new places: one update, not three.
+                layer.data = world
+                return
         layer = _layers.set_or_add(
             self._viewer,
             name,
             "points",
             world,
             update=("face_color",),
-            face_color=colors,
+            face_color=["white", "magenta"][: len(world)],
             symbol="cross",
             size=8,
         )
-        layer.features = {"peak": ["best", "second"][: len(world)]}
+        layer.features = {"peak": kinds}
 
     def _show_height_field(self, surface, image_layer, points_layer):
         """The surface as a mesh whose height is the NCC (for 3-D view)."""
