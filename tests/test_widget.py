@@ -66,7 +66,10 @@ def test_widget_opens_from_manifest_and_matches(viewer_with_pair, qtbot):
     layers = viewer.layers
     choose(widget, layers["before"], layers["after"], layers["pois"])
     before = {ly.name: np.array(ly.data, copy=True) for ly in layers}
+    layers.selection.active = layers["pois"]
     run_and_wait(qtbot, widget)
+    # The outputs did not take over the layer the user clicks points on.
+    assert layers.selection.active is layers["pois"]
 
     matched = layers["pois matched"]
     points = layers["pois"].data

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -128,11 +129,7 @@ class MatchWidget(Container):
         self.run_button.changed.connect(lambda: self.run())
         self.cancel_button.changed.connect(lambda: self.cancel())
         self.undo_button.changed.connect(lambda: self._live.undo())
-        self.height_field.changed.connect(
-            lambda: self.show_surface(
-                self._shown if self._shown is not None else 0
-            )
-        )
+        self.height_field.changed.connect(self._toggle_height_field)
         self.result: MatchResult | None = None
         self.table = None
         self._shown = None
@@ -359,7 +356,8 @@ class MatchWidget(Container):
             self._viewer.window.add_dock_widget(
                 self.table, name="NCC match results", area="bottom"
             )
-        self.refresh_outputs(show=0)
+        with self._keeping_active_layer():
+            self.refresh_outputs(show=0)
         points_layer = job["layers"][2]
         self._live.follow(points_layer)
         _reconnect(
@@ -367,6 +365,19 @@ class MatchWidget(Container):
             self._points_selected,
         )
         self.live.value = True
+
+    @contextmanager
+    def _keeping_active_layer(self):
+        """Added output layers do not take over the user's active layer."""
+        selection = self._viewer.layers.selection
+        active = selection.active
+        yield
+        if active is not None and active in self._viewer.layers:
+            selection.active = active
+
+    def _toggle_height_field(self) -> None:
+        with self._keeping_active_layer():
+            self.show_surface(self._shown if self._shown is not None else 0)
 
     def refresh_outputs(self, show: int | None = None) -> None:
         """Add or update the matched points, vectors and surface layers."""
