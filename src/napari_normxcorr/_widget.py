@@ -24,8 +24,9 @@ from ._table import ResultsTable
 if TYPE_CHECKING:
     import napari
 
-# Points matched per step of the worker: progress and cancel granularity.
-_CHUNK = 64
+# Points matched per step of the worker: progress and cancel granularity
+# (each step pays for a thread pool; 256 keeps that under a few percent).
+_CHUNK = 256
 
 NCC_COLORMAP = {
     "colors": [[0.1, 0.2, 0.9, 1.0], [1.0, 1.0, 1.0, 1.0], [0.9, 0.1, 0.1, 1]],
@@ -394,7 +395,10 @@ class MatchWidget(Container):
             features=_layers.features_of(result),
             face_color=_layers.status_colors(result),
             size=np.array(points_layer.size, dtype=float),
-            text={
+            # Thousands of labels are clutter, and slow to draw.
+            text=None
+            if len(matched) > _MAX_LABELS
+            else {
                 "string": "{score:.2f}",
                 "size": 7,
                 "color": "white",
@@ -519,6 +523,8 @@ class MatchWidget(Container):
         )
 
 
+# Matched points beyond this many get no score labels.
+_MAX_LABELS = 500
 # Our own output layers are never offered as inputs.
 _OUTPUT_SUFFIXES = (" matched", " peaks", " NCC surface")
 
