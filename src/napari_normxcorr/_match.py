@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import threading
 from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +15,13 @@ import numpy as np
 import numpy.typing as npt
 
 from ._io import write_columns
-from ._ncc import PreparedTemplate, Workspace, fft_shape, ncc_valid
+from ._ncc import (
+    PreparedTemplate,
+    Workspace,
+    fft_shape,
+    ncc_valid,
+    thread_workspace,
+)
 from ._peaks import argmax_index, parabolic_shift
 from ._subpixel import refine_shift
 from ._tables import MAX_TABLE_PIXELS, PlaneTables
@@ -735,17 +740,14 @@ def _in_threads(compute, batches):
     if second is None:
         # One batch (live edits, a few points): no pool to start.
         if first is not None:
-            yield first, compute(first, -1, Workspace())
+            yield first, compute(first, -1, thread_workspace())
         return
     batches = itertools.chain([first, second], batches)
     workers = os.cpu_count() or 1
-    local = threading.local()
 
     def run(batch):
         # Batches of one shape reuse one thread's scratch arrays.
-        if not hasattr(local, "workspace"):
-            local.workspace = Workspace()
-        return compute(batch, 1, local.workspace)
+        return compute(batch, 1, thread_workspace())
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending = deque()
