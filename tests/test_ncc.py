@@ -245,3 +245,28 @@ def test_unknown_mode_and_precision():
         normalized_cross_correlation(
             np.ones((3, 3)), np.ones((9, 9)), fft_precision="half"
         )
+
+
+def test_workspace_reuses_arrays_and_stays_bounded():
+    from napari_normxcorr._ncc import Workspace
+
+    workspace = Workspace(limit=1000)
+    first = workspace.get("a", (10,))  # 80 bytes
+    assert workspace.get("a", (10,)) is first
+    big = workspace.get("b", (120,))  # 960 bytes: over the limit
+    assert workspace.get("b", (120,)) is big
+    assert workspace.get("a", (10,)) is not first  # dropped to make room
+
+
+def test_each_thread_keeps_its_own_workspace():
+    import threading
+
+    from napari_normxcorr._ncc import thread_workspace
+
+    mine = thread_workspace()
+    assert thread_workspace() is mine
+    theirs = []
+    thread = threading.Thread(target=lambda: theirs.append(thread_workspace()))
+    thread.start()
+    thread.join()
+    assert theirs[0] is not mine
