@@ -383,3 +383,16 @@ def test_kept_surfaces_equal_recomputed_ones(pair):
         a, b = kept.surface(i), fresh.surface(i)
         np.testing.assert_allclose(a.values, b.values, atol=1e-6)
         np.testing.assert_allclose(a.origin, b.origin)
+
+
+@pytest.mark.parametrize("shape", [(3, 40, 50), (2, 12, 13, 14)])
+def test_local_maxima_match_a_maximum_filter(shape):
+    from napari_normxcorr._match import _local_maxima
+
+    values = np.random.default_rng(5).normal(size=shape)
+    values[0, 3:6, 3:6] = 9.0  # a plateau: all of it counts
+    size = (1,) + (3,) * (len(shape) - 1)
+    expected = values >= ndimage.maximum_filter(
+        values, size=size, mode="constant", cval=-np.inf
+    )
+    np.testing.assert_array_equal(_local_maxima(values), expected)

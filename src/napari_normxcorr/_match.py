@@ -269,7 +269,8 @@ class _Matcher:
         """'valid' NCC surfaces of read windows that share their shapes.
 
         Returns the surfaces, their local maxima (a boolean mask) and, per
-        window, whether its template is flat.
+        window, whether its template is flat. The surfaces live in
+        `workspace`: the next call with it overwrites them.
         """
         templates = np.stack([w.template for w in windows])
         prepared = PreparedTemplate(templates, self.ndim, self.fft_dtype)
@@ -283,9 +284,22 @@ class _Matcher:
             searches = np.stack([w.search for w in windows]).astype(np.float64)
             axes = tuple(range(1, searches.ndim))
             searches -= searches.mean(axis=axes, keepdims=True)
-            surfaces = ncc_valid(prepared, searches, workers, workspace)
+            out_shape = [
+                n - m + 1 for n, m in zip(searches.shape[1:], prepared.shape)
+            ]
+            surfaces = ncc_valid(
+                prepared,
+                searches,
+                workers,
+                workspace,
+                out=workspace.get("surfaces", (len(windows), *out_shape)),
+            )
         # Local maxima for the second-peak search, done here in the worker.
-        return surfaces, _local_maxima(surfaces), prepared.flat.ravel()
+        return (
+            surfaces,
+            _local_maxima(surfaces, workspace),
+            prepared.flat.ravel(),
+        )
 
     def _surfaces_from_tables(
         self, windows, prepared, tables, workers, workspace
@@ -324,6 +338,7 @@ class _Matcher:
             padded,
             workers,
             workspace,
+            out=workspace.get("surfaces", energy.shape),
             variance=(energy, noise),
             shape=shape,
         )
@@ -381,26 +396,28 @@ def _inside(point, shape) -> bool:
     return bool(np.all((rounded >= 0) & (rounded < np.asarray(shape))))
 
 
-def _local_maxima(surfaces: np.ndarray) -> np.ndarray:
+def _local_maxima(surfaces: np.ndarray, workspace: Workspace | None = None):
     """Mask of values that no neighbour exceeds (3-wide, in all but axis 0).
 
-    Compared in float32, which halves the memory traffic; ties from the
-    rounding only add candidates, never remove the best one.
+    A 3-wide running maximum along each axis in turn, compared in float32
+    (half the memory traffic; ties from the rounding only add candidates,
+    never remove the best one), in scratch arrays of `workspace`.
     """
-    values = surfaces.astype(np.float32)
-    padded = np.pad(
-        values,
-        [(0, 0)] + [(1, 1)] * (values.ndim - 1),
-        constant_values=-np.inf,
-    )
+    workspace = workspace or Workspace()
+    shape = surfaces.shape
+    values = workspace.get("maxima values", shape, np.float32)
+    np.copyto(values, surfaces, casting="same_kind")
+    buffers = [workspace.get(f"maxima {k}", shape, np.float32) for k in "ab"]
+    source = values
     for axis in range(1, values.ndim):
-        n = padded.shape[axis] - 2
-        parts = [
-            padded[(slice(None),) * axis + (slice(k, k + n),)]
-            for k in range(3)
-        ]
-        padded = np.maximum(np.maximum(parts[0], parts[1]), parts[2])
-    return values == padded
+        target = buffers[axis % 2]
+        before = (slice(None),) * axis + (slice(0, shape[axis] - 1),)
+        after = (slice(None),) * axis + (slice(1, None),)
+        np.copyto(target, source)
+        np.maximum(target[after], source[before], out=target[after])
+        np.maximum(target[before], source[after], out=target[before])
+        source = target
+    return values == source
 
 
 def _peak_half_widths(surface: np.ndarray, peak) -> list[int]:
