@@ -10,36 +10,16 @@ Run: xvfb-run -a python benchmarks/bench_live.py
 
 import time
 
-import napari
 import numpy as np
-from qtpy.QtWidgets import QApplication
-from scipy import ndimage
 
-from napari_normxcorr import MatchWidget
-
-
-def wait(condition, timeout=60.0):
-    deadline = time.perf_counter() + timeout
-    while not condition():
-        QApplication.processEvents()
-        if time.perf_counter() > deadline:
-            raise TimeoutError("the widget did not finish")
+from _gui import viewer_with_widget, wait
 
 
 def main(edits=15):
-    rng = np.random.default_rng(0)
-    base = ndimage.gaussian_filter(rng.normal(size=(2000, 2000)), 1.5)
-    viewer = napari.Viewer(show=True)
-    viewer.add_image(base, name="before")
-    viewer.add_image(np.roll(base, (5, -8), axis=(0, 1)), name="after")
-    points = viewer.add_points(
-        rng.uniform(300, 1700, size=(20, 2)), name="pois"
+    rng = np.random.default_rng(1)
+    viewer, points, widget = viewer_with_widget(
+        rng.uniform(300, 1700, size=(20, 2))
     )
-    widget = MatchWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    widget.template_layer.value = viewer.layers["before"]
-    widget.image_layer.value = viewer.layers["after"]
-    widget.points_layer.value = points
     widget.template_radius.value = 50
     widget.search_radius.value = 200
 

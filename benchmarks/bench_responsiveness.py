@@ -10,35 +10,24 @@ Run: xvfb-run -a python benchmarks/bench_responsiveness.py
 
 import time
 
-import napari
 import numpy as np
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QApplication
-from scipy import ndimage
 
-from napari_normxcorr import MatchWidget
+from _gui import viewer_with_widget, wait
 
 
 def main(count=10_000):
-    rng = np.random.default_rng(0)
-    base = ndimage.gaussian_filter(rng.normal(size=(2000, 2000)), 1.5)
-    viewer = napari.Viewer(show=True)
-    viewer.add_image(base, name="before")
-    viewer.add_image(np.roll(base, (5, -8), axis=(0, 1)), name="after")
-    viewer.add_points(
-        rng.uniform(50, 1950, size=(count, 2)), name="pois", size=3
+    rng = np.random.default_rng(1)
+    viewer, _, widget = viewer_with_widget(
+        rng.uniform(50, 1950, size=(count, 2))
     )
-    widget = MatchWidget(viewer)
-    viewer.window.add_dock_widget(widget)
     ticks = []
     timer = QTimer()
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     timer.start(10)
     start = time.perf_counter()
     widget.run()
-    while widget.result is None or widget._worker is not None:
-        QApplication.processEvents()
-        time.sleep(0.002)
+    wait(lambda: widget.result is not None and widget._worker is None, 600)
     total = time.perf_counter() - start
     gaps = np.diff([t for t in ticks if t >= start]) * 1e3
     print(
