@@ -486,6 +486,19 @@ def test_results_table_follows_results_and_selection(viewer_with_pair, qtbot):
         table.point_of_row(i.row()) for i in table.table.selectedItems()
     }
     assert selected == {1}
+    # A live edit rewrites its point's row, wherever the sort put it.
+    from qtpy.QtCore import Qt
+
+    table.table.sortItems(0, Qt.SortOrder.DescendingOrder)
+    assert table.row_of_point(0) == 2
+    data = viewer.layers["pois"].data.copy()
+    data[0] = [-50.0, -50.0]
+    viewer.layers["pois"].data = data
+    wait_live(qtbot, widget, 1)
+    status = [table.table.item(r, 6).text() for r in range(3)]
+    assert status[table.row_of_point(0)] == "outside image"
+    assert sorted(status) == ["ok", "ok", "outside image"]
+    assert sorted(table.point_of_row(r) for r in range(3)) == [0, 1, 2]
 
 
 def test_table_delete_removes_point_and_match(viewer_with_pair, qtbot):

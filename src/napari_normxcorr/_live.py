@@ -199,7 +199,7 @@ class LiveMatching:
         if fresh:
             keep = np.asarray(fresh)
             set_rows(widget.result, rows[keep], part_rows(part, keep))
-            widget.refresh_outputs()
+            widget.refresh_outputs(points=[int(r) for r in rows[keep]])
             if fresh[-1] == len(rows) - 1 and surface is not None:
                 widget.show_surface(int(rows[-1]), surface)
             else:

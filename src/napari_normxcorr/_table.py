@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -58,8 +59,12 @@ class ResultsTable(QWidget):
 
     # --- contents -----------------------------------------------------
 
-    def refresh(self) -> None:
-        """Show the widget's current result, one row per point."""
+    def refresh(self, points=None) -> None:
+        """Show the widget's current result, one row per point.
+
+        With `points`, only their rows are rewritten (a live edit), as long
+        as the table still has one row per point.
+        """
         result = self.widget.result
         if result is None:
             self.table.setRowCount(0)
@@ -76,26 +81,34 @@ class ResultsTable(QWidget):
         ]
         self._syncing = True
         self.table.setSortingEnabled(False)
-        self.table.clear()
-        self.table.setColumnCount(len(headers))
-        self.table.setHorizontalHeaderLabels(headers)
-        self.table.setRowCount(len(result))
+        if points is None or self.table.rowCount() != len(result):
+            self.table.clear()
+            self.table.setColumnCount(len(headers))
+            self.table.setHorizontalHeaderLabels(headers)
+            self.table.setRowCount(len(result))
+            points = range(len(result))
+            rows = points
+        else:
+            row_of = self._rows_by_point()
+            rows = [row_of[p] for p in points]
         for c, values in enumerate(columns):
-            for r, value in enumerate(values):
-                self.table.setItem(r, c, _item(value))
+            for r, p in zip(rows, points):
+                self.table.setItem(r, c, _item(values[p]))
         self.table.setSortingEnabled(True)
         self._syncing = False
+
+    def row_of_point(self, point: int) -> int | None:
+        """The table row showing `point`, or None (not matched yet)."""
+        return self._rows_by_point().get(point)
+
+    def _rows_by_point(self) -> dict[int, int]:
+        return {
+            self.point_of_row(row): row for row in range(self.table.rowCount())
+        }
 
     def point_of_row(self, row: int) -> int:
         """The point index shown in table row `row` (whatever the sort)."""
         return int(self.table.item(row, 0).data(Qt.UserRole))
-
-    def row_of_point(self, point: int) -> int | None:
-        """The table row showing `point`, or None (not matched yet)."""
-        for row in range(self.table.rowCount()):
-            if self.point_of_row(row) == point:
-                return row
-        return None
 
     # --- selection ----------------------------------------------------
 
@@ -126,10 +139,10 @@ class ResultsTable(QWidget):
         self._syncing = True
         try:
             self.table.clearSelection()
-            rows = [self.row_of_point(p) for p in points]
-            for row in rows:
-                if row is not None:
-                    self.table.selectRow(row)
+            row_of = self._rows_by_point()
+            for point in points:
+                if point in row_of:  # not matched yet otherwise
+                    self.table.selectRow(row_of[point])
         finally:
             self._syncing = False
 
@@ -163,15 +176,13 @@ class ResultsTable(QWidget):
 
     def import_csv(self, path) -> None:
         """Points of interest from a points CSV into the points layer."""
+        path = Path(path)
         points, _ = read_points(path)
         layer = self.widget.points_layer.value
         if layer is None:
-            name = (
-                f"points from {path.name}"
-                if hasattr(path, "name")
-                else ("imported points")
+            layer = self.widget._viewer.add_points(
+                points, name=f"points from {path.name}"
             )
-            layer = self.widget._viewer.add_points(points, name=name)
             self.widget.points_layer.value = layer
         else:
             layer.data = points
@@ -186,8 +197,6 @@ class ResultsTable(QWidget):
             self.export_csv(path)
 
     def _import_dialog(self) -> None:
-        from pathlib import Path
-
         from napari.utils.notifications import show_warning
 
         from ._io import InputError
@@ -197,7 +206,7 @@ class ResultsTable(QWidget):
         )
         if path:
             try:
-                self.import_csv(Path(path))
+                self.import_csv(path)
             except InputError as error:
                 show_warning(str(error))
 

@@ -380,8 +380,12 @@ class MatchWidget(Container):
         with self._keeping_active_layer():
             self.show_surface(self._shown if self._shown is not None else 0)
 
-    def refresh_outputs(self, show: int | None = None) -> None:
-        """Add or update the matched points, vectors and surface layers."""
+    def refresh_outputs(self, show: int | None = None, points=None) -> None:
+        """Add or update the matched points, vectors and surface layers.
+
+        `points` names the rows that changed (the table rewrites only
+        those); by default, all.
+        """
         result, world = self.result, self._world
         _, image_layer, points_layer = self._job["layers"]
         names = _layers.output_names(points_layer)
@@ -421,7 +425,7 @@ class MatchWidget(Container):
         if show is not None:
             self.show_surface(show)
         if self.table is not None:
-            self.table.refresh()
+            self.table.refresh(points)
 
     def _selection_changed(self, event=None) -> None:
         selected = sorted(self._matched_layer.selected_data)
