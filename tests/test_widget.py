@@ -601,3 +601,37 @@ def test_result_after_the_points_layer_is_gone_is_dropped(
     assert worker is not None
     assert widget.result is None
     assert "pois matched" not in layers
+
+
+def drag(layer, index, position):
+    """What napari does for one step of dragging point `index`."""
+    layer.data[index] = position
+    layer.refresh()
+    layer.events.data(
+        value=layer.data,
+        action="changed",
+        data_indices=(index,),
+        vertex_indices=((),),
+    )
+
+
+def test_undo_takes_back_a_whole_drag_and_one_edit_at_a_time(
+    viewer_with_pair, qtbot
+):
+    viewer = viewer_with_pair
+    widget = live_widget(viewer, qtbot)
+    layer = viewer.layers["pois"]
+    original = layer.data.copy()
+    for step in range(1, 6):  # one drag of point 0
+        drag(layer, 0, original[0] + step)
+    drag(layer, 1, original[1] + 3)  # then another point
+    after_drag = original.copy()
+    after_drag[0] += 5
+    widget.undo_button.clicked.emit()
+    np.testing.assert_allclose(layer.data, after_drag)
+    widget.undo_button.clicked.emit()
+    np.testing.assert_allclose(layer.data, original)
+    wait_live(qtbot, widget, 1)
+    np.testing.assert_allclose(
+        viewer.layers["pois matched"].data, original + SHIFT, atol=1e-6
+    )

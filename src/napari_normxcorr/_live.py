@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from ._widget import MatchWidget
 
 _ROWS = [f.name for f in fields(MatchResult) if not f.name.startswith("_")]
+# Point edits that can be undone.
+_HISTORY = 100
 
 
 def set_rows(result: MatchResult, rows, part: MatchResult) -> None:
@@ -66,6 +68,7 @@ class LiveMatching:
         self.history: list[np.ndarray] = []  # points data before each edit
         self._last = None
         self._last_edit = 0.0
+        self._last_indices: set[int] = set()
         self._undoing = False
 
     def reset(self) -> None:
@@ -91,27 +94,31 @@ class LiveMatching:
             self._undoing = False
         return True
 
-    def _remember(self, action: str) -> None:
+    def _remember(self, action: str, indices) -> None:
         """Keep the points as they were before this edit (for undo).
 
         Moves of the same points less than half a second apart are one
-        gesture (a drag), undone in one step.
+        gesture (a drag), undone in one step. The last _HISTORY edits are
+        kept.
         """
         now = time.monotonic()
-        data = np.array(self.layer.data, copy=True)
-        if not self._undoing and (
-            action != "changed" or now - self._last_edit > 0.5
-        ):
-            self.history.append(self._last)
-        self._last = data
+        gesture = (
+            action == "changed"
+            and indices == self._last_indices
+            and now - self._last_edit <= 0.5
+        )
+        if not self._undoing and not gesture:
+            self.history = [*self.history[1 - _HISTORY :], self._last]
+        self._last = np.array(self.layer.data, copy=True)
         self._last_edit = now
+        self._last_indices = indices
 
     def on_edit(self, event) -> None:
         widget = self.widget
         action = str(getattr(event, "action", ""))
         if action not in ("added", "changed", "removed"):
             return  # the "-ing" half of an edit: wait for its end
-        self._remember(action)
+        self._remember(action, set(getattr(event, "data_indices", ())))
         if widget.result is None:
             return
         world = self.current_world()

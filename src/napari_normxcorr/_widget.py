@@ -515,6 +515,11 @@ class MatchWidget(Container):
 
     def _show_height_field(self, surface, image_layer, points_layer):
         """The surface as a mesh whose height is the NCC (for 3-D view)."""
+        if surface.values.ndim != 2:
+            from napari.utils.notifications import show_info
+
+            show_info("A height field needs a 2-D surface (2-D matching).")
+            return
         vertices, faces, values = _layers.height_field(surface, image_layer)
         name = _layers.output_names(points_layer)["height field"]
         _layers.set_or_add(
