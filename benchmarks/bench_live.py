@@ -21,7 +21,7 @@ def main(edits=15):
         rng.uniform(300, 1700, size=(20, 2))
     )
     widget.template_radius.value = 50
-    widget.search_radius.value = 200
+    widget.search_radius.value = (200, 200)
 
     def full_run():
         widget.result = None

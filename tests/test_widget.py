@@ -153,7 +153,7 @@ def test_scale_and_translate_are_respected(make_napari_viewer, qtbot):
         viewer.layers["after"],
         viewer.layers["pois"],
     )
-    widget.search_radius.value = 120
+    widget.search_radius.value = (120, 120)
     run_and_wait(qtbot, widget)
     # The same pixel content sits in the target at pixel + SHIFT, whose
     # world position is pixel + SHIFT + (10, -5).
@@ -285,7 +285,7 @@ def test_bad_input_notifies_and_changes_nothing(
     if setup == "radius":
         widget.template_radius.value = 60
     if setup == "search_smaller":
-        widget.search_radius.value = 5
+        widget.search_radius.value = (5, 5)
     warnings = []
     monkeypatch.setattr(
         "napari.utils.notifications.show_warning", warnings.append
@@ -635,3 +635,22 @@ def test_undo_takes_back_a_whole_drag_and_one_edit_at_a_time(
     np.testing.assert_allclose(
         viewer.layers["pois matched"].data, original + SHIFT, atol=1e-6
     )
+
+
+def test_search_radius_per_axis(viewer_with_pair, qtbot):
+    viewer = viewer_with_pair
+    widget = open_widget(viewer)
+    layers = viewer.layers
+    choose(widget, layers["before"], layers["after"], layers["pois"])
+    widget.template_radius.value = 10
+    # The shift is (4, -6): room for 5 rows and 7 cols finds it ...
+    widget.search_radius.value = (15, 17)
+    run_and_wait(qtbot, widget)
+    assert list(widget.result.status) == ["ok"] * 3
+    np.testing.assert_allclose(widget.result.offset, [SHIFT] * 3, atol=1e-6)
+    assert widget.result.surface(0).values.shape == (11, 15)
+    # ... room for 3 rows does not: the best place is on the border.
+    widget.search_radius.value = (13, 17)
+    run_and_wait(qtbot, widget)
+    assert widget.result.surface(0).values.shape == (7, 15)
+    assert set(widget.result.status) == {"peak on search border"}

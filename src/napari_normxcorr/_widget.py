@@ -13,6 +13,7 @@ from magicgui.widgets import (
     FloatSpinBox,
     PushButton,
     SpinBox,
+    TupleEdit,
 )
 
 from . import _layers
@@ -68,12 +69,13 @@ class MatchWidget(Container):
             label="template radius (px)",
             tooltip="Patch around each point: 2 r + 1 pixels wide",
         )
-        self.search_radius = SpinBox(
-            value=40,
-            min=1,
-            max=100_000,
-            label="search radius (px)",
-            tooltip="Window searched in the target: 2 r + 1 pixels wide",
+        # Per axis: a rectified stereo pair needs a few rows but many cols.
+        self.search_radius = TupleEdit(
+            value=(40, 40),
+            label="search radius (rows, cols)",
+            options={"min": 1, "max": 100_000},
+            tooltip="Window searched in the target: 2 r + 1 pixels wide "
+            "along each axis; the match can move r - template radius",
         )
         self.subpixel = CheckBox(value=True, text="sub-pixel refinement")
         self.live = CheckBox(
@@ -275,7 +277,7 @@ class MatchWidget(Container):
                 "with the same number of axes."
             ), None
         t_radius = self.template_radius.value
-        s_radius = self.search_radius.value
+        s_radius = tuple(self.search_radius.value)
         smallest = min(min(template.shape[-2:]), min(target.shape[-2:]))
         if 2 * t_radius + 1 > smallest:
             return (
@@ -283,10 +285,10 @@ class MatchWidget(Container):
                 f"{template.shape[-2:]} and {target.shape[-2:]} pixels; make "
                 f"it at most {(smallest - 1) // 2}."
             ), None
-        if s_radius < t_radius:
+        if min(s_radius) < t_radius:
             return (
-                f"The search radius ({s_radius}) must be at least the "
-                f"template radius ({t_radius})."
+                f"The search radius {s_radius} must be at least the "
+                f"template radius ({t_radius}) along each axis."
             ), None
         world = _layers.convert(
             np.asarray(points_layer.data, float),

@@ -72,9 +72,10 @@ def open_viewer(show: bool = True):
     widget.template_layer.value = viewer.layers["left"]
     widget.image_layer.value = viewer.layers["right"]
     widget.points_layer.value = points
-    # Rectified pair: the match lies along the same row, up to ~60 px left.
+    # Rectified pair: the match lies along the same row (a search radius of
+    # 13 rows lets it move 3 rows), up to ~60 px left.
     widget.template_radius.value = 10
-    widget.search_radius.value = 70
+    widget.search_radius.value = (13, 70)
     return viewer, widget, disparity
 
 
