@@ -329,10 +329,9 @@ def test_pickers_follow_layers(viewer_with_pair):
     viewer.add_image(np.zeros((10, 10)), name="third")
     assert "third" in [ly.name for ly in widget.image_layer.choices]
     viewer.layers["third"].name = "renamed"
-    assert "renamed" in widget.image_layer.native.itemText(2) or any(
-        widget.image_layer.native.itemText(i) == "renamed"
-        for i in range(widget.image_layer.native.count())
-    )
+    combo = widget.image_layer.native
+    shown = [combo.itemText(i) for i in range(combo.count())]
+    assert shown == ["before", "after", "renamed"]
     viewer.layers.remove("renamed")
     assert len(widget.image_layer.choices) == 2
     # Defaults: two different images and the points layer.
