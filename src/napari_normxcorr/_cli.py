@@ -80,7 +80,8 @@ def parser() -> argparse.ArgumentParser:
         "--search-radius",
         type=radius,
         default=200,
-        help="search window radius in pixels (default 200)",
+        help="search window radius in pixels, or one per axis: 40 or "
+        "13,70 (default 200)",
     )
     match.add_argument(
         "--no-subpixel",
