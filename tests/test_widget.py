@@ -653,3 +653,17 @@ def test_search_radius_per_axis(viewer_with_pair, qtbot):
     run_and_wait(qtbot, widget)
     assert widget.result.surface(0).values.shape == (7, 15)
     assert set(widget.result.status) == {"peak on search border"}
+
+
+def test_output_images_own_their_data(make_napari_viewer):
+    from napari_normxcorr._layers import set_or_add
+
+    viewer = make_napari_viewer()
+    first, second = np.zeros((3, 4)), np.ones((3, 4))
+    kwargs = dict(update=("affine",), affine=np.eye(3))
+    layer = set_or_add(viewer, "surface", "image", first, **kwargs)
+    assert set_or_add(viewer, "surface", "image", second, **kwargs) is layer
+    # The update wrote into the layer's own copy, never into `first` (a
+    # kept surface of another point, in the widget).
+    np.testing.assert_array_equal(layer.data, second)
+    np.testing.assert_array_equal(first, 0.0)
