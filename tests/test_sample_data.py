@@ -31,7 +31,9 @@ def test_stereo_sample():
 
 
 def test_deformed_sample_true_positions_are_found():
-    (before, *_), (after, *_), (points, *_), (truth, *_) = load("deformed")
+    layers = {meta["name"]: data for data, meta, _ in load("deformed")}
+    before, after = layers["before"], layers["after (deformed)"]
+    points, truth = layers["grid points"], layers["true positions"]
     result = match_points(
         before, after, points, template_radius=12, search_radius=24
     )

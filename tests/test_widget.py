@@ -667,3 +667,27 @@ def test_output_images_own_their_data(make_napari_viewer):
     # kept surface of another point, in the widget).
     np.testing.assert_array_equal(layer.data, second)
     np.testing.assert_array_equal(first, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("sample", "layers"),
+    [
+        ("stereo", ("left", "right", "stereo points")),
+        ("deformed", ("before", "after (deformed)", "grid points")),
+        ("drifting", ("frames t", "frames t+1", "tracked points")),
+    ],
+)
+def test_samples_open_with_the_right_layers_picked(
+    make_napari_viewer, sample, layers
+):
+    if sample == "stereo":
+        pytest.importorskip("skimage")
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-normxcorr", sample)
+    widget = open_widget(viewer)
+    picked = (
+        widget.template_layer.value,
+        widget.image_layer.value,
+        widget.points_layer.value,
+    )
+    assert tuple(layer.name for layer in picked) == layers

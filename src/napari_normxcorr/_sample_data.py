@@ -88,8 +88,9 @@ def deformed_pair():
     return [
         (before, {"name": "before"}, "image"),
         (after, {"name": "after (deformed)"}, "image"),
-        (points, {"name": "grid points", **POINT_STYLE}, "points"),
         (truth, {"name": "true positions", **TRUTH_STYLE}, "points"),
+        # Last, so it is the selected layer the widget picks by default.
+        (points, {"name": "grid points", **POINT_STYLE}, "points"),
     ]
 
 
