@@ -233,17 +233,18 @@ def ncc_valid(
     if variance is None:
         variance = window_variance(image, template.shape, workspace)
     energy, noise = variance
-    pattern = np.greater(
-        energy, noise, out=workspace.get("pattern", energy.shape, bool)
+    # Flat windows or templates carry no pattern: their NCC is 0, not noise
+    # (an infinite denominator gives exactly 0).
+    flat = np.less_equal(
+        energy, noise, out=workspace.get("flat", energy.shape, bool)
     )
-    pattern &= ~template.flat
     energy *= template.energy
-    np.sqrt(energy, out=energy, where=pattern)
+    np.copyto(energy, np.inf, where=flat)
+    np.copyto(energy, np.inf, where=template.flat)
+    np.sqrt(energy, out=energy)
     if out is None:
         out = np.empty(energy.shape)
-    # Flat windows or templates carry no pattern: their NCC is 0, not noise.
-    out[...] = 0.0
-    np.divide(numerator, energy, out=out, where=pattern)
+    np.divide(numerator, energy, out=out)
     return np.clip(out, -1.0, 1.0, out=out)
 
 
