@@ -10,15 +10,16 @@ from scipy import ndimage
 from napari_normxcorr import MatchWidget
 
 
-def viewer_with_widget(points, size=2000):
-    """A shown viewer: 'before', 'after' (shifted), 'pois' and the widget.
+def viewer_with_widget(points, size=2000, show=True):
+    """A viewer with 'before', 'after' (shifted), 'pois' and the widget.
 
     Returns the viewer, the points layer and the docked MatchWidget, its
-    pickers set to those layers.
+    pickers set to those layers. A viewer that is not shown never paints
+    its canvas.
     """
     rng = np.random.default_rng(0)
     base = ndimage.gaussian_filter(rng.normal(size=(size, size)), 1.5)
-    viewer = napari.Viewer(show=True)
+    viewer = napari.Viewer(show=show)
     viewer.add_image(base, name="before")
     viewer.add_image(np.roll(base, (5, -8), axis=(0, 1)), name="after")
     layer = viewer.add_points(points, name="pois", size=3)

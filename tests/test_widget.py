@@ -389,14 +389,19 @@ def test_live_moving_a_point_rematches_only_that_point(
     np.testing.assert_allclose(
         matched.data[[0, 2]], data[[0, 2]] + SHIFT, atol=1e-6
     )
-    vectors = viewer.layers["pois displacement"].data
-    np.testing.assert_allclose(vectors[1, 0], [90.0, 50.0])
+    vectors = viewer.layers["pois displacement"]
+    np.testing.assert_allclose(vectors.data[1, 0], [90.0, 50.0])
     surface = viewer.layers["pois NCC surface"]
     assert surface.metadata["point"] == 1
     peak = np.unravel_index(np.argmax(surface.data), surface.data.shape)
     np.testing.assert_allclose(
         surface.data_to_world(peak), [94.0, 44.0], atol=1e-6
     )
+    # The layers are updated in place: what napari slices for display (and
+    # draws) follows too.
+    np.testing.assert_allclose(matched._view_data, matched.data)
+    np.testing.assert_allclose(vectors._view_data, vectors.data)
+    np.testing.assert_allclose(surface._slice.image.view, surface.data)
 
 
 def test_live_adding_and_deleting_points(viewer_with_pair, qtbot):

@@ -500,8 +500,9 @@ class MatchWidget(Container):
         if name in self._viewer.layers:
             layer = self._viewer.layers[name]
             if list(layer.features.get("peak", [])) == kinds:
-                # Same markers, new places: one update, not three.
-                layer.data = world
+                # Same markers, new places: in place, one refresh.
+                layer.data[...] = world
+                layer.refresh()
                 return
         layer = _layers.set_or_add(
             self._viewer,
