@@ -127,3 +127,30 @@ def test_lazy_and_non_finite_planes_get_no_tables(counted_tables):
     result = match_points(base, with_nan, points, **kwargs)
     assert counted_tables == [(100, 100), (100, 100)]  # the back match
     assert np.isfinite(result.score).all()
+
+
+def test_3d_matching_with_tables_keeps_exact_surfaces(counted_tables):
+    rng = np.random.default_rng(6)
+    volume = ndimage.gaussian_filter(rng.normal(size=(40, 42, 44)), 1.0)
+    moved = np.roll(volume, (1, -2, 1), axis=(0, 1, 2))
+    points = rng.uniform(8, 32, size=(160, 3))
+    result = match_points(
+        volume,
+        moved,
+        points,
+        template_radius=(3, 3, 3),
+        search_radius=(6, 6, 6),
+        keep_surfaces=True,
+        fft_precision="double",
+        subpixel=False,
+    )
+    assert counted_tables[0] == (40, 42, 44)
+    assert np.mean(result.status == "ok") > 0.9
+    for i in (0, 50, 100):
+        r = np.rint(points[i]).astype(int)
+        template = volume[tuple(slice(c - 3, c + 4) for c in r)]
+        search = moved[tuple(slice(c - 6, c + 7) for c in r)]
+        expected = brute_force_ncc(template, search, "valid")
+        np.testing.assert_allclose(
+            result.surface(i).values, expected, atol=1e-9
+        )
