@@ -59,6 +59,14 @@ def choose(widget, template, image, points):
     widget.points_layer.value = points
 
 
+def pair_widget(viewer):
+    """The widget, set to match 'pois' from 'before' into 'after'."""
+    widget = open_widget(viewer)
+    layers = viewer.layers
+    choose(widget, layers["before"], layers["after"], layers["pois"])
+    return widget
+
+
 def test_widget_opens_from_manifest_and_matches(viewer_with_pair, qtbot):
     viewer = viewer_with_pair
     widget = open_widget(viewer)
@@ -98,13 +106,7 @@ def test_widget_opens_from_manifest_and_matches(viewer_with_pair, qtbot):
 
 def test_rerun_updates_instead_of_duplicating(viewer_with_pair, qtbot):
     viewer = viewer_with_pair
-    widget = open_widget(viewer)
-    choose(
-        widget,
-        viewer.layers["before"],
-        viewer.layers["after"],
-        viewer.layers["pois"],
-    )
+    widget = pair_widget(viewer)
     run_and_wait(qtbot, widget)
     count = len(viewer.layers)
     viewer.layers["pois"].data = [[80.0, 90.0]]
@@ -118,13 +120,7 @@ def test_rerun_updates_instead_of_duplicating(viewer_with_pair, qtbot):
 
 def test_selecting_a_match_shows_its_surface(viewer_with_pair, qtbot):
     viewer = viewer_with_pair
-    widget = open_widget(viewer)
-    choose(
-        widget,
-        viewer.layers["before"],
-        viewer.layers["after"],
-        viewer.layers["pois"],
-    )
+    widget = pair_widget(viewer)
     run_and_wait(qtbot, widget)
     matched = viewer.layers["pois matched"]
     matched.selected_data = {2}
@@ -146,13 +142,7 @@ def test_scale_and_translate_are_respected(make_napari_viewer, qtbot):
     # Points clicked on the template: world = 2 * template pixel.
     template_pixels = np.array([[30.0, 40.0], [45.0, 30.0]])
     viewer.add_points(template_pixels * 2, name="pois")
-    widget = open_widget(viewer)
-    choose(
-        widget,
-        viewer.layers["before"],
-        viewer.layers["after"],
-        viewer.layers["pois"],
-    )
+    widget = pair_widget(viewer)
     widget.search_radius.value = (120, 120)
     run_and_wait(qtbot, widget)
     # The same pixel content sits in the target at pixel + SHIFT, whose
@@ -214,13 +204,7 @@ def test_rgb_images_are_matched_in_luminance(make_napari_viewer, qtbot):
     viewer.add_image(rgb, name="before", rgb=True)
     viewer.add_image(np.roll(rgb, SHIFT, axis=(0, 1)), name="after", rgb=True)
     viewer.add_points([[60.0, 60.0]], name="pois")
-    widget = open_widget(viewer)
-    choose(
-        widget,
-        viewer.layers["before"],
-        viewer.layers["after"],
-        viewer.layers["pois"],
-    )
+    widget = pair_widget(viewer)
     run_and_wait(qtbot, widget)
     np.testing.assert_allclose(
         viewer.layers["pois matched"].data, [[64.0, 54.0]], atol=1e-6
@@ -234,13 +218,7 @@ def test_cancel_stops_without_adding_layers(make_napari_viewer, qtbot):
     viewer.add_image(np.roll(base, SHIFT, axis=(0, 1)), name="after")
     rng = np.random.default_rng(0)
     viewer.add_points(rng.uniform(50, 550, size=(3000, 2)), name="pois")
-    widget = open_widget(viewer)
-    choose(
-        widget,
-        viewer.layers["before"],
-        viewer.layers["after"],
-        viewer.layers["pois"],
-    )
+    widget = pair_widget(viewer)
     count = len(viewer.layers)
     worker = widget.run()
     aborted = []
@@ -301,13 +279,7 @@ def test_worker_errors_become_notifications(
     viewer_with_pair, qtbot, monkeypatch
 ):
     viewer = viewer_with_pair
-    widget = open_widget(viewer)
-    choose(
-        widget,
-        viewer.layers["before"],
-        viewer.layers["after"],
-        viewer.layers["pois"],
-    )
+    widget = pair_widget(viewer)
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
@@ -340,13 +312,7 @@ def test_pickers_follow_layers(viewer_with_pair):
 
 
 def live_widget(viewer, qtbot):
-    widget = open_widget(viewer)
-    choose(
-        widget,
-        viewer.layers["before"],
-        viewer.layers["after"],
-        viewer.layers["pois"],
-    )
+    widget = pair_widget(viewer)
     run_and_wait(qtbot, widget)
     assert widget.live.value, "live mode turns on after the first run"
     return widget
@@ -595,9 +561,8 @@ def test_result_after_the_points_layer_is_gone_is_dropped(
     viewer_with_pair, qtbot
 ):
     viewer = viewer_with_pair
-    widget = open_widget(viewer)
+    widget = pair_widget(viewer)
     layers = viewer.layers
-    choose(widget, layers["before"], layers["after"], layers["pois"])
     worker = widget.run()
     # The worker's result is delivered by the event loop, so after this.
     layers.remove("pois")
@@ -642,10 +607,7 @@ def test_undo_takes_back_a_whole_drag_and_one_edit_at_a_time(
 
 
 def test_search_radius_per_axis(viewer_with_pair, qtbot):
-    viewer = viewer_with_pair
-    widget = open_widget(viewer)
-    layers = viewer.layers
-    choose(widget, layers["before"], layers["after"], layers["pois"])
+    widget = pair_widget(viewer_with_pair)
     widget.template_radius.value = 10
     # The shift is (4, -6): room for 5 rows and 7 cols finds it ...
     widget.search_radius.value = (15, 17)
