@@ -495,18 +495,9 @@ class MatchWidget(Container):
         world = _layers.convert(
             np.asarray(data), _layers.data_to_world(image_layer)
         )
-        name = _layers.output_names(points_layer)["peaks"]
-        kinds = ["best", "second"][: len(world)]
-        if name in self._viewer.layers:
-            layer = self._viewer.layers[name]
-            if list(layer.features.get("peak", [])) == kinds:
-                # Same markers, new places: in place, one refresh.
-                layer.data[...] = world
-                layer.refresh()
-                return
         layer = _layers.set_or_add(
             self._viewer,
-            name,
+            _layers.output_names(points_layer)["peaks"],
             "points",
             world,
             update=("face_color",),
@@ -514,7 +505,9 @@ class MatchWidget(Container):
             symbol="cross",
             size=8,
         )
-        layer.features = {"peak": kinds}
+        kinds = ["best", "second"][: len(world)]
+        if list(layer.features.get("peak", [])) != kinds:
+            layer.features = {"peak": kinds}
 
     def _show_height_field(self, surface, image_layer, points_layer):
         """The surface as a mesh whose height is the NCC (for 3-D view)."""
