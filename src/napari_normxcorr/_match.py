@@ -265,12 +265,14 @@ class _Matcher:
         windows: list[_Window],
         workers: int = -1,
         workspace: Workspace | None = None,
+        maxima: bool = True,
     ):
         """'valid' NCC surfaces of read windows that share their shapes.
 
-        Returns the surfaces, their local maxima (a boolean mask) and, per
-        window, whether its template is flat. The surfaces live in
-        `workspace`: the next call with it overwrites them.
+        Returns the surfaces, their local maxima (a boolean mask, or Nones
+        without `maxima`) and, per window, whether its template is flat.
+        The surfaces live in `workspace`: the next call with it overwrites
+        them.
         """
         templates = np.stack([w.template for w in windows])
         prepared = PreparedTemplate(templates, self.ndim, self.fft_dtype)
@@ -297,7 +299,9 @@ class _Matcher:
         # Local maxima for the second-peak search, done here in the worker.
         return (
             surfaces,
-            _local_maxima(surfaces, workspace),
+            _local_maxima(surfaces, workspace)
+            if maxima
+            else [None] * len(windows),
             prepared.flat.ravel(),
         )
 
@@ -722,12 +726,13 @@ class _Found(NamedTuple):
     surface: np.ndarray | None
 
 
-def _worker(matcher, analyse):
+def _worker(matcher, analyse, maxima: bool = True):
     """Worker body: read a batch, correlate it, analyse each window.
 
     Returns one entry per window: ``analyse(window, surface, is_maximum,
-    is_flat)``, or None for a window with NaN or infinity. Pixels are read
-    here, so only the batches being worked on are in memory.
+    is_flat)``, or None for a window with NaN or infinity (`is_maximum` is
+    None without `maxima`). Pixels are read here, so only the batches being
+    worked on are in memory.
     """
 
     def run(batch, workers, workspace):
@@ -735,7 +740,7 @@ def _worker(matcher, analyse):
         good = [w for w, ok in zip(batch, readable) if ok]
         found = {}
         if good:
-            results = matcher.surfaces(good, workers, workspace)
+            results = matcher.surfaces(good, workers, workspace, maxima)
             for window, *parts in zip(good, *results):
                 found[window.row] = analyse(window, *parts)
         for window in batch:
@@ -840,7 +845,9 @@ def _consistency(matcher, points, matched, status, batch_size):
         return np.asarray(peak) + parabolic_shift(surface, peak)
 
     batches = _batches(groups, batch_size)
-    for batch, found in _in_threads(_worker(matcher, analyse), batches):
+    # The back-match needs only the best peak: no local maxima.
+    back_match = _worker(matcher, analyse, maxima=False)
+    for batch, found in _in_threads(back_match, batches):
         for window, corner in zip(batch, found):
             row = window.row
             if corner is None:
