@@ -10,39 +10,36 @@ to rows whose point has not moved again since the worker started.
 from __future__ import annotations
 
 import time
-from dataclasses import fields
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import _layers
-from ._match import MatchResult, Status, match_points
+from ._match import ROW_FIELDS, MatchResult, Status, match_points
 
 if TYPE_CHECKING:
     from ._widget import MatchWidget
 
-_ROWS = [f.name for f in fields(MatchResult) if not f.name.startswith("_")]
 # Point edits that can be undone.
 _HISTORY = 100
 
 
 def set_rows(result: MatchResult, rows, part: MatchResult) -> None:
     """Copy the rows of `part` into `result` at `rows`."""
-    for name in _ROWS:
+    for name in ROW_FIELDS:
         getattr(result, name)[rows] = getattr(part, name)
 
 
 def delete_rows(result: MatchResult, rows) -> MatchResult:
-    columns = {
-        name: np.delete(getattr(result, name), rows, axis=0) for name in _ROWS
-    }
-    return MatchResult(**columns, _context=result._context)
+    keep = np.ones(len(result), dtype=bool)
+    keep[rows] = False
+    return result.take(keep)
 
 
 def append_rows(result: MatchResult, count: int) -> MatchResult:
     """`result` with `count` unmatched rows at the end (to be matched)."""
     columns = {}
-    for name in _ROWS:
+    for name in ROW_FIELDS:
         values = getattr(result, name)
         extra = np.empty((count, *values.shape[1:]), dtype=values.dtype)
         if values.dtype == object:
@@ -205,7 +202,7 @@ class LiveMatching:
         ]
         if fresh:
             keep = np.asarray(fresh)
-            set_rows(widget.result, rows[keep], part_rows(part, keep))
+            set_rows(widget.result, rows[keep], part.take(keep))
             widget.refresh_outputs(points=[int(r) for r in rows[keep]])
             if fresh[-1] == len(rows) - 1 and surface is not None:
                 widget.show_surface(int(rows[-1]), surface)
@@ -233,8 +230,3 @@ def _match_and_surface(job, points, guesses):
     except ValueError:
         surface = None
     return part, surface
-
-
-def part_rows(part: MatchResult, keep) -> MatchResult:
-    columns = {name: getattr(part, name)[keep] for name in _ROWS}
-    return MatchResult(**columns, _context=part._context)

@@ -126,12 +126,16 @@ class MatchResult:
         """
         if not results:
             raise ValueError("concatenate needs at least one result")
-        names = [f.name for f in fields(cls) if not f.name.startswith("_")]
         columns = {
             name: np.concatenate([getattr(r, name) for r in results])
-            for name in names
+            for name in ROW_FIELDS
         }
         return cls(**columns, _context=results[0]._context)
+
+    def take(self, rows) -> MatchResult:
+        """The rows `rows` (indices or a boolean mask) as a result."""
+        columns = {name: getattr(self, name)[rows] for name in ROW_FIELDS}
+        return MatchResult(**columns, _context=self._context)
 
     def surface(self, index: int) -> Surface:
         """Recompute the correlation surface of point `index`."""
@@ -172,6 +176,12 @@ class MatchResult:
     def to_csv(self, path) -> None:
         """Write :meth:`to_table` as CSV (one row per point)."""
         write_columns(path, self.to_table())
+
+
+# The per-row columns of a MatchResult (its other fields are shared).
+ROW_FIELDS = [
+    f.name for f in fields(MatchResult) if not f.name.startswith("_")
+]
 
 
 @dataclass
