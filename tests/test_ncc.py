@@ -104,6 +104,20 @@ def test_flat_windows_are_exactly_zero():
     assert np.count_nonzero(ncc) > 0.5 * ncc.size
 
 
+def test_flat_windows_beside_bright_texture_are_exactly_zero():
+    """Running sums that passed through values a million times larger
+    still leave flat windows at exactly 0, in every tile of a large image."""
+    rng = np.random.default_rng(7)
+    image = np.full((700, 3000), 7.0)
+    image[:, :1500] += rng.standard_normal((700, 1500)) * 1e6
+    image[300:400, 1500:] += rng.standard_normal((100, 1500)) * 1e6
+    ncc = normalized_cross_correlation(rng.random((101, 101)), image, "valid")
+    # Windows in the flat part that miss the bright band.
+    flat = ncc[np.r_[0:200, 400:600], 1500:]
+    assert np.all(flat == 0.0)
+    assert np.count_nonzero(ncc[:, :1400]) == ncc[:, :1400].size
+
+
 def test_flat_template_gives_zero_everywhere():
     rng = np.random.default_rng(6)
     image = rng.random((30, 30))

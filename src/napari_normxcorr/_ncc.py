@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import numpy.typing as npt
 import scipy.fft
+import scipy.ndimage
 
 from ._validate import as_real_array, check_template_fits
 
@@ -20,7 +21,9 @@ FFT_PRECISIONS = ("double", "single")
 # local variances below this many eps of the summed energy are rounding noise.
 _FLAT_TOLERANCE = 64 * np.finfo(np.float64).eps
 # Tiles of about this many pixels keep a correlation's arrays in cache.
-_TILE_PIXELS = 2**20
+_TILE_PIXELS = 2**21
+# Strips of about this many pixels keep their sums in cache.
+_STRIP_PIXELS = 2**16
 
 
 def crop_start(template_shape, mode: str) -> tuple[int, ...]:
@@ -87,54 +90,6 @@ def thread_workspace() -> Workspace:
     if not hasattr(_local, "workspace"):
         _local.workspace = Workspace()
     return _local.workspace
-
-
-def window_sums(
-    values: np.ndarray, window_shape, workspace: Workspace, name: str
-) -> np.ndarray:
-    """Sum of `values` over every window of `window_shape` ('valid' mode).
-
-    Works on the last len(window_shape) axes. Prefix sums along one axis at
-    a time keep the cost independent of the window size (Lewis 1995). The
-    result is the workspace array `name`.
-    """
-    out = values
-    for axis, m in zip(range(-len(window_shape), 0), window_shape):
-        prefix = _prefix_sums(out, axis, workspace)
-        n = out.shape[axis] - m + 1
-        upper = [slice(None)] * out.ndim
-        lower = [slice(None)] * out.ndim
-        upper[axis] = slice(m, m + n)
-        lower[axis] = slice(0, n)
-        shape = list(out.shape)
-        shape[axis] = n
-        out = np.subtract(
-            prefix[tuple(upper)],
-            prefix[tuple(lower)],
-            out=workspace.get(f"{name} {axis}", shape),
-        )
-    return out
-
-
-def _prefix_sums(values: np.ndarray, axis: int, workspace: Workspace):
-    """Prefix sums along `axis` with a leading 0: element i sums values[:i]."""
-    length = values.shape[axis]
-    shape = list(values.shape)
-    shape[axis] = length + 1
-    prefix = workspace.get("prefix", shape)
-    moved = np.moveaxis(prefix, axis, 0)
-    moved[0] = 0.0
-    if axis == -1:
-        # Contiguous axis: numpy's accumulate is fastest here.
-        np.cumsum(values, axis=-1, out=prefix[..., 1:])
-        return prefix
-    # numpy accumulates other axes column by column (slow, strided);
-    # a loop of whole-row additions is several times faster.
-    source = np.moveaxis(values, axis, 0)
-    moved[1] = source[0]
-    for i in range(1, length):
-        np.add(moved[i], source[i], out=moved[i + 1])
-    return prefix
 
 
 def _zero_padded_rfftn(values: np.ndarray, fshape, workers: int):
@@ -207,11 +162,10 @@ def ncc_valid(
     `image` has had a constant (its mean) removed, so that running sums of
     its squares do not cancel catastrophically. Leading axes broadcast
     against the template's (a stack of windows and a stack of templates).
+    `image` may come zero-padded to its FFT shape, its own being `shape`.
     `variance`, when given, is ``(n * variance of each window, noise)``
     from elsewhere (it is overwritten), and windows whose n * variance is
-    at most `noise` count as flat; then `image` may also come zero-padded
-    to its FFT shape, its own being `shape`. The result goes to `out` when
-    given.
+    at most `noise` count as flat. The result goes to `out` when given.
     """
     workspace = workspace or Workspace()
     axes = template.axes
@@ -227,11 +181,20 @@ def ncc_valid(
     )
     spectrum *= template.spectrum(fshape, workers)
     keep = tuple(slice(m - 1, n) for m, n in zip(template.shape, shape))
-    numerator = _valid_inverse(spectrum, fshape, keep, workers)
+    rows = _valid_inverse(spectrum, fshape, keep, workers)
     del spectrum
-
+    numerator = rows[..., keep[-1]]
+    if out is None:
+        out = np.empty(numerator.shape)
     if variance is None:
-        variance = window_variance(image, template.shape, workspace)
+        # Whole rows, as wide as the transform's where the buffer has them.
+        inside = image[
+            (Ellipsis, *[slice(0, n) for n in shape[:-1]], slice(None))
+        ]
+        threads = (os.cpu_count() or 1) if workers == -1 else workers
+        return _normalise_by_strips(
+            rows, inside, template, out, workspace, threads
+        )
     energy, noise = variance
     # Flat windows or templates carry no pattern: their NCC is 0, not noise
     # (an infinite denominator gives exactly 0).
@@ -242,14 +205,13 @@ def ncc_valid(
     np.copyto(energy, np.inf, where=flat)
     np.copyto(energy, np.inf, where=template.flat)
     np.sqrt(energy, out=energy)
-    if out is None:
-        out = np.empty(energy.shape)
     np.divide(numerator, energy, out=out)
     return np.clip(out, -1.0, 1.0, out=out)
 
 
 def _valid_inverse(spectrum, fshape, keep, workers: int) -> np.ndarray:
-    """irfftn over the last len(fshape) axes, cropped to `keep`.
+    """irfftn over the last len(fshape) axes, cropped to `keep` but along
+    the last axis.
 
     One axis at a time, dropping the rows outside `keep` as soon as they
     are transformed: the last, real transform then runs on the 'valid'
@@ -262,62 +224,249 @@ def _valid_inverse(spectrum, fshape, keep, workers: int) -> np.ndarray:
             out, axis=axis, workers=workers, overwrite_x=out is spectrum
         )
         out = out[(Ellipsis, keep[axis]) + (slice(None),) * (-axis - 1)]
-    out = scipy.fft.irfft(out, n=fshape[-1], axis=-1, workers=workers)
-    return out[..., keep[-1]]
+    return scipy.fft.irfft(out, n=fshape[-1], axis=-1, workers=workers)
 
 
-def window_variance(image: np.ndarray, shape, workspace: Workspace):
-    """n * variance of every window of `shape` in a centred float64 `image`,
-    and the rounding noise below which it counts as zero."""
-    n = np.prod(shape, dtype=np.float64)
-    axes = tuple(range(-len(shape), 0))
-    squared = np.square(image, out=workspace.get("squared", image.shape))
-    total = np.sum(squared, axis=axes, keepdims=True)
-    energy = window_sums(squared, shape, workspace, "energy")
-    sums = window_sums(image, shape, workspace, "sums")
-    # n * variance of each window, in place: energy - sums**2 / n.
-    np.square(sums, out=sums)
-    sums /= n
-    energy -= sums
-    # Rounding leaves flat windows with |energy| of a few eps of the total.
-    return energy, _FLAT_TOLERANCE * total
+def _normalise_by_strips(rows, image, template, out, workspace, threads=1):
+    """Divide the numerator `rows` by the norms of the windows of `image`.
 
+    `image` is centred; `rows` holds the 'valid' numerator but along the
+    last axis, where it is at least as long as `image` and the valid
+    windows start at m - 1 (so rows and sums can share one layout).
+    Leading axes of `image` beyond the template's are a stack of windows.
 
-def _tiled_ncc_valid(template: PreparedTemplate, image: np.ndarray):
-    """'valid' NCC of a large image, tile by tile on all cores.
-
-    Tiles of about a million pixels stay in cache, and numpy and scipy.fft
-    release the GIL, so threads run the tiles side by side. Every tile
-    carries the m - 1 extra pixels its windows need.
+    Sums over the first matched axis come from prefix sums of whole rows,
+    built once; the rest works strip by strip on a few rows at a time that
+    stay in cache: their sums over the other axes (running means in C,
+    scipy.ndimage.uniform_filter1d), the local variance and the division.
     """
-    m = template.shape
-    out_shape = [i - k + 1 for i, k in zip(image.shape, m)]
-    side = round(_TILE_PIXELS ** (1 / image.ndim))
-    counts = [
+    result, shape = out, template.shape
+    template_energy, template_flat = template.energy, template.flat
+    if len(shape) == 1:
+        # A line is an image of one row.
+        image, rows, out = (a[..., np.newaxis, :] for a in (image, rows, out))
+        template_energy = template_energy[..., np.newaxis]
+        template_flat = template_flat[..., np.newaxis]
+        shape = (1, *shape)
+    d = len(shape)
+    m0, rest = shape[0], int(np.prod(shape[1:]))
+    squares = np.square(image, out=workspace.get("squares", image.shape))
+    prefix_shape = list(image.shape)
+    prefix_shape[-d] += 1
+    values = workspace.get("prefix values", prefix_shape)
+    energies = workspace.get("prefix squares", prefix_shape)
+    pool = _pool() if threads > 1 else None
+    _map(
+        pool,
+        lambda pair: _prefix_rows(*pair, d),
+        [(image, values), (squares, energies)],
+    )
+    total = energies[_rows(-1, None, d)].sum(
+        axis=tuple(range(-d, 0)), keepdims=True
+    )
+    # Rounding leaves flat windows with a few eps of the total energy
+    # (here per `rest` pixels: the strips hold means over `rest` pixels).
+    noise = _FLAT_TOLERANCE * total / rest
+    scale = rest * template_energy
+    width = image.shape[-1]
+    # The valid windows along the middle axes, and along the last.
+    middle = (Ellipsis, *[slice(0, n) for n in out.shape[-d + 1 : -1]])
+    last = (Ellipsis, slice(shape[-1] - 1, shape[-1] - 1 + out.shape[-1]))
+    height = out.shape[-d]
+    step = max(1, _STRIP_PIXELS * height // max(out.size, 1))
+    starts = list(range(0, height, step))
+
+    def normalise(starts):
+        space = thread_workspace() if pool else workspace
+        for start in starts:
+            strip = _rows(start, min(start + step, height), d)
+            means = _strip_means(values, strip, shape, space, "values")
+            energy = _strip_means(energies, strip, shape, space, "squares")
+            # Whole rows, garbage outside the valid windows included:
+            # contiguous arrays are several times faster than strided views.
+            # energy / rest = mean of squares - rest * mean**2 / n:
+            np.square(means, out=means)
+            means *= 1.0 / m0
+            energy -= means
+            # Flat windows or templates carry no pattern: their NCC is 0,
+            # not noise (an infinite denominator gives exactly 0).
+            flat = np.less_equal(
+                energy, noise, out=space.get("flat", energy.shape, bool)
+            )
+            if template_flat.any():
+                flat |= template_flat
+            energy *= scale
+            np.copyto(energy, np.inf, where=flat)
+            np.sqrt(energy, out=energy)
+            energy = energy[middle + (slice(None),)]
+            np.divide(rows[strip][..., :width], energy, out=energy)
+            np.clip(energy[last], -1.0, 1.0, out=out[strip])
+
+    parts = min(threads, len(starts))
+    _map(pool, normalise, [starts[k::parts] for k in range(parts)])
+    return result
+
+
+_shared_pool = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    """Threads kept for the work of one correlation (their workspaces too)."""
+    global _shared_pool
+    if _shared_pool is None:
+        _shared_pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
+    return _shared_pool
+
+
+def _map(pool, function, items):
+    """list(map(function, items)), on `pool` when given."""
+    if pool is None or len(items) < 2:
+        return [function(item) for item in items]
+    return list(pool.map(function, items))
+
+
+def _rows(start, stop, d):
+    """Index of rows start:stop along the first of the last `d` axes."""
+    return (Ellipsis, slice(start, stop)) + (slice(None),) * (d - 1)
+
+
+def _prefix_rows(values, prefix, d):
+    """Prefix sums of `values` along the first of the last `d` axes, into
+    `prefix` (one longer along that axis, starting with 0).
+
+    Whole-row additions (numpy's accumulate along a strided axis is
+    several times slower), in blocks of about sqrt(n) rows: a scan inside
+    every block at once, then each block carried over from the one before.
+    About 2 sqrt(n) numpy calls instead of n, so that threads do not queue
+    for the GIL between tiny calls.
+    """
+    rows = np.moveaxis(values, -d, 0)
+    n = len(rows)
+    sums = np.moveaxis(prefix, -d, 0)
+    sums[0] = 0.0
+    scan = sums[1:]
+    block = max(1, int(np.sqrt(n)))
+    scan[::block] = rows[::block]
+    for k in range(1, block):
+        count = len(range(k, n, block))
+        np.add(
+            scan[k - 1 :: block][:count], rows[k::block], out=scan[k::block]
+        )
+    for first in range(block, n, block):
+        scan[first : first + block] += scan[first - 1]
+    return prefix
+
+
+def _strip_means(prefix, rows, shape, workspace, name):
+    """Means over windows of `shape`, for the windows starting in `rows`.
+
+    The sums over shape[0] rows come from the prefix sums; means over the
+    other axes from running means. Returns a workspace array as wide as
+    `prefix`, whose first n - m + 1 entries along the middle axes and last
+    n - m + 1 along the last axis are the valid windows.
+    """
+    d = len(shape)
+    first = rows[1]
+    strip = list(prefix.shape)
+    strip[-d] = first.stop - first.start
+    means = workspace.get(f"strip {name}", strip)
+    np.subtract(
+        prefix[_rows(first.start + shape[0], first.stop + shape[0], d)],
+        prefix[rows],
+        out=means,
+    )
+    for axis, m in zip(range(-d + 1, 0), shape[1:]):
+        # The window starting at k lands at k (middle axes) or, on the
+        # last axis, the window ending at k, as in the numerator's rows.
+        origin = (m - 1) // 2 if axis == -1 else -(m // 2)
+        scipy.ndimage.uniform_filter1d(
+            means, m, axis=axis, output=means, origin=origin
+        )
+    return means
+
+
+def _fill_centred(buffer, image, mean, start, size):
+    """Write image[start:start + size] - mean into the corner of `buffer`.
+
+    `start` may reach outside `image` (padding in 'full' and 'same' modes):
+    what lies outside, and the rest of `buffer`, become 0, the centred
+    image's mean.
+    """
+    source, target = [], []
+    for a, n, length in zip(start, size, image.shape):
+        lo, hi = max(a, 0), min(a + n, length)
+        source.append(slice(lo, max(hi, lo)))
+        target.append(slice(lo - a, lo - a + max(hi - lo, 0)))
+    target = tuple(target)
+    np.subtract(image[tuple(source)], mean, out=buffer[target])
+    # Zero what the image did not fill, one slab per axis side.
+    for axis, t in enumerate(target):
+        before = (slice(None),) * axis + (slice(0, t.start),)
+        after = (slice(None),) * axis + (slice(t.stop, None),)
+        buffer[before] = 0.0
+        buffer[after] = 0.0
+
+
+def _tile_counts(out_shape, m) -> list[int]:
+    """How many tiles along each axis, for the outputs `out_shape`.
+
+    Bands across the whole width are best where one of at least m rows
+    fits in _TILE_PIXELS: fewer overlap pixels than square tiles, and a
+    multiple of the number of cores, so that no core idles at the end.
+    """
+    cross = int(np.prod([o + k - 1 for o, k in zip(out_shape[1:], m[1:])]))
+    rows = _TILE_PIXELS // cross - m[0] + 1
+    if rows >= m[0]:
+        cpus = os.cpu_count() or 1
+        bands = -(-int(np.ceil(out_shape[0] / rows)) // cpus) * cpus
+        return [min(bands, out_shape[0])] + [1] * (len(m) - 1)
+    side = round(_TILE_PIXELS ** (1 / len(m)))
+    return [
         max(1, int(np.ceil(o / max(side - k + 1, k))))
         for o, k in zip(out_shape, m)
     ]
+
+
+def _tiled_ncc_valid(template: PreparedTemplate, image, mean, padding):
+    """'valid' NCC of `image` - `mean`, zero-padded by `padding`.
+
+    Tiles of about a million pixels run side by side on all cores (numpy
+    and scipy.fft release the GIL); every tile carries the m - 1 extra
+    pixels its windows need, and is centred and padded on its way into
+    the buffer of its Fourier transform.
+    """
+    m = template.shape
+    padded = [n + a + b for n, (a, b) in zip(image.shape, padding)]
+    out_shape = [i - k + 1 for i, k in zip(padded, m)]
+    counts = _tile_counts(out_shape, m)
     edges = [
         np.linspace(0, o, c + 1).astype(int) for o, c in zip(out_shape, counts)
     ]
     tiles = list(
         itertools.product(*[list(itertools.pairwise(e)) for e in edges])
     )
-    if len(tiles) == 1:
-        return ncc_valid(template, image)
     out = np.empty(out_shape)
+    workers = 1 if len(tiles) > 1 else -1
 
     def run(tile):
-        inside = tuple(slice(a, b + k - 1) for (a, b), k in zip(tile, m))
-        target = tuple(slice(a, b) for a, b in tile)
+        start = [a - before for (a, _), (before, _) in zip(tile, padding)]
+        size = [b - a + k - 1 for (a, b), k in zip(tile, m)]
         workspace = thread_workspace()
-        ncc_valid(template, image[inside], 1, workspace, out=out[target])
+        buffer = workspace.get("tile", fft_shape(size))
+        _fill_centred(buffer, image, mean, start, size)
+        target = tuple(slice(a, b) for a, b in tile)
+        ncc_valid(
+            template, buffer, workers, workspace, out[target], shape=size
+        )
 
     # The template spectra are filled in before threads share the cache.
     for tile in {
         tuple(b - a + k - 1 for (a, b), k in zip(t, m)) for t in tiles
     }:
         template.spectrum(fft_shape(tile), workers=-1)
+    if len(tiles) == 1:
+        run(tiles[0])
+        return out
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         list(pool.map(run, tiles))
     return out
@@ -389,12 +538,15 @@ def normalized_cross_correlation(
     check_template_fits(template, image)
     fft_dtype = np.float32 if fft_precision == "single" else np.float64
     prepared = PreparedTemplate(template, template.ndim, fft_dtype)
-    centred = image.astype(np.float64)
-    centred -= centred.mean()
-    if mode != "valid":
-        # Zero padding of the centred image = padding with the image's mean.
-        centred = np.pad(centred, _padding(template.shape, mode))
-    return _tiled_ncc_valid(prepared, centred)
+    padding = (
+        [(0, 0)] * image.ndim
+        if mode == "valid"
+        else _padding(template.shape, mode)
+    )
+    # Zero padding of the centred image = padding with the image's mean.
+    return _tiled_ncc_valid(
+        prepared, image, image.mean(dtype=np.float64), padding
+    )
 
 
 def normalized_cross_correlation_2d(
