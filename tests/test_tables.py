@@ -6,6 +6,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
 from napari_normxcorr import _match, match_points
+from napari_normxcorr._ncc import Workspace
 from napari_normxcorr._tables import PlaneTables
 from reference import brute_force_ncc
 
@@ -30,7 +31,7 @@ def test_variance_matches_numpy(shape, box, start, out_shape):
     plane = rng.integers(60000, 60100, size=shape).astype(np.uint16)
     tables = PlaneTables(plane)
     out = np.empty(out_shape)
-    tables.variance(start, box, out, np.empty(out_shape))
+    tables.variance(start, box, out, Workspace())
     region = plane[
         tuple(
             slice(s, s + o + m - 1) for s, o, m in zip(start, out_shape, box)
@@ -45,10 +46,10 @@ def test_flat_windows_stay_under_the_noise_level():
     plane[50:120, 60:150] = 65535.0  # saturated: no variance at all
     tables = PlaneTables(plane)
     out = np.empty((40, 60))
-    tables.variance((60, 70), (11, 11), out, np.empty_like(out))
+    tables.variance((60, 70), (11, 11), out, Workspace())
     assert np.all(np.abs(out) <= tables.noise)
     # ...while textured windows are far above it.
-    tables.variance((0, 0), (11, 11), out, np.empty_like(out))
+    tables.variance((0, 0), (11, 11), out, Workspace())
     assert out.min() > 1e6 * tables.noise
 
 

@@ -198,6 +198,7 @@ class _Window:
     search_slices: tuple
     template: np.ndarray | None = None
     search: np.ndarray | None = None
+    search_sum: float = 0.0
 
     @property
     def shapes(self) -> tuple:
@@ -210,12 +211,22 @@ class _Window:
         """Read both windows; False when they hold NaN or infinity."""
         self.template = np.asarray(self.source[self.template_slices])
         self.search = np.asarray(self.target[self.search_slices])
-        return bool(
-            np.isfinite(self.template).all() and np.isfinite(self.search).all()
+        self.search_sum = float(self.search.sum(dtype=np.float64))
+        return _all_finite(self.template) and (
+            np.isfinite(self.search_sum) or _all_finite(self.search)
         )
 
     def release(self) -> None:
         self.template = self.search = None
+
+
+def _all_finite(values: np.ndarray) -> bool:
+    """No NaN or infinity in `values`."""
+    # Any NaN or infinity makes the sum NaN or infinite: one fast pass,
+    # and the exact test only when it is (or the sum overflowed).
+    return bool(
+        np.isfinite(values.sum(dtype=np.float64)) or np.isfinite(values).all()
+    )
 
 
 @dataclass
@@ -304,7 +315,9 @@ class _Matcher:
                 searches,
                 workers,
                 workspace,
-                out=workspace.get("surfaces", (len(windows), *out_shape)),
+                out=workspace.get(
+                    "surfaces", (len(windows), *out_shape), self.fft_dtype
+                ),
             )
         # Local maxima for the second-peak search, done here in the worker.
         return (
@@ -338,21 +351,20 @@ class _Matcher:
         inside = padded[(slice(None), *[slice(0, size) for size in shape])]
         for k, w in enumerate(windows):
             # Centred on the way in: one pass over the buffer, not three.
-            mean = w.search.mean(dtype=np.float64)
+            mean = w.search_sum / w.search.size
             np.subtract(w.search, mean, out=inside[k], casting="unsafe")
         box = prepared.shape
         out_shape = tuple(s - m + 1 for s, m in zip(shape, box))
         energy = workspace.get("energy", (count, *out_shape))
-        scratch = workspace.get("box sums", out_shape)
         for k, (t, w) in enumerate(zip(tables, windows)):
-            t.variance(w.search_start, box, energy[k], scratch)
+            t.variance(w.search_start, box, energy[k], workspace)
         noise = np.reshape([t.noise for t in tables], (-1,) + (1,) * d)
         return ncc_valid(
             prepared,
             padded,
             workers,
             workspace,
-            out=workspace.get("surfaces", energy.shape),
+            out=workspace.get("surfaces", energy.shape, self.fft_dtype),
             variance=(energy, noise),
             shape=shape,
         )
@@ -419,8 +431,10 @@ def _local_maxima(surfaces: np.ndarray, workspace: Workspace | None = None):
     """
     workspace = workspace or Workspace()
     shape = surfaces.shape
-    values = workspace.get("maxima values", shape, np.float32)
-    np.copyto(values, surfaces, casting="same_kind")
+    values = surfaces
+    if surfaces.dtype != np.float32:
+        values = workspace.get("maxima values", shape, np.float32)
+        np.copyto(values, surfaces, casting="same_kind")
     buffers = [workspace.get(f"maxima {k}", shape, np.float32) for k in "ab"]
     source = values
     for axis in range(1, values.ndim):
@@ -714,7 +728,24 @@ def _group(matcher, points, guesses, status, forward):
             status[row] = window
         else:
             groups[window.shapes].append(window)
+    for windows in groups.values():
+        windows.sort(key=_reading_order)
     return list(groups.values())
+
+
+def _reading_order(window: _Window) -> tuple:
+    """Plane, then bands one window high, then along the band.
+
+    Neighbouring windows share pixels (and summed-area table entries):
+    taken one after the other, they find them still in cache.
+    """
+    start = window.search_start
+    height = window.shapes[1][:-1]
+    return (
+        window.plane,
+        *(int(s) // h for s, h in zip(start[:-1], height)),
+        int(start[-1]),
+    )
 
 
 def _batches(groups, batch_size):

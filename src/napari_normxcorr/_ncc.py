@@ -201,11 +201,17 @@ def ncc_valid(
     flat = np.less_equal(
         energy, noise, out=workspace.get("flat", energy.shape, bool)
     )
-    energy *= template.energy
-    np.copyto(energy, np.inf, where=flat)
-    np.copyto(energy, np.inf, where=template.flat)
-    np.sqrt(energy, out=energy)
-    np.divide(numerator, energy, out=out)
+    if template.flat.any():
+        flat |= template.flat
+    # In the output's precision from here on (single: half the traffic).
+    if out.dtype != energy.dtype:
+        denominator = workspace.get("denominator", energy.shape, out.dtype)
+    else:
+        denominator = energy
+    np.multiply(energy, template.energy, out=denominator)
+    np.copyto(denominator, np.inf, where=flat)
+    np.sqrt(denominator, out=denominator)
+    np.divide(numerator, denominator, out=out)
     return np.clip(out, -1.0, 1.0, out=out)
 
 

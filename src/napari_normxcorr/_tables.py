@@ -8,12 +8,11 @@ sums by 2**d lookups per output (Crow 1984; Lewis 1995).
 
 from __future__ import annotations
 
-import itertools
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ._ncc import _FLAT_TOLERANCE
+from ._ncc import _FLAT_TOLERANCE, Workspace
 
 # Two float64 tables of this many pixels take 256 MiB: larger planes (and
 # lazy arrays) keep the running sums per window, which need no memory.
@@ -57,18 +56,20 @@ class PlaneTables:
             * (energy + 2 * biggest * np.sqrt(plane.size * energy))
         )
 
-    def variance(self, start, box, out: np.ndarray, scratch: np.ndarray):
+    def variance(self, start, box, out: np.ndarray, workspace: Workspace):
         """n * variance of every `box`-shaped window, 'valid' mode, in `out`.
 
         Output element p covers the box that starts at ``start + p``.
-        `scratch` is an array of the same shape to work in.
+        Scratch arrays come from `workspace`.
         """
-        sums = _box_sums(self.sums, start, box, scratch)
-        energy = _box_sums(self.squares, start, box, out)
+        shape = out.shape
+        sums = _box_sums(self.sums, start, box, shape, workspace, "sums")
+        energy = _box_sums(
+            self.squares, start, box, shape, workspace, "squares"
+        )
         np.square(sums, out=sums)
         sums /= float(np.prod(box))
-        energy -= sums
-        return energy
+        return np.subtract(energy, sums, out=out)
 
 
 def _table_of(shape) -> np.ndarray:
@@ -87,24 +88,23 @@ def _accumulate(values: np.ndarray) -> None:
             np.add(rows[i - 1], rows[i], out=rows[i])
 
 
-def _box_sums(table, start, box, out) -> np.ndarray:
-    """Sums over boxes by inclusion-exclusion of the table's corners."""
-    d = len(box)
-    corners = sorted(
-        itertools.product((0, 1), repeat=d), key=lambda c: -sum(c)
-    )
-    for k, corner in enumerate(corners):
-        part = table[
-            tuple(
-                slice(s + c * m, s + c * m + o)
-                for s, c, m, o in zip(start, corner, box, out.shape)
-            )
-        ]
-        if k == 0:
-            # The far corner, always added: it sums the whole box.
-            np.copyto(out, part)
-        elif (d - sum(corner)) % 2 == 0:
-            out += part
-        else:
-            out -= part
-    return out
+def _box_sums(table, start, box, out_shape, workspace, name) -> np.ndarray:
+    """Sums over the boxes that start at ``start + p`` for every p of
+    `out_shape`: table differences along one axis at a time.
+
+    d passes over a shrinking slab, where adding the 2**d corners of each
+    box takes 2**d passes. Returns a workspace array.
+    """
+    part = table[
+        tuple(slice(s, s + m + o) for s, m, o in zip(start, box, out_shape))
+    ]
+    for axis, (m, o) in enumerate(zip(box, out_shape)):
+        shape = list(part.shape)
+        shape[axis] = o
+        before = (slice(None),) * axis
+        part = np.subtract(
+            part[before + (slice(m, m + o),)],
+            part[before + (slice(0, o),)],
+            out=workspace.get(f"{name} {axis}", shape),
+        )
+    return part
