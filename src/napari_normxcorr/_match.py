@@ -24,8 +24,8 @@ from ._ncc import (
 )
 from ._peaks import argmax_index, parabolic_shift
 from ._subpixel import refine_shift
-from ._tables import MAX_TABLE_PIXELS, PlaneTables
 from ._validate import per_axis
+from ._variance import MAX_MAP_PIXELS, VarianceMap
 from ._windows import as_slices, window_bounds
 
 
@@ -238,8 +238,8 @@ class _Matcher:
     template_radius: tuple[int, ...]
     search_radius: tuple[int, ...]
     fft_dtype: Any
-    # Summed-area tables per (image, plane) searched by many windows.
-    tables: dict = field(default_factory=dict)
+    # Variance maps per (image, plane, template shape) many windows search.
+    maps: dict = field(default_factory=dict)
 
     def place(self, row, point, image_point, forward=True):
         """Windows of one point, before reading any pixel.
@@ -297,11 +297,11 @@ class _Matcher:
         """
         templates = np.stack([w.template for w in windows])
         prepared = PreparedTemplate(templates, self.ndim, self.fft_dtype)
-        tables = [self.tables.get(_plane_key(w)) for w in windows]
+        maps = [self.maps.get(_map_key(w)) for w in windows]
         workspace = workspace or Workspace()
-        if all(t is not None for t in tables):
-            surfaces = self._surfaces_from_tables(
-                windows, prepared, tables, workers, workspace
+        if all(m is not None for m in maps):
+            surfaces = self._surfaces_from_maps(
+                windows, prepared, maps, workers, workspace
             )
         else:
             searches = np.stack([w.search for w in windows]).astype(np.float64)
@@ -328,10 +328,8 @@ class _Matcher:
             prepared.flat.ravel(),
         )
 
-    def _surfaces_from_tables(
-        self, windows, prepared, tables, workers, workspace
-    ):
-        """Surfaces whose variances come from summed-area tables.
+    def _surfaces_from_maps(self, windows, prepared, maps, workers, workspace):
+        """Surfaces whose variances come from variance maps.
 
         The windows are centred only for the transform, straight into a
         zero-padded buffer of the FFT shape, in the transform's own
@@ -356,9 +354,9 @@ class _Matcher:
         box = prepared.shape
         out_shape = tuple(s - m + 1 for s, m in zip(shape, box))
         energy = workspace.get("energy", (count, *out_shape))
-        for k, (t, w) in enumerate(zip(tables, windows)):
-            t.variance(w.search_start, box, energy[k], workspace)
-        noise = np.reshape([t.noise for t in tables], (-1,) + (1,) * d)
+        for k, (m, w) in enumerate(zip(maps, windows)):
+            m.variance(w.search_start, energy[k])
+        noise = np.reshape([m.noise for m in maps], (-1,) + (1,) * d)
         return ncc_valid(
             prepared,
             padded,
@@ -369,32 +367,32 @@ class _Matcher:
             shape=shape,
         )
 
-    def prepare_tables(self, groups: list[list[_Window]]) -> None:
-        """Summed-area tables for the planes that many windows search.
+    def prepare_maps(self, groups: list[list[_Window]]) -> None:
+        """Variance maps for the planes that many windows search.
 
-        Worth it when the windows of a plane together cover it several
-        times over (building them costs a few passes over the plane);
-        only for in-memory planes of up to MAX_TABLE_PIXELS pixels with
-        finite values. Replaces the tables of an earlier pass.
+        Worth it when the windows of a plane together cover it once over (a
+        map costs less than the running sums of as many window pixels);
+        only for in-memory planes of up to MAX_MAP_PIXELS pixels with
+        finite values. Replaces the maps of an earlier pass.
         """
-        self.tables = {}
+        self.maps = {}
         coverage = defaultdict(int)
-        planes = {}
+        windows_by_key = {}
         for windows in groups:
             for w in windows:
-                key = _plane_key(w)
+                key = _map_key(w)
                 coverage[key] += int(np.prod(w.shapes[1]))
-                planes[key] = w
-        for key, w in planes.items():
+                windows_by_key[key] = w
+        for key, w in windows_by_key.items():
             if not isinstance(w.target, np.ndarray):
                 continue
             plane = w.target[w.plane]
             if (
-                plane.size <= MAX_TABLE_PIXELS
-                and coverage[key] >= _TABLE_COVERAGE * plane.size
-                and np.isfinite(plane).all()
+                plane.size <= MAX_MAP_PIXELS
+                and coverage[key] >= _MAP_COVERAGE * plane.size
+                and _all_finite(plane)
             ):
-                self.tables[key] = PlaneTables(plane)
+                self.maps[key] = VarianceMap(plane, w.shapes[0])
 
     def surface(self, point, image_point) -> Surface | None:
         """Surface of one point (for display), or None if it has none."""
@@ -408,13 +406,13 @@ class _Matcher:
         return Surface(values, origin, window.plane)
 
 
-# Tables pay off when the search windows cover their plane this many times.
-_TABLE_COVERAGE = 4
+# Maps pay off when the search windows cover their plane this many times.
+_MAP_COVERAGE = 1
 
 
-def _plane_key(window: _Window) -> tuple:
-    """Which plane of which image a window searches."""
-    return id(window.target), window.plane
+def _map_key(window: _Window) -> tuple:
+    """Which plane of which image a window searches, for which template."""
+    return id(window.target), window.plane, window.shapes[0]
 
 
 def _inside(point, shape) -> bool:
@@ -591,7 +589,7 @@ def match_points(
 
     kept = {}
     groups = _group(matcher, points, image_points, status, forward=True)
-    matcher.prepare_tables(groups)
+    matcher.prepare_maps(groups)
     total = sum(len(g) for g in groups)
     done = 0
 
@@ -636,7 +634,7 @@ def match_points(
         done += len(batch)
         if progress is not None:
             progress(done, total)
-    matcher.tables.clear()  # the result keeps the matcher, not the tables
+    matcher.maps.clear()  # the result keeps the matcher, not the maps
 
     if check_consistency:
         consistency = _consistency(
@@ -879,7 +877,7 @@ def _consistency(matcher, points, matched, status, batch_size):
     back_status = np.full(len(points), Status.OUTSIDE_IMAGE, dtype=object)
     back_status[todo] = Status.OK
     groups = _group(matcher, matched, points, back_status, forward=False)
-    matcher.prepare_tables(groups)
+    matcher.prepare_maps(groups)
 
     def analyse(window, surface, *_):
         peak = argmax_index(surface)
@@ -899,5 +897,5 @@ def _consistency(matcher, points, matched, status, batch_size):
                 + (matched[row, -d:] - window.template_start)
             )
             distance[row] = float(np.linalg.norm(back - points[row, -d:]))
-    matcher.tables.clear()
+    matcher.maps.clear()
     return distance

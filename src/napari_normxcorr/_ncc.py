@@ -240,11 +240,6 @@ def _normalise_by_strips(rows, image, template, out, workspace, threads=1):
     last axis, where it is at least as long as `image` and the valid
     windows start at m - 1 (so rows and sums can share one layout).
     Leading axes of `image` beyond the template's are a stack of windows.
-
-    Sums over the first matched axis come from prefix sums of whole rows,
-    built once; the rest works strip by strip on a few rows at a time that
-    stay in cache: their sums over the other axes (running means in C,
-    scipy.ndimage.uniform_filter1d), the local variance and the division.
     """
     result, shape = out, template.shape
     template_energy, template_flat = template.energy, template.flat
@@ -255,45 +250,21 @@ def _normalise_by_strips(rows, image, template, out, workspace, threads=1):
         template_flat = template_flat[..., np.newaxis]
         shape = (1, *shape)
     d = len(shape)
-    m0, rest = shape[0], int(np.prod(shape[1:]))
-    squares = np.square(image, out=workspace.get("squares", image.shape))
-    prefix_shape = list(image.shape)
-    prefix_shape[-d] += 1
-    values = workspace.get("prefix values", prefix_shape)
-    energies = workspace.get("prefix squares", prefix_shape)
     pool = _pool() if threads > 1 else None
-    _map(
-        pool,
-        lambda pair: _prefix_rows(*pair, d),
-        [(image, values), (squares, energies)],
-    )
-    total = energies[_rows(-1, None, d)].sum(
-        axis=tuple(range(-d, 0)), keepdims=True
-    )
-    # Rounding leaves flat windows with a few eps of the total energy
-    # (here per `rest` pixels: the strips hold means over `rest` pixels).
-    noise = _FLAT_TOLERANCE * total / rest
-    scale = rest * template_energy
+    sums = _WindowSums(image, shape, workspace, pool)
+    # Rounding leaves flat windows with a few eps of the total energy.
+    noise = _FLAT_TOLERANCE * sums.total / sums.rest
+    scale = sums.rest * template_energy
     width = image.shape[-1]
     # The valid windows along the middle axes, and along the last.
     middle = (Ellipsis, *[slice(0, n) for n in out.shape[-d + 1 : -1]])
     last = (Ellipsis, slice(shape[-1] - 1, shape[-1] - 1 + out.shape[-1]))
-    height = out.shape[-d]
-    step = max(1, _STRIP_PIXELS * height // max(out.size, 1))
-    starts = list(range(0, height, step))
+    strips = sums.strips(out)
 
-    def normalise(starts):
+    def normalise(strips):
         space = thread_workspace() if pool else workspace
-        for start in starts:
-            strip = _rows(start, min(start + step, height), d)
-            means = _strip_means(values, strip, shape, space, "values")
-            energy = _strip_means(energies, strip, shape, space, "squares")
-            # Whole rows, garbage outside the valid windows included:
-            # contiguous arrays are several times faster than strided views.
-            # energy / rest = mean of squares - rest * mean**2 / n:
-            np.square(means, out=means)
-            means *= 1.0 / m0
-            energy -= means
+        for strip in strips:
+            energy = sums.energy(strip, space)
             # Flat windows or templates carry no pattern: their NCC is 0,
             # not noise (an infinite denominator gives exactly 0).
             flat = np.less_equal(
@@ -308,9 +279,107 @@ def _normalise_by_strips(rows, image, template, out, workspace, threads=1):
             np.divide(rows[strip][..., :width], energy, out=energy)
             np.clip(energy[last], -1.0, 1.0, out=out[strip])
 
-    parts = min(threads, len(starts))
-    _map(pool, normalise, [starts[k::parts] for k in range(parts)])
+    parts = min(threads, len(strips))
+    _map(pool, normalise, [strips[k::parts] for k in range(parts)])
     return result
+
+
+class _WindowSums:
+    """Sums of a centred image's values and squares over every window.
+
+    Sums over the first axis of the window come from prefix sums of whole
+    rows, built once; the rest works strip by strip on a few rows at a
+    time that stay in cache: sums over the other axes (running means in
+    C, scipy.ndimage.uniform_filter1d) and the local variance.
+    Leading axes of `image` beyond `shape`'s are a stack of images.
+    """
+
+    def __init__(self, image, shape, workspace, pool=None):
+        d = len(shape)
+        self.shape = shape
+        self.rest = int(np.prod(shape[1:]))
+        squares = np.square(image, out=workspace.get("squares", image.shape))
+        prefix_shape = list(image.shape)
+        prefix_shape[-d] += 1
+        self.values = workspace.get("prefix values", prefix_shape)
+        self.squares = workspace.get("prefix squares", prefix_shape)
+        _map(
+            pool,
+            lambda pair: _prefix_rows(*pair, d),
+            [(image, self.values), (squares, self.squares)],
+        )
+        self.total = self.squares[_rows(-1, None, d)].sum(
+            axis=tuple(range(-d, 0)), keepdims=True
+        )
+
+    def strips(self, out) -> list[tuple]:
+        """Strips of rows of the windows behind `out`, each a cache's worth."""
+        d = len(self.shape)
+        height = out.shape[-d]
+        step = max(1, _STRIP_PIXELS * height // max(out.size, 1))
+        return [
+            _rows(start, min(start + step, height), d)
+            for start in range(0, height, step)
+        ]
+
+    def energy(self, strip, workspace) -> np.ndarray:
+        """n * variance / rest of the windows starting in rows `strip`.
+
+        Whole rows, garbage outside the valid windows included (contiguous
+        arrays are several times faster than strided views): valid are the
+        first n - m + 1 along the middle axes and the last n - m + 1 along
+        the last axis. A workspace array.
+        """
+        means = _strip_means(self.values, strip, self.shape, workspace, "v")
+        energy = _strip_means(self.squares, strip, self.shape, workspace, "e")
+        # energy / rest = mean of squares - rest * mean**2 / n:
+        np.square(means, out=means)
+        means *= 1.0 / self.shape[0]
+        energy -= means
+        return energy
+
+
+def window_energies(image: np.ndarray, shape, mean: float = 0.0):
+    """n * variance of every 'valid' window of `shape` in `image` - `mean`.
+
+    Bands of rows run side by side on all cores, each centred on its way
+    into its thread's workspace. Also returns the summed energy of the
+    bands (about that of the whole image), which bounds the rounding of
+    every window's sums.
+    """
+    out = np.empty([n - m + 1 for n, m in zip(image.shape, shape)])
+    result = out
+    if len(shape) == 1:
+        image, out, shape = image[np.newaxis], out[np.newaxis], (1, *shape)
+    m0 = shape[0]
+    cpus = os.cpu_count() or 1
+    rows = max(1, _TILE_PIXELS // max(image[0].size, 1) - m0 + 1)
+    count = -(-int(np.ceil(len(out) / rows)) // cpus) * cpus
+    edges = np.linspace(0, len(out), min(count, len(out)) + 1).astype(int)
+    # The valid windows: first along the middle axes, last along the last.
+    valid = (
+        Ellipsis,
+        *[slice(0, n) for n in out.shape[1:-1]],
+        slice(shape[-1] - 1, image.shape[-1]),
+    )
+
+    def run(band):
+        first, stop = band
+        workspace = thread_workspace()
+        rows = image[first : stop + m0 - 1]
+        centred = workspace.get("band", rows.shape)
+        np.subtract(rows, mean, out=centred)
+        sums = _WindowSums(centred, shape, workspace)
+        part = out[first:stop]
+        for strip in sums.strips(part):
+            energy = sums.energy(strip, workspace)
+            energy *= sums.rest
+            np.copyto(part[strip], energy[valid])
+        return float(sums.total.sum())
+
+    with ThreadPoolExecutor(max_workers=cpus) as pool:
+        total = sum(pool.map(run, itertools.pairwise(edges)))
+    return result, total
 
 
 _shared_pool = None

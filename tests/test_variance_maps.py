@@ -1,4 +1,4 @@
-"""Summed-area tables: window variances, and matching many points with them."""
+"""Variance maps: window variances, and matching many points with them."""
 
 import numpy as np
 import pytest
@@ -6,8 +6,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
 from napari_normxcorr import _match, match_points
-from napari_normxcorr._ncc import Workspace
-from napari_normxcorr._tables import PlaneTables
+from napari_normxcorr._variance import VarianceMap
 from reference import brute_force_ncc
 
 
@@ -29,9 +28,9 @@ def test_variance_matches_numpy(shape, box, start, out_shape):
     rng = np.random.default_rng(0)
     # uint16 near the top of its range: centring keeps float64 exact.
     plane = rng.integers(60000, 60100, size=shape).astype(np.uint16)
-    tables = PlaneTables(plane)
+    variance_map = VarianceMap(plane, box)
     out = np.empty(out_shape)
-    tables.variance(start, box, out, Workspace())
+    variance_map.variance(start, out)
     region = plane[
         tuple(
             slice(s, s + o + m - 1) for s, o, m in zip(start, out_shape, box)
@@ -44,30 +43,30 @@ def test_flat_windows_stay_under_the_noise_level():
     rng = np.random.default_rng(1)
     plane = rng.normal(30000, 3000, size=(200, 220))
     plane[50:120, 60:150] = 65535.0  # saturated: no variance at all
-    tables = PlaneTables(plane)
+    variance_map = VarianceMap(plane, (11, 11))
     out = np.empty((40, 60))
-    tables.variance((60, 70), (11, 11), out, Workspace())
-    assert np.all(np.abs(out) <= tables.noise)
+    variance_map.variance((60, 70), out)
+    assert np.all(np.abs(out) <= variance_map.noise)
     # ...while textured windows are far above it.
-    tables.variance((0, 0), (11, 11), out, Workspace())
-    assert out.min() > 1e6 * tables.noise
+    variance_map.variance((0, 0), out)
+    assert out.min() > 1e6 * variance_map.noise
 
 
 @pytest.fixture
-def counted_tables(monkeypatch):
-    """Counts the tables match_points builds."""
+def counted_maps(monkeypatch):
+    """Counts the variance maps match_points builds."""
     built = []
 
-    class Counted(PlaneTables):
-        def __init__(self, plane):
-            super().__init__(plane)
+    class Counted(VarianceMap):
+        def __init__(self, plane, box):
+            super().__init__(plane, box)
             built.append(plane.shape)
 
-    monkeypatch.setattr(_match, "PlaneTables", Counted)
+    monkeypatch.setattr(_match, "VarianceMap", Counted)
     return built
 
 
-def test_many_points_use_tables_and_keep_exact_surfaces(counted_tables):
+def test_many_points_use_maps_and_keep_exact_surfaces(counted_maps):
     rng = np.random.default_rng(2)
     base = ndimage.gaussian_filter(rng.normal(size=(90, 100)), 1.2)
     base = (base * 4000 + 50000).astype(np.uint16)
@@ -84,7 +83,7 @@ def test_many_points_use_tables_and_keep_exact_surfaces(counted_tables):
         fft_precision="double",
         check_consistency=False,
     )
-    assert counted_tables == [(90, 100)]
+    assert counted_maps == [(90, 100)]
     for i in range(0, 150, 7):
         surface = result.surface(i)
         r, c = np.rint(points[i]).astype(int)
@@ -99,38 +98,38 @@ def test_many_points_use_tables_and_keep_exact_surfaces(counted_tables):
         np.testing.assert_allclose(surface.values, expected, atol=1e-9)
 
 
-def test_tables_change_no_match(counted_tables, monkeypatch):
+def test_maps_change_no_match(counted_maps, monkeypatch):
     rng = np.random.default_rng(3)
     base = ndimage.gaussian_filter(rng.normal(size=(120, 130)), 1.5)
     moved = np.roll(base, (2, 5), axis=(0, 1)).astype(np.float32)
     points = rng.uniform(10, 110, size=(120, 2))
     kwargs = dict(template_radius=6, search_radius=12, subpixel=False)
-    with_tables = match_points(base, moved, points, **kwargs)
-    assert len(counted_tables) == 2  # forward, and back for consistency
-    monkeypatch.setattr(_match, "MAX_TABLE_PIXELS", 0)
+    with_maps = match_points(base, moved, points, **kwargs)
+    assert len(counted_maps) == 2  # forward, and back for consistency
+    monkeypatch.setattr(_match, "MAX_MAP_PIXELS", 0)
     without = match_points(base, moved, points, **kwargs)
-    assert len(counted_tables) == 2
-    np.testing.assert_array_equal(with_tables.matched, without.matched)
-    np.testing.assert_allclose(with_tables.score, without.score, atol=1e-5)
-    assert list(with_tables.status) == list(without.status)
+    assert len(counted_maps) == 2
+    np.testing.assert_array_equal(with_maps.matched, without.matched)
+    np.testing.assert_allclose(with_maps.score, without.score, atol=1e-5)
+    assert list(with_maps.status) == list(without.status)
 
 
-def test_lazy_and_non_finite_planes_get_no_tables(counted_tables):
+def test_lazy_and_non_finite_planes_get_no_maps(counted_maps):
     da = pytest.importorskip("dask.array")
     rng = np.random.default_rng(4)
     base = ndimage.gaussian_filter(rng.normal(size=(100, 100)), 1.5)
     points = rng.uniform(12, 88, size=(120, 2))
     kwargs = dict(template_radius=5, search_radius=10, subpixel=False)
     match_points(da.from_array(base, chunks=50), base, points, **kwargs)
-    assert counted_tables == [(100, 100)]  # the in-memory one only
+    assert counted_maps == [(100, 100)]  # the in-memory one only
     with_nan = base.copy()
     with_nan[0, 0] = np.nan
     result = match_points(base, with_nan, points, **kwargs)
-    assert counted_tables == [(100, 100), (100, 100)]  # the back match
+    assert counted_maps == [(100, 100), (100, 100)]  # the back match
     assert np.isfinite(result.score).all()
 
 
-def test_3d_matching_with_tables_keeps_exact_surfaces(counted_tables):
+def test_3d_matching_with_maps_keeps_exact_surfaces(counted_maps):
     rng = np.random.default_rng(6)
     volume = ndimage.gaussian_filter(rng.normal(size=(40, 42, 44)), 1.0)
     moved = np.roll(volume, (1, -2, 1), axis=(0, 1, 2))
@@ -145,7 +144,7 @@ def test_3d_matching_with_tables_keeps_exact_surfaces(counted_tables):
         fft_precision="double",
         subpixel=False,
     )
-    assert counted_tables[0] == (40, 42, 44)
+    assert counted_maps[0] == (40, 42, 44)
     assert np.mean(result.status == "ok") > 0.9
     for i in (0, 50, 100):
         r = np.rint(points[i]).astype(int)
