@@ -30,7 +30,7 @@ def test_variance_matches_numpy(shape, box, start, out_shape):
     plane = rng.integers(60000, 60100, size=shape).astype(np.uint16)
     variance_map = VarianceMap(plane, box)
     out = np.empty(out_shape)
-    variance_map.variance(start, out)
+    variance_map.norms(start, 1.0, out)
     region = plane[
         tuple(
             slice(s, s + o + m - 1) for s, o, m in zip(start, out_shape, box)
@@ -39,16 +39,17 @@ def test_variance_matches_numpy(shape, box, start, out_shape):
     np.testing.assert_allclose(out, n_variance(region, box), atol=1e-6)
 
 
-def test_flat_windows_stay_under_the_noise_level():
+def test_flat_windows_get_infinite_variance():
     rng = np.random.default_rng(1)
     plane = rng.normal(30000, 3000, size=(200, 220))
     plane[50:120, 60:150] = 65535.0  # saturated: no variance at all
     variance_map = VarianceMap(plane, (11, 11))
     out = np.empty((40, 60))
-    variance_map.variance((60, 70), out)
-    assert np.all(np.abs(out) <= variance_map.noise)
-    # ...while textured windows are far above it.
-    variance_map.variance((0, 0), out)
+    variance_map.norms((60, 70), 2.0, out)
+    assert np.all(out == np.inf)
+    # ...while textured windows are far above the rounding level.
+    variance_map.norms((0, 0), 2.0, out)
+    assert np.isfinite(out).all()
     assert out.min() > 1e6 * variance_map.noise
 
 

@@ -332,17 +332,12 @@ class _Matcher:
         """Surfaces whose variances come from variance maps.
 
         The windows are centred only for the transform, straight into a
-        zero-padded buffer of the FFT shape, in the transform's own
-        precision where that holds their values exactly.
+        zero-padded buffer of the FFT shape, in the transform's precision.
         """
         shape = windows[0].shapes[1]
-        count, d = len(windows), len(shape)
-        dtype = windows[0].search.dtype
-        exact = np.can_cast(dtype, self.fft_dtype)
+        count = len(windows)
         padded = workspace.get(
-            "padded",
-            (count, *fft_shape(shape)),
-            self.fft_dtype if exact else np.float64,
+            "padded", (count, *fft_shape(shape)), self.fft_dtype
         )
         for axis, size in enumerate(shape, start=1):
             padded[(slice(None),) * axis + (slice(size, None),)] = 0.0
@@ -351,19 +346,19 @@ class _Matcher:
             # Centred on the way in: one pass over the buffer, not three.
             mean = w.search_sum / w.search.size
             np.subtract(w.search, mean, out=inside[k], casting="unsafe")
-        box = prepared.shape
-        out_shape = tuple(s - m + 1 for s, m in zip(shape, box))
-        energy = workspace.get("energy", (count, *out_shape))
+        out_shape = tuple(s - m + 1 for s, m in zip(shape, prepared.shape))
+        norms = workspace.get("norms", (count, *out_shape), self.fft_dtype)
+        # A flat template carries no pattern either: an NCC of 0.
+        energies = np.where(prepared.flat, np.inf, prepared.energy).ravel()
         for k, (m, w) in enumerate(zip(maps, windows)):
-            m.variance(w.search_start, energy[k])
-        noise = np.reshape([m.noise for m in maps], (-1,) + (1,) * d)
+            m.norms(w.search_start, energies[k], norms[k])
         return ncc_valid(
             prepared,
             padded,
             workers,
             workspace,
-            out=workspace.get("surfaces", energy.shape, self.fft_dtype),
-            variance=(energy, noise),
+            out=workspace.get("surfaces", norms.shape, self.fft_dtype),
+            norms=norms,
             shape=shape,
         )
 

@@ -154,7 +154,7 @@ def ncc_valid(
     workers: int = -1,
     workspace: Workspace | None = None,
     out: np.ndarray | None = None,
-    variance: tuple[np.ndarray, float] | None = None,
+    norms: np.ndarray | None = None,
     shape: tuple[int, ...] | None = None,
 ) -> np.ndarray:
     """'valid' NCC of a prepared template against a centred `image`.
@@ -163,9 +163,9 @@ def ncc_valid(
     its squares do not cancel catastrophically. Leading axes broadcast
     against the template's (a stack of windows and a stack of templates).
     `image` may come zero-padded to its FFT shape, its own being `shape`.
-    `variance`, when given, is ``(n * variance of each window, noise)``
-    from elsewhere (it is overwritten), and windows whose n * variance is
-    at most `noise` count as flat. The result goes to `out` when given.
+    `norms`, when given, holds ``sum(w**2) * sum(t**2)`` of every window
+    w and the template t (both centred), infinite where either is flat
+    (it is overwritten). The result goes to `out` when given.
     """
     workspace = workspace or Workspace()
     axes = template.axes
@@ -186,7 +186,7 @@ def ncc_valid(
     numerator = rows[..., keep[-1]]
     if out is None:
         out = np.empty(numerator.shape)
-    if variance is None:
+    if norms is None:
         # Whole rows, as wide as the transform's where the buffer has them.
         inside = image[
             (Ellipsis, *[slice(0, n) for n in shape[:-1]], slice(None))
@@ -195,23 +195,8 @@ def ncc_valid(
         return _normalise_by_strips(
             rows, inside, template, out, workspace, threads
         )
-    energy, noise = variance
-    # Flat windows or templates carry no pattern: their NCC is 0, not noise
-    # (an infinite denominator gives exactly 0).
-    flat = np.less_equal(
-        energy, noise, out=workspace.get("flat", energy.shape, bool)
-    )
-    if template.flat.any():
-        flat |= template.flat
-    # In the output's precision from here on (single: half the traffic).
-    if out.dtype != energy.dtype:
-        denominator = workspace.get("denominator", energy.shape, out.dtype)
-    else:
-        denominator = energy
-    np.multiply(energy, template.energy, out=denominator)
-    np.copyto(denominator, np.inf, where=flat)
-    np.sqrt(denominator, out=denominator)
-    np.divide(numerator, denominator, out=out)
+    np.sqrt(norms, out=norms)
+    np.divide(numerator, norms, out=out)
     return np.clip(out, -1.0, 1.0, out=out)
 
 

@@ -20,10 +20,10 @@ MAX_MAP_PIXELS = 2**24
 class VarianceMap:
     """n * variance of every window of shape `box` in one plane.
 
-    The values are centred on the plane mean first, which keeps the sums
-    of squares far from where float64 loses the variance of a window;
-    what rounding is left sets `noise`, the n * variance below which a
-    window counts as flat.
+    The sums behind it are of values centred on the plane mean, which
+    keeps them far from where float64 loses the variance of a window.
+    Windows whose n * variance is within rounding of zero are flat: they
+    carry no pattern, and get an infinite variance (so an NCC of 0).
 
     Parameters
     ----------
@@ -40,9 +40,11 @@ class VarianceMap:
         # The running sums behind each window are exact to a few eps of
         # the squares they have summed, at most the plane's whole energy.
         self.noise = _FLAT_TOLERANCE * total
+        self.energy[self.energy <= self.noise] = np.inf
 
-    def variance(self, start, out: np.ndarray) -> np.ndarray:
-        """n * variance of the windows starting at ``start + p``, in `out`."""
+    def norms(self, start, template_energy: float, out: np.ndarray):
+        """``sum(w**2) * sum(t**2)`` of the centred windows w that start at
+        ``start + p`` and a centred template t of energy
+        `template_energy`, into `out`: an NCC's denominator squared."""
         region = tuple(slice(s, s + o) for s, o in zip(start, out.shape))
-        np.copyto(out, self.energy[region])
-        return out
+        return np.multiply(self.energy[region], template_energy, out=out)
