@@ -20,7 +20,8 @@ FFT_PRECISIONS = ("double", "single")
 # Running sums of n terms are exact to about n * eps of their largest prefix:
 # local variances below this many eps of the summed energy are rounding noise.
 _FLAT_TOLERANCE = 64 * np.finfo(np.float64).eps
-# Tiles of about this many pixels keep a correlation's arrays in cache.
+# Tiles (bands of rows) of about this many pixels: larger ones repeat fewer
+# overlap pixels, smaller ones fault in less fresh memory.
 _TILE_PIXELS = 2**21
 # Strips of about this many pixels keep their sums in cache.
 _STRIP_PIXELS = 2**16
@@ -61,7 +62,7 @@ class Workspace:
     are dropped, so windows of ever new shapes cannot pile up.
     """
 
-    def __init__(self, limit: int = 2**26):
+    def __init__(self, limit: int = 2**27):
         self._arrays = {}
         self._bytes = 0
         self._limit = limit
@@ -201,8 +202,8 @@ def ncc_valid(
 
 
 def _valid_inverse(spectrum, fshape, keep, workers: int) -> np.ndarray:
-    """irfftn over the last len(fshape) axes, cropped to `keep` but along
-    the last axis.
+    """irfftn over the last len(fshape) axes, cropped to `keep` along all
+    but the last axis.
 
     One axis at a time, dropping the rows outside `keep` as soon as they
     are transformed: the last, real transform then runs on the 'valid'
@@ -338,8 +339,8 @@ def window_energies(image: np.ndarray, shape, mean: float = 0.0):
         image, out, shape = image[np.newaxis], out[np.newaxis], (1, *shape)
     m0 = shape[0]
     cpus = os.cpu_count() or 1
-    rows = max(1, _TILE_PIXELS // max(image[0].size, 1) - m0 + 1)
-    count = -(-int(np.ceil(len(out) / rows)) // cpus) * cpus
+    height = max(1, _TILE_PIXELS // max(image[0].size, 1) - m0 + 1)
+    count = -(-int(np.ceil(len(out) / height)) // cpus) * cpus
     edges = np.linspace(0, len(out), min(count, len(out)) + 1).astype(int)
     # The valid windows: first along the middle axes, last along the last.
     valid = (
@@ -371,7 +372,8 @@ _shared_pool = None
 
 
 def _pool() -> ThreadPoolExecutor:
-    """Threads kept for the work of one correlation (their workspaces too)."""
+    """Threads kept between calls for the strips of one correlation, so
+    that their workspaces stay warm too."""
     global _shared_pool
     if _shared_pool is None:
         _shared_pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
@@ -490,10 +492,9 @@ def _tile_counts(out_shape, m) -> list[int]:
 def _tiled_ncc_valid(template: PreparedTemplate, image, mean, padding):
     """'valid' NCC of `image` - `mean`, zero-padded by `padding`.
 
-    Tiles of about a million pixels run side by side on all cores (numpy
-    and scipy.fft release the GIL); every tile carries the m - 1 extra
-    pixels its windows need, and is centred and padded on its way into
-    the buffer of its Fourier transform.
+    Tiles run side by side on all cores (numpy and scipy.fft release the
+    GIL); every tile carries the m - 1 extra pixels its windows need, and
+    is centred and padded on its way into the buffer of its transform.
     """
     m = template.shape
     padded = [n + a + b for n, (a, b) in zip(image.shape, padding)]
