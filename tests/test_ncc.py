@@ -118,6 +118,18 @@ def test_flat_windows_beside_bright_texture_are_exactly_zero():
     assert np.count_nonzero(ncc[:, :1400]) == ncc[:, :1400].size
 
 
+def test_flat_windows_in_a_volume_are_exactly_zero():
+    """In 3-D the box sums come from tables summed over two axes: flat
+    windows after bright texture along either of them still give 0."""
+    rng = np.random.default_rng(8)
+    volume = np.full((40, 50, 60), -3.0)
+    volume[:15] += rng.standard_normal((15, 50, 60)) * 1e4
+    volume[:, :20] += rng.standard_normal((40, 20, 60)) * 1e4
+    ncc = normalized_cross_correlation(rng.random((6, 7, 8)), volume, "valid")
+    assert np.all(ncc[15:, 20:] == 0.0)
+    assert np.count_nonzero(ncc[:10]) == ncc[:10].size
+
+
 def test_flat_template_gives_zero_everywhere():
     rng = np.random.default_rng(6)
     image = rng.random((30, 30))

@@ -235,15 +235,13 @@ def _normalise_by_strips(rows, image, template, out, workspace, threads=1):
         template_energy = template_energy[..., np.newaxis]
         template_flat = template_flat[..., np.newaxis]
         shape = (1, *shape)
-    d = len(shape)
     pool = _pool() if threads > 1 else None
     sums = _WindowSums(image, shape, workspace, pool)
     # Rounding leaves flat windows with a few eps of the total energy.
-    noise = _FLAT_TOLERANCE * sums.total / sums.rest
-    scale = sums.rest * template_energy
+    noise = _FLAT_TOLERANCE * sums.total / sums.width
+    scale = sums.width * template_energy
     width = image.shape[-1]
-    # The valid windows along the middle axes, and along the last.
-    middle = (Ellipsis, *[slice(0, n) for n in out.shape[-d + 1 : -1]])
+    # The valid windows along the last axis.
     last = (Ellipsis, slice(shape[-1] - 1, shape[-1] - 1 + out.shape[-1]))
     strips = sums.strips(out)
 
@@ -261,7 +259,6 @@ def _normalise_by_strips(rows, image, template, out, workspace, threads=1):
             energy *= scale
             np.copyto(energy, np.inf, where=flat)
             np.sqrt(energy, out=energy)
-            energy = energy[middle + (slice(None),)]
             np.divide(rows[strip][..., :width], energy, out=energy)
             np.clip(energy[last], -1.0, 1.0, out=out[strip])
 
@@ -273,30 +270,32 @@ def _normalise_by_strips(rows, image, template, out, workspace, threads=1):
 class _WindowSums:
     """Sums of a centred image's values and squares over every window.
 
-    Sums over the first axis of the window come from prefix sums of whole
-    rows, built once; the rest works strip by strip on a few rows at a
-    time that stay in cache: sums over the other axes (running means in
-    C, scipy.ndimage.uniform_filter1d) and the local variance.
+    Sums over all axes of the window but the last come from prefix sums
+    (summed-area tables) built once over the image; the rest works strip
+    by strip on a few rows at a time that stay in cache: the box sums from
+    the tables' corners, running means along the last axis (in C,
+    scipy.ndimage.uniform_filter1d) and the local variance.
     Leading axes of `image` beyond `shape`'s are a stack of images.
     """
 
     def __init__(self, image, shape, workspace, pool=None):
         d = len(shape)
         self.shape = shape
-        self.rest = int(np.prod(shape[1:]))
-        squares = np.square(image, out=workspace.get("squares", image.shape))
+        self.width = shape[-1]
         prefix_shape = list(image.shape)
-        prefix_shape[-d] += 1
+        for axis in range(-d, -1):
+            prefix_shape[axis] += 1
         self.values = workspace.get("prefix values", prefix_shape)
         self.squares = workspace.get("prefix squares", prefix_shape)
+        squares = np.square(image, out=_inner(self.squares, d))
         _map(
             pool,
-            lambda pair: _prefix_rows(*pair, d),
+            lambda pair: _prefix_sums(*pair, d),
             [(image, self.values), (squares, self.squares)],
         )
-        self.total = self.squares[_rows(-1, None, d)].sum(
-            axis=tuple(range(-d, 0)), keepdims=True
-        )
+        self.total = self.squares[
+            (Ellipsis, *[slice(-1, None)] * (d - 1), slice(None))
+        ].sum(axis=tuple(range(-d, 0)), keepdims=True)
 
     def strips(self, out) -> list[tuple]:
         """Strips of rows of the windows behind `out`, each a cache's worth."""
@@ -309,18 +308,19 @@ class _WindowSums:
         ]
 
     def energy(self, strip, workspace) -> np.ndarray:
-        """n * variance / rest of the windows starting in rows `strip`.
+        """n * variance / width of the windows starting in rows `strip`.
 
-        Whole rows, garbage outside the valid windows included (contiguous
-        arrays are several times faster than strided views): valid are the
-        first n - m + 1 along the middle axes and the last n - m + 1 along
-        the last axis. A workspace array.
+        Valid along the middle axes; whole rows along the last, garbage
+        outside the valid windows included (contiguous arrays are several
+        times faster than strided views): valid are its last n - m + 1.
+        A workspace array.
         """
         means = _strip_means(self.values, strip, self.shape, workspace, "v")
         energy = _strip_means(self.squares, strip, self.shape, workspace, "e")
-        # energy / rest = mean of squares - rest * mean**2 / n:
+        # Both are sums over all axes but the last, means along it, so
+        # energy - width * means**2 / n = n * variance / width:
         np.square(means, out=means)
-        means *= 1.0 / self.shape[0]
+        means *= self.width / np.prod(self.shape)
         energy -= means
         return energy
 
@@ -342,12 +342,8 @@ def window_energies(image: np.ndarray, shape, mean: float = 0.0):
     height = max(1, _TILE_PIXELS // max(image[0].size, 1) - m0 + 1)
     count = -(-int(np.ceil(len(out) / height)) // cpus) * cpus
     edges = np.linspace(0, len(out), min(count, len(out)) + 1).astype(int)
-    # The valid windows: first along the middle axes, last along the last.
-    valid = (
-        Ellipsis,
-        *[slice(0, n) for n in out.shape[1:-1]],
-        slice(shape[-1] - 1, image.shape[-1]),
-    )
+    # The valid windows along the last axis (the strips hold whole rows).
+    valid = (Ellipsis, slice(shape[-1] - 1, image.shape[-1]))
 
     def run(band):
         first, stop = band
@@ -359,7 +355,7 @@ def window_energies(image: np.ndarray, shape, mean: float = 0.0):
         part = out[first:stop]
         for strip in sums.strips(part):
             energy = sums.energy(strip, workspace)
-            energy *= sums.rest
+            energy *= sums.width
             np.copyto(part[strip], energy[valid])
         return float(sums.total.sum())
 
@@ -392,9 +388,27 @@ def _rows(start, stop, d):
     return (Ellipsis, slice(start, stop)) + (slice(None),) * (d - 1)
 
 
-def _prefix_rows(values, prefix, d):
-    """Prefix sums of `values` along the first of the last `d` axes, into
-    `prefix` (one longer along that axis, starting with 0).
+def _inner(prefix, d):
+    """The part of a prefix-sum table after its leading zeros."""
+    return prefix[(Ellipsis, *[slice(1, None)] * (d - 1), slice(None))]
+
+
+def _prefix_sums(values, prefix, d):
+    """Prefix sums of `values` over the last `d` axes but the last, into
+    `prefix` (one longer along each of them, starting with zeros).
+
+    `values` may be the part of `prefix` after the zeros (in place).
+    """
+    for axis in range(-d, -1):
+        prefix[(Ellipsis, slice(0, 1)) + (slice(None),) * (-axis - 1)] = 0.0
+    inner = _inner(prefix, d)
+    _scan(values, inner, -d)
+    for axis in range(-d + 1, -1):
+        _scan(inner, inner, axis)
+
+
+def _scan(values, out, axis):
+    """Cumulative sums of `values` along `axis` into `out` (may be `values`).
 
     Whole-row additions (numpy's accumulate along a strided axis is
     several times slower), in blocks of about sqrt(n) rows: a scan inside
@@ -402,11 +416,9 @@ def _prefix_rows(values, prefix, d):
     About 2 sqrt(n) numpy calls instead of n, so that threads do not queue
     for the GIL between tiny calls.
     """
-    rows = np.moveaxis(values, -d, 0)
+    rows = np.moveaxis(values, axis, 0)
+    scan = np.moveaxis(out, axis, 0)
     n = len(rows)
-    sums = np.moveaxis(prefix, -d, 0)
-    sums[0] = 0.0
-    scan = sums[1:]
     block = max(1, int(np.sqrt(n)))
     scan[::block] = rows[::block]
     for k in range(1, block):
@@ -416,34 +428,45 @@ def _prefix_rows(values, prefix, d):
         )
     for first in range(block, n, block):
         scan[first : first + block] += scan[first - 1]
-    return prefix
 
 
 def _strip_means(prefix, rows, shape, workspace, name):
     """Means over windows of `shape`, for the windows starting in `rows`.
 
-    The sums over shape[0] rows come from the prefix sums; means over the
-    other axes from running means. Returns a workspace array as wide as
-    `prefix`, whose first n - m + 1 entries along the middle axes and last
-    n - m + 1 along the last axis are the valid windows.
+    The sums over all axes but the last come from the corners of the
+    prefix-sum table; means along the last axis from running means.
+    Returns a workspace array of the valid windows along the middle axes,
+    as wide as `prefix` along the last, where the valid windows are the
+    last n - m + 1.
     """
     d = len(shape)
     first = rows[1]
-    strip = list(prefix.shape)
-    strip[-d] = first.stop - first.start
-    means = workspace.get(f"strip {name}", strip)
-    np.subtract(
-        prefix[_rows(first.start + shape[0], first.stop + shape[0], d)],
-        prefix[rows],
-        out=means,
-    )
-    for axis, m in zip(range(-d + 1, 0), shape[1:]):
-        # The window starting at k lands at k (middle axes) or, on the
-        # last axis, the window ending at k, as in the numerator's rows.
-        origin = (m - 1) // 2 if axis == -1 else -(m // 2)
-        scipy.ndimage.uniform_filter1d(
-            means, m, axis=axis, output=means, origin=origin
+    ranges = [(first.start, first.stop)] + [
+        (0, n - m) for n, m in zip(prefix.shape[-d + 1 : -1], shape[1:-1])
+    ]
+    strip = [b - a for a, b in ranges] + [prefix.shape[-1]]
+    means = workspace.get(f"strip {name}", (*prefix.shape[:-d], *strip))
+    # Inclusion-exclusion over the corners of each box: the upper corner
+    # minus those with an odd number of lower coordinates, plus the rest.
+    signs, corners = [], []
+    for lower in itertools.product((False, True), repeat=d - 1):
+        signs.append(-1 if sum(lower) % 2 else 1)
+        corners.append(
+            (Ellipsis,)
+            + tuple(
+                slice(a, b) if low else slice(a + m, b + m)
+                for (a, b), m, low in zip(ranges, shape, lower)
+            )
+            + (slice(None),)
         )
+    np.subtract(prefix[corners[0]], prefix[corners[1]], out=means)
+    for sign, corner in zip(signs[2:], corners[2:]):
+        (np.add if sign > 0 else np.subtract)(means, prefix[corner], out=means)
+    # The window ending at k lands at k, as in the numerator's rows.
+    m = shape[-1]
+    scipy.ndimage.uniform_filter1d(
+        means, m, axis=-1, output=means, origin=(m - 1) // 2
+    )
     return means
 
 
