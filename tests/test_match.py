@@ -385,6 +385,40 @@ def test_kept_surfaces_equal_recomputed_ones(pair):
         np.testing.assert_allclose(a.origin, b.origin)
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_second_peak_is_the_best_local_maximum_outside_the_main_one(seed):
+    from napari_normxcorr._match import _peak_half_widths, second_peak
+
+    surface = texture((60, 70), sigma=2.0, seed=seed)
+    surface /= np.abs(surface).max()
+    peak = np.unravel_index(np.argmax(surface), surface.shape)
+    reach = [max(w, 2) for w in _peak_half_widths(surface, peak)]
+    is_maximum = surface >= ndimage.maximum_filter(
+        surface, size=3, mode="constant", cval=-np.inf
+    )
+    near = tuple(slice(max(p - r, 0), p + r + 1) for p, r in zip(peak, reach))
+    is_maximum[near] = False
+    expected = np.unravel_index(
+        np.argmax(np.where(is_maximum, surface, -np.inf)), surface.shape
+    )
+    index, value = second_peak(surface.astype(np.float32))
+    assert index == expected
+    assert value == pytest.approx(surface[expected], abs=1e-6)
+
+
+def test_second_peak_without_another_maximum():
+    from napari_normxcorr._match import _peak_half_widths, second_peak
+
+    rows, cols = np.mgrid[:30, :40]
+    bump = -((rows - 12.0) ** 2) - (cols - 20.0) ** 2  # one maximum only
+    r0, r1 = _peak_half_widths(bump, (12, 20))
+    outside = bump.copy()
+    outside[12 - r0 : 12 + r0 + 1, 20 - r1 : 20 + r1 + 1] = -np.inf
+    index, value = second_peak(bump)  # the best value outside, then
+    assert value == outside.max() == bump[index]
+    assert second_peak(np.ones((3, 3)))[0] is None
+
+
 @pytest.mark.parametrize("shape", [(3, 40, 50), (2, 12, 13, 14)])
 def test_local_maxima_match_a_maximum_filter(shape):
     from napari_normxcorr._match import _local_maxima

@@ -286,12 +286,10 @@ class _Matcher:
         windows: list[_Window],
         workers: int = -1,
         workspace: Workspace | None = None,
-        maxima: bool = True,
     ):
         """'valid' NCC surfaces of read windows that share their shapes.
 
-        Returns the surfaces, their local maxima (a boolean mask, or Nones
-        without `maxima`) and, per window, whether its template is flat.
+        Returns the surfaces and, per window, whether its template is flat.
         The surfaces live in `workspace`: the next call with it overwrites
         them.
         """
@@ -319,14 +317,7 @@ class _Matcher:
                     "surfaces", (len(windows), *out_shape), self.fft_dtype
                 ),
             )
-        # Local maxima for the second-peak search, done here in the worker.
-        return (
-            surfaces,
-            _local_maxima(surfaces, workspace)
-            if maxima
-            else [None] * len(windows),
-            prepared.flat.ravel(),
-        )
+        return surfaces, prepared.flat.ravel()
 
     def _surfaces_from_maps(self, windows, prepared, maps, workers, workspace):
         """Surfaces whose variances come from variance maps.
@@ -471,7 +462,10 @@ def _peak_half_widths(surface: np.ndarray, peak) -> list[int]:
     a few thousand evenly spread values serves, at a fraction of the cost.
     """
     values = surface.ravel()
-    typical = np.median(values[:: max(1, values.size // 4096)])
+    sample = values[:: max(1, values.size // 4096)].copy()
+    middle = sample.size // 2
+    sample.partition(middle)
+    typical = sample[middle]
     level = 0.5 * (surface[peak] + typical)
     widths = []
     for axis, index in enumerate(peak):
@@ -485,26 +479,36 @@ def _peak_half_widths(surface: np.ndarray, peak) -> list[int]:
     return widths
 
 
-def second_peak(surface: np.ndarray, maxima: np.ndarray | None = None):
+def second_peak(surface: np.ndarray):
     """Index and value of the best peak outside the main peak's neighbourhood.
 
     The neighbourhood reaches as far as the main peak stays above half its
-    height, and at least 2 pixels. The best local maximum outside it wins
-    (`maxima` marks the local maxima, computed when not given); without
-    one, the best value outside; without any, ``(None, nan)``.
+    height, and at least 2 pixels. The best local maximum outside it wins;
+    without one, the best value outside; without any, ``(None, nan)``.
     """
-    if maxima is None:
-        maxima = _local_maxima(surface[np.newaxis])[0]
     peak = argmax_index(surface)
     reach = [max(w, 2) for w in _peak_half_widths(surface, peak)]
-    near = tuple(slice(max(p - r, 0), p + r + 1) for p, r in zip(peak, reach))
-    for candidates in (maxima, True):
-        masked = np.where(candidates, surface, -np.inf)
-        masked[near] = -np.inf
-        index = argmax_index(masked)
-        if masked[index] > -np.inf:
-            return index, float(surface[index])
-    return None, np.nan
+    low = [max(p - r, 0) for p, r in zip(peak, reach)]
+    high = [p + r + 1 for p, r in zip(peak, reach)]
+    # One surface at a time, so that its scratch arrays stay in cache.
+    maxima = _local_maxima(surface[np.newaxis], thread_workspace())[0]
+    # Local maxima are few on a correlation surface: look at them alone.
+    candidates = np.flatnonzero(maxima)
+    coords = np.unravel_index(candidates, surface.shape)
+    outside = np.zeros(candidates.size, dtype=bool)
+    for c, a, b in zip(coords, low, high):
+        outside |= (c < a) | (c >= b)
+    candidates = candidates[outside]
+    if candidates.size:
+        best = candidates[np.argmax(surface.ravel()[candidates])]
+    else:
+        masked = surface.astype(np.float64)
+        masked[tuple(slice(a, b) for a, b in zip(low, high))] = -np.inf
+        best = np.argmax(masked)
+        if masked.ravel()[best] == -np.inf:
+            return None, np.nan
+    index = tuple(int(i) for i in np.unravel_index(best, surface.shape))
+    return index, float(surface[index])
 
 
 def match_points(
@@ -606,7 +610,7 @@ def match_points(
     total = sum(len(g) for g in groups)
     done = 0
 
-    def analyse(window, surface, is_maximum, is_flat) -> _Found:
+    def analyse(window, surface, is_flat) -> _Found:
         # In the worker threads: all per-point work runs on every core.
         peak = argmax_index(surface)
         corner, best, is_refined = _locate(window, surface, peak, subpixel)
@@ -614,7 +618,7 @@ def match_points(
             corner,
             best,
             is_refined,
-            second_peak(surface, is_maximum)[1],
+            second_peak(surface)[1],
             any(
                 (p == 0 or p == s - 1) and s > 1
                 for p, s in zip(peak, surface.shape)
@@ -778,13 +782,12 @@ class _Found(NamedTuple):
     surface: np.ndarray | None
 
 
-def _worker(matcher, analyse, maxima: bool = True):
+def _worker(matcher, analyse):
     """Worker body: read a batch, correlate it, analyse each window.
 
-    Returns one entry per window: ``analyse(window, surface, is_maximum,
-    is_flat)``, or None for a window with NaN or infinity (`is_maximum` is
-    None without `maxima`). Pixels are read here, so only the batches being
-    worked on are in memory.
+    Returns one entry per window: ``analyse(window, surface, is_flat)``,
+    or None for a window with NaN or infinity. Pixels are read here, so
+    only the batches being worked on are in memory.
     """
 
     def run(batch, workers, workspace):
@@ -792,7 +795,7 @@ def _worker(matcher, analyse, maxima: bool = True):
         good = [w for w, ok in zip(batch, readable) if ok]
         found = {}
         if good:
-            results = matcher.surfaces(good, workers, workspace, maxima)
+            results = matcher.surfaces(good, workers, workspace)
             for window, *parts in zip(good, *results):
                 found[window.row] = analyse(window, *parts)
         for window in batch:
@@ -892,13 +895,12 @@ def _consistency(matcher, points, matched, status, batch_size):
     groups = _group(matcher, matched, points, back_status, forward=False)
     matcher.prepare_maps(groups)
 
-    def analyse(window, surface, *_):
+    def analyse(window, surface, _):
         peak = argmax_index(surface)
         return np.asarray(peak) + parabolic_shift(surface, peak)
 
     batches = _batches(groups, batch_size)
-    # The back-match needs only the best peak: no local maxima.
-    back_match = _worker(matcher, analyse, maxima=False)
+    back_match = _worker(matcher, analyse)
     for batch, found in _in_threads(back_match, batches):
         for window, corner in zip(batch, found):
             row = window.row
