@@ -212,21 +212,21 @@ class _Window:
         self.template = np.asarray(self.source[self.template_slices])
         self.search = np.asarray(self.target[self.search_slices])
         self.search_sum = float(self.search.sum(dtype=np.float64))
-        return _all_finite(self.template) and (
-            np.isfinite(self.search_sum) or _all_finite(self.search)
+        return _all_finite(self.template) and _all_finite(
+            self.search, self.search_sum
         )
 
     def release(self) -> None:
         self.template = self.search = None
 
 
-def _all_finite(values: np.ndarray) -> bool:
-    """No NaN or infinity in `values`."""
+def _all_finite(values: np.ndarray, total: float | None = None) -> bool:
+    """No NaN or infinity in `values` (whose sum is `total`, when known)."""
     # Any NaN or infinity makes the sum NaN or infinite: one fast pass,
     # and the exact test only when it is (or the sum overflowed).
-    return bool(
-        np.isfinite(values.sum(dtype=np.float64)) or np.isfinite(values).all()
-    )
+    if total is None:
+        total = values.sum(dtype=np.float64)
+    return bool(np.isfinite(total) or np.isfinite(values).all())
 
 
 @dataclass
@@ -751,7 +751,7 @@ def _group(matcher, points, guesses, status, forward):
 def _reading_order(window: _Window) -> tuple:
     """Plane, then bands one window high, then along the band.
 
-    Neighbouring windows share pixels (and summed-area table entries):
+    Neighbouring windows share pixels (and variance map entries):
     taken one after the other, they find them still in cache.
     """
     start = window.search_start
