@@ -1,5 +1,29 @@
-import sys
-from pathlib import Path
+"""Shared fixtures; tests that need napari's canvas need a display."""
 
-# Reference implementations live beside the tests.
-sys.path.insert(0, str(Path(__file__).parent))
+import os
+
+import numpy as np
+import pytest
+
+from helpers import SHIFT, texture
+
+# napari's viewer and Qt's application need an X server (Xvfb in CI).
+_GUI_FIXTURES = {"make_napari_viewer", "qtbot", "qapp"}
+
+
+def pytest_runtest_setup(item):
+    if _GUI_FIXTURES & set(item.fixturenames) and not os.environ.get(
+        "DISPLAY"
+    ):
+        pytest.skip("needs a display: run the tests with `make test` (Xvfb)")
+
+
+@pytest.fixture
+def viewer_with_pair(make_napari_viewer):
+    """A viewer with 'before', 'after' (rolled by SHIFT) and three 'pois'."""
+    viewer = make_napari_viewer()
+    base = texture((160, 180))
+    viewer.add_image(base, name="before")
+    viewer.add_image(np.roll(base, SHIFT, axis=(0, 1)), name="after")
+    viewer.add_points([[60.0, 70.0], [100.5, 120.25], [40, 140]], name="pois")
+    return viewer

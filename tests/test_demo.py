@@ -1,15 +1,10 @@
 """The README's demo: headless run writes a table and a real screenshot."""
 
 import csv
-import os
 
 import numpy as np
 import pytest
 
-if not os.environ.get("DISPLAY"):
-    pytest.skip(
-        "needs a display: run `make test` (uses Xvfb)", allow_module_level=True
-    )
 pytest.importorskip("skimage")
 pytest.importorskip("napari")
 

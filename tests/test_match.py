@@ -157,7 +157,10 @@ def test_rows_line_up_with_input_and_table(pair, tmp_path):
     result.to_csv(tmp_path / "result.csv")
     lines = (tmp_path / "result.csv").read_text().splitlines()
     assert len(lines) == 4
-    assert lines[0].startswith("point-0,point-1,matched-0")
+    # napari's points CSV (the matches), then every result column.
+    assert lines[0].startswith("index,axis-0,axis-1,point-0,point-1,")
+    axes = np.array([line.split(",")[1:3] for line in lines[1:]], float)
+    np.testing.assert_array_equal(axes, result.matched)
 
 
 def test_empty_points_give_empty_result(pair):
@@ -387,12 +390,12 @@ def test_kept_surfaces_equal_recomputed_ones(pair):
 
 @pytest.mark.parametrize("seed", range(5))
 def test_second_peak_is_the_best_local_maximum_outside_the_main_one(seed):
-    from napari_normxcorr._match import _peak_half_widths, second_peak
+    from napari_normxcorr._peaks import peak_half_widths, second_peak
 
     surface = texture((60, 70), sigma=2.0, seed=seed)
     surface /= np.abs(surface).max()
     peak = np.unravel_index(np.argmax(surface), surface.shape)
-    reach = [max(w, 2) for w in _peak_half_widths(surface, peak)]
+    reach = [max(w, 2) for w in peak_half_widths(surface, peak)]
     is_maximum = surface >= ndimage.maximum_filter(
         surface, size=3, mode="constant", cval=-np.inf
     )
@@ -407,11 +410,11 @@ def test_second_peak_is_the_best_local_maximum_outside_the_main_one(seed):
 
 
 def test_second_peak_without_another_maximum():
-    from napari_normxcorr._match import _peak_half_widths, second_peak
+    from napari_normxcorr._peaks import peak_half_widths, second_peak
 
     rows, cols = np.mgrid[:30, :40]
     bump = -((rows - 12.0) ** 2) - (cols - 20.0) ** 2  # one maximum only
-    r0, r1 = _peak_half_widths(bump, (12, 20))
+    r0, r1 = peak_half_widths(bump, (12, 20))
     outside = bump.copy()
     outside[12 - r0 : 12 + r0 + 1, 20 - r1 : 20 + r1 + 1] = -np.inf
     index, value = second_peak(bump)  # the best value outside, then
@@ -421,7 +424,7 @@ def test_second_peak_without_another_maximum():
 
 @pytest.mark.parametrize("shape", [(3, 40, 50), (2, 12, 13, 14)])
 def test_local_maxima_match_a_maximum_filter(shape):
-    from napari_normxcorr._match import _local_maxima
+    from napari_normxcorr._peaks import local_maxima
 
     values = np.random.default_rng(5).normal(size=shape)
     values[0, 3:6, 3:6] = 9.0  # a plateau: all of it counts
@@ -429,4 +432,4 @@ def test_local_maxima_match_a_maximum_filter(shape):
     expected = values >= ndimage.maximum_filter(
         values, size=size, mode="constant", cval=-np.inf
     )
-    np.testing.assert_array_equal(_local_maxima(values), expected)
+    np.testing.assert_array_equal(local_maxima(values), expected)

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from helpers import open_widget
 from napari_normxcorr import Status, match_points
 
 npe2 = pytest.importorskip("npe2")
@@ -53,3 +54,27 @@ def test_drifting_sample_follows_points_from_t_to_t_plus_1():
         result.offset[:, 1:], [[1.5, -1.0]] * len(points), atol=0.05
     )
     np.testing.assert_array_equal(result.offset[:, 0], 0)
+
+
+@pytest.mark.parametrize(
+    ("sample", "layers"),
+    [
+        ("stereo", ("left", "right", "stereo points")),
+        ("deformed", ("before", "after (deformed)", "grid points")),
+        ("drifting", ("frames t", "frames t+1", "tracked points")),
+    ],
+)
+def test_samples_open_with_the_right_layers_picked(
+    make_napari_viewer, sample, layers
+):
+    if sample == "stereo":
+        pytest.importorskip("skimage")
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-normxcorr", sample)
+    widget = open_widget(viewer)
+    picked = (
+        widget.template_layer.value,
+        widget.image_layer.value,
+        widget.points_layer.value,
+    )
+    assert tuple(layer.name for layer in picked) == layers

@@ -5,7 +5,7 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
-from napari_normxcorr import _match, match_points
+from napari_normxcorr import _matcher, match_points
 from napari_normxcorr._variance import VarianceMap
 from reference import brute_force_ncc
 
@@ -63,7 +63,7 @@ def counted_maps(monkeypatch):
             super().__init__(plane, box)
             built.append(plane.shape)
 
-    monkeypatch.setattr(_match, "VarianceMap", Counted)
+    monkeypatch.setattr(_matcher, "VarianceMap", Counted)
     return built
 
 
@@ -107,7 +107,7 @@ def test_maps_change_no_match(counted_maps, monkeypatch):
     kwargs = dict(template_radius=6, search_radius=12, subpixel=False)
     with_maps = match_points(base, moved, points, **kwargs)
     assert len(counted_maps) == 2  # forward, and back for consistency
-    monkeypatch.setattr(_match, "MAX_MAP_PIXELS", 0)
+    monkeypatch.setattr(_matcher, "MAX_MAP_PIXELS", 0)
     without = match_points(base, moved, points, **kwargs)
     assert len(counted_maps) == 2
     np.testing.assert_array_equal(with_maps.matched, without.matched)

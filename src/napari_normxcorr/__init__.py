@@ -5,9 +5,10 @@ numpy and scipy; the napari widget is imported on first use.
 """
 
 from ._debug import visualize_cross_correlation
-from ._match import MatchResult, Status, Surface, match_points
+from ._match import match_points
 from ._ncc import normalized_cross_correlation, normalized_cross_correlation_2d
 from ._offsets import find_template_offset, find_template_offset_centered
+from ._result import MatchResult, Status, Surface
 
 __version__ = "0.1.0"
 
@@ -25,10 +26,10 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> object:
     # The widget needs napari and Qt: import them only when asked for.
     if name == "MatchWidget":
-        from ._widget import MatchWidget
+        from ._napari.widget import MatchWidget
 
         return MatchWidget
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

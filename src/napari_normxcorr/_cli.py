@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from ._io import InputError, read_image, read_points, write_columns
+from ._arrays import grey, is_colour
+from ._io import InputError, read_image, read_points
 from ._match import match_points
 
 EXAMPLE = """\
@@ -23,16 +25,15 @@ POINTS.csv is napari's points CSV (File > Save Selected Layers):
   index,axis-0,axis-1
   0,120.0,340.5
 The output keeps that layout with the matched positions in the axis-*
-columns, followed by score, offset-*, distinctiveness, second_score,
-consistency, refined and status (one row per input point).
+columns, followed by point-*, matched-*, offset-*, score,
+distinctiveness, second_score, consistency, refined and status (one row
+per input point).
 """
 
 
 def as_grey(image: np.ndarray, ndim: int) -> np.ndarray:
     """RGB(A) images (one extra trailing axis of 3 or 4) become luminance."""
-    if image.ndim == ndim + 1 and image.shape[-1] in (3, 4):
-        return image[..., :3] @ np.array([0.2125, 0.7154, 0.0721])
-    return image
+    return np.asarray(grey(image)) if is_colour(image, ndim) else image
 
 
 def radius(text: str) -> int | tuple[int, ...]:
@@ -98,10 +99,10 @@ def parser() -> argparse.ArgumentParser:
     return main
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        points, axes = read_points(args.points)
+        points, _ = read_points(args.points)
         template = as_grey(read_image(args.template), points.shape[1])
         image = as_grey(read_image(args.image), points.shape[1])
         result = match_points(
@@ -116,7 +117,7 @@ def main(argv=None) -> int:
     except (InputError, ValueError) as error:
         print(f"napari-normxcorr: error: {error}", file=sys.stderr)
         return 1
-    write_table(args.output, result, axes)
+    result.to_csv(args.output)
     if args.surfaces:
         args.surfaces.mkdir(parents=True, exist_ok=True)
         for i in range(len(result)):
@@ -133,19 +134,7 @@ def main(argv=None) -> int:
     return 0
 
 
-def write_table(path: Path, result, axes: list[str]) -> None:
-    """napari's points CSV layout + the result columns."""
-    table = result.to_table()
-    columns = {"index": np.arange(len(result))}
-    for axis, name in enumerate(axes):
-        columns[name] = result.matched[:, axis]
-    for name, values in table.items():
-        if not name.startswith(("point-", "matched-")):
-            columns[name] = values
-    write_columns(path, columns)
-
-
-def _progress_bar(total: int):
+def _progress_bar(total: int) -> Callable[[int, int], None] | None:
     """A text progress bar on stderr, for runs long enough to need one."""
     if total < 50 or not sys.stderr.isatty():
         return None

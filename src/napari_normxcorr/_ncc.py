@@ -3,28 +3,28 @@
 from __future__ import annotations
 
 import itertools
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import numpy.typing as npt
 import scipy.fft
-import scipy.ndimage
 
-from ._validate import as_real_array, check_template_fits
-
-MODES = ("full", "same", "valid")
-FFT_PRECISIONS = ("double", "single")
-
-# Running sums of n terms are exact to about n * eps of their largest prefix:
-# local variances below this many eps of the summed energy are rounding noise.
-_FLAT_TOLERANCE = 64 * np.finfo(np.float64).eps
-# Tiles (bands of rows) of about this many pixels: larger ones repeat fewer
-# overlap pixels, smaller ones fault in less fresh memory.
-_TILE_PIXELS = 2**21
-# Strips of about this many pixels keep their sums in cache.
-_STRIP_PIXELS = 2**16
+from ._parallel import (
+    TILE_PIXELS,
+    Workspace,
+    band_count,
+    cpu_count,
+    map_in_threads,
+    map_on,
+    shared_pool,
+    thread_workspace,
+)
+from ._validate import (
+    as_real_array,
+    check_mode,
+    check_template_fits,
+    fft_dtype,
+)
+from ._window_sums import FLAT_TOLERANCE, WindowSums
 
 
 def crop_start(template_shape, mode: str) -> tuple[int, ...]:
@@ -46,51 +46,6 @@ def _padding(template_shape, mode: str) -> list[tuple[int, int]]:
     if mode == "full":
         return [(m - 1, m - 1) for m in template_shape]
     return [(m - 1 - (m - 1) // 2, (m - 1) // 2) for m in template_shape]
-
-
-def check_mode(mode: str) -> None:
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
-
-
-class Workspace:
-    """Scratch arrays kept for reuse while one thread runs many correlations.
-
-    Freshly allocated large arrays cost page faults on every call (about as
-    much as the arithmetic here); reusing them across tiles, batches or
-    calls of the same shape avoids that. Past `limit` bytes the old arrays
-    are dropped, so windows of ever new shapes cannot pile up.
-    """
-
-    def __init__(self, limit: int = 2**27):
-        self._arrays = {}
-        self._bytes = 0
-        self._limit = limit
-
-    def get(self, name: str, shape, dtype=np.float64) -> np.ndarray:
-        key = (name, tuple(shape), np.dtype(dtype))
-        if key not in self._arrays:
-            array = np.empty(shape, dtype)
-            if self._bytes + array.nbytes > self._limit:
-                self._arrays.clear()
-                self._bytes = 0
-            self._arrays[key] = array
-            self._bytes += array.nbytes
-        return self._arrays[key]
-
-
-_local = threading.local()
-
-
-def thread_workspace() -> Workspace:
-    """This thread's Workspace, kept between calls.
-
-    Live edits match one point per call, often on the same worker thread:
-    keeping the scratch arrays halves the time of such a call.
-    """
-    if not hasattr(_local, "workspace"):
-        _local.workspace = Workspace()
-    return _local.workspace
 
 
 def _zero_padded_rfftn(values: np.ndarray, fshape, workers: int):
@@ -128,7 +83,7 @@ class PreparedTemplate:
         self.energy = np.sum(np.square(centred), axis=self.axes, keepdims=True)
         n = np.prod(self.shape, dtype=np.float64)
         # A template that is constant up to rounding carries no pattern.
-        self.flat = self.energy <= _FLAT_TOLERANCE * n * scale**2
+        self.flat = self.energy <= FLAT_TOLERANCE * n * scale**2
         self._flipped = centred[(Ellipsis, *[slice(None, None, -1)] * ndim)]
         self._spectra = {}
 
@@ -192,7 +147,7 @@ def ncc_valid(
         inside = image[
             (Ellipsis, *[slice(0, n) for n in shape[:-1]], slice(None))
         ]
-        threads = (os.cpu_count() or 1) if workers == -1 else workers
+        threads = cpu_count() if workers == -1 else workers
         return _normalise_by_strips(
             rows, inside, template, out, workspace, threads
         )
@@ -235,10 +190,10 @@ def _normalise_by_strips(rows, image, template, out, workspace, threads=1):
         template_energy = template_energy[..., np.newaxis]
         template_flat = template_flat[..., np.newaxis]
         shape = (1, *shape)
-    pool = _pool() if threads > 1 else None
-    sums = _WindowSums(image, shape, workspace, pool)
+    pool = shared_pool() if threads > 1 else None
+    sums = WindowSums(image, shape, workspace, pool)
     # Rounding leaves flat windows with a few eps of the total energy.
-    noise = _FLAT_TOLERANCE * sums.total / sums.width
+    noise = FLAT_TOLERANCE * sums.total / sums.width
     scale = sums.width * template_energy
     width = image.shape[-1]
     # The valid windows along the last axis.
@@ -263,211 +218,8 @@ def _normalise_by_strips(rows, image, template, out, workspace, threads=1):
             np.clip(energy[last], -1.0, 1.0, out=out[strip])
 
     parts = min(threads, len(strips))
-    _map(pool, normalise, [strips[k::parts] for k in range(parts)])
+    map_on(pool, normalise, [strips[k::parts] for k in range(parts)])
     return result
-
-
-class _WindowSums:
-    """Sums of a centred image's values and squares over every window.
-
-    Sums over all axes of the window but the last come from prefix sums
-    (summed-area tables) built once over the image; the rest works strip
-    by strip on a few rows at a time that stay in cache: the box sums from
-    the tables' corners, running means along the last axis (in C,
-    scipy.ndimage.uniform_filter1d) and the local variance.
-    Leading axes of `image` beyond `shape`'s are a stack of images.
-    """
-
-    def __init__(self, image, shape, workspace, pool=None):
-        d = len(shape)
-        self.shape = shape
-        self.width = shape[-1]
-        prefix_shape = list(image.shape)
-        for axis in range(-d, -1):
-            prefix_shape[axis] += 1
-        self.values = workspace.get("prefix values", prefix_shape)
-        self.squares = workspace.get("prefix squares", prefix_shape)
-        squares = np.square(image, out=_inner(self.squares, d))
-        _map(
-            pool,
-            lambda pair: _prefix_sums(*pair, d),
-            [(image, self.values), (squares, self.squares)],
-        )
-        self.total = self.squares[
-            (Ellipsis, *[slice(-1, None)] * (d - 1), slice(None))
-        ].sum(axis=tuple(range(-d, 0)), keepdims=True)
-
-    def strips(self, out) -> list[tuple]:
-        """Strips of rows of the windows behind `out`, each a cache's worth."""
-        d = len(self.shape)
-        height = out.shape[-d]
-        step = max(1, _STRIP_PIXELS * height // max(out.size, 1))
-        return [
-            _rows(start, min(start + step, height), d)
-            for start in range(0, height, step)
-        ]
-
-    def energy(self, strip, workspace) -> np.ndarray:
-        """n * variance / width of the windows starting in rows `strip`.
-
-        Valid along the middle axes; whole rows along the last, garbage
-        outside the valid windows included (contiguous arrays are several
-        times faster than strided views): valid are its last n - m + 1.
-        A workspace array.
-        """
-        means = _strip_means(self.values, strip, self.shape, workspace, "v")
-        energy = _strip_means(self.squares, strip, self.shape, workspace, "e")
-        # Both are sums over all axes but the last, means along it, so
-        # energy - width * means**2 / n = n * variance / width:
-        np.square(means, out=means)
-        means *= self.width / np.prod(self.shape)
-        energy -= means
-        return energy
-
-
-def window_energies(image: np.ndarray, shape, mean: float = 0.0):
-    """n * variance of every 'valid' window of `shape` in `image` - `mean`.
-
-    Bands of rows run side by side on all cores, each centred on its way
-    into its thread's workspace. Also returns the summed energy of the
-    bands (about that of the whole image), which bounds the rounding of
-    every window's sums.
-    """
-    out = np.empty([n - m + 1 for n, m in zip(image.shape, shape)])
-    result = out
-    if len(shape) == 1:
-        image, out, shape = image[np.newaxis], out[np.newaxis], (1, *shape)
-    m0 = shape[0]
-    cpus = os.cpu_count() or 1
-    height = max(1, _TILE_PIXELS // max(image[0].size, 1) - m0 + 1)
-    count = -(-int(np.ceil(len(out) / height)) // cpus) * cpus
-    edges = np.linspace(0, len(out), min(count, len(out)) + 1).astype(int)
-    # The valid windows along the last axis (the strips hold whole rows).
-    valid = (Ellipsis, slice(shape[-1] - 1, image.shape[-1]))
-
-    def run(band):
-        first, stop = band
-        workspace = thread_workspace()
-        rows = image[first : stop + m0 - 1]
-        centred = workspace.get("band", rows.shape)
-        np.subtract(rows, mean, out=centred)
-        sums = _WindowSums(centred, shape, workspace)
-        part = out[first:stop]
-        for strip in sums.strips(part):
-            energy = sums.energy(strip, workspace)
-            energy *= sums.width
-            np.copyto(part[strip], energy[valid])
-        return float(sums.total.sum())
-
-    with ThreadPoolExecutor(max_workers=cpus) as pool:
-        total = sum(pool.map(run, itertools.pairwise(edges)))
-    return result, total
-
-
-_shared_pool = None
-
-
-def _pool() -> ThreadPoolExecutor:
-    """Threads kept between calls for the strips of one correlation, so
-    that their workspaces stay warm too."""
-    global _shared_pool
-    if _shared_pool is None:
-        _shared_pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
-    return _shared_pool
-
-
-def _map(pool, function, items):
-    """list(map(function, items)), on `pool` when given."""
-    if pool is None or len(items) < 2:
-        return [function(item) for item in items]
-    return list(pool.map(function, items))
-
-
-def _rows(start, stop, d):
-    """Index of rows start:stop along the first of the last `d` axes."""
-    return (Ellipsis, slice(start, stop)) + (slice(None),) * (d - 1)
-
-
-def _inner(prefix, d):
-    """The part of a prefix-sum table after its leading zeros."""
-    return prefix[(Ellipsis, *[slice(1, None)] * (d - 1), slice(None))]
-
-
-def _prefix_sums(values, prefix, d):
-    """Prefix sums of `values` over the last `d` axes but the last, into
-    `prefix` (one longer along each of them, starting with zeros).
-
-    `values` may be the part of `prefix` after the zeros (in place).
-    """
-    for axis in range(-d, -1):
-        prefix[(Ellipsis, slice(0, 1)) + (slice(None),) * (-axis - 1)] = 0.0
-    inner = _inner(prefix, d)
-    _scan(values, inner, -d)
-    for axis in range(-d + 1, -1):
-        _scan(inner, inner, axis)
-
-
-def _scan(values, out, axis):
-    """Cumulative sums of `values` along `axis` into `out` (may be `values`).
-
-    Whole-row additions (numpy's accumulate along a strided axis is
-    several times slower), in blocks of about sqrt(n) rows: a scan inside
-    every block at once, then each block carried over from the one before.
-    About 2 sqrt(n) numpy calls instead of n, so that threads do not queue
-    for the GIL between tiny calls.
-    """
-    rows = np.moveaxis(values, axis, 0)
-    scan = np.moveaxis(out, axis, 0)
-    n = len(rows)
-    block = max(1, int(np.sqrt(n)))
-    scan[::block] = rows[::block]
-    for k in range(1, block):
-        count = len(range(k, n, block))
-        np.add(
-            scan[k - 1 :: block][:count], rows[k::block], out=scan[k::block]
-        )
-    for first in range(block, n, block):
-        scan[first : first + block] += scan[first - 1]
-
-
-def _strip_means(prefix, rows, shape, workspace, name):
-    """Means over windows of `shape`, for the windows starting in `rows`.
-
-    The sums over all axes but the last come from the corners of the
-    prefix-sum table; means along the last axis from running means.
-    Returns a workspace array of the valid windows along the middle axes,
-    as wide as `prefix` along the last, where the valid windows are the
-    last n - m + 1.
-    """
-    d = len(shape)
-    first = rows[1]
-    ranges = [(first.start, first.stop)] + [
-        (0, n - m) for n, m in zip(prefix.shape[-d + 1 : -1], shape[1:-1])
-    ]
-    strip = [b - a for a, b in ranges] + [prefix.shape[-1]]
-    means = workspace.get(f"strip {name}", (*prefix.shape[:-d], *strip))
-    # Inclusion-exclusion over the corners of each box: the upper corner
-    # minus those with an odd number of lower coordinates, plus the rest.
-    signs, corners = [], []
-    for lower in itertools.product((False, True), repeat=d - 1):
-        signs.append(-1 if sum(lower) % 2 else 1)
-        corners.append(
-            (Ellipsis,)
-            + tuple(
-                slice(a, b) if low else slice(a + m, b + m)
-                for (a, b), m, low in zip(ranges, shape, lower)
-            )
-            + (slice(None),)
-        )
-    np.subtract(prefix[corners[0]], prefix[corners[1]], out=means)
-    for sign, corner in zip(signs[2:], corners[2:]):
-        (np.add if sign > 0 else np.subtract)(means, prefix[corner], out=means)
-    # The window ending at k lands at k, as in the numerator's rows.
-    m = shape[-1]
-    scipy.ndimage.uniform_filter1d(
-        means, m, axis=-1, output=means, origin=(m - 1) // 2
-    )
-    return means
 
 
 def _fill_centred(buffer, image, mean, start, size):
@@ -496,16 +248,13 @@ def _tile_counts(out_shape, m) -> list[int]:
     """How many tiles along each axis, for the outputs `out_shape`.
 
     Bands across the whole width are best where one of at least m rows
-    fits in _TILE_PIXELS: fewer overlap pixels than square tiles, and a
-    multiple of the number of cores, so that no core idles at the end.
+    fits in TILE_PIXELS: fewer overlap pixels than square tiles.
     """
     cross = int(np.prod([o + k - 1 for o, k in zip(out_shape[1:], m[1:])]))
-    rows = _TILE_PIXELS // cross - m[0] + 1
+    rows = TILE_PIXELS // cross - m[0] + 1
     if rows >= m[0]:
-        cpus = os.cpu_count() or 1
-        bands = -(-int(np.ceil(out_shape[0] / rows)) // cpus) * cpus
-        return [min(bands, out_shape[0])] + [1] * (len(m) - 1)
-    side = round(_TILE_PIXELS ** (1 / len(m)))
+        return [band_count(out_shape[0], rows)] + [1] * (len(m) - 1)
+    side = round(TILE_PIXELS ** (1 / len(m)))
     return [
         max(1, int(np.ceil(o / max(side - k + 1, k))))
         for o, k in zip(out_shape, m)
@@ -548,11 +297,7 @@ def _tiled_ncc_valid(template: PreparedTemplate, image, mean, padding):
         tuple(b - a + k - 1 for (a, b), k in zip(t, m)) for t in tiles
     }:
         template.spectrum(fft_shape(tile), workers=-1)
-    if len(tiles) == 1:
-        run(tiles[0])
-        return out
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        list(pool.map(run, tiles))
+    map_in_threads(run, tiles)
     return out
 
 
@@ -612,16 +357,11 @@ def normalized_cross_correlation(
        Light and Magic, 1995.
     """
     check_mode(mode)
-    if fft_precision not in FFT_PRECISIONS:
-        raise ValueError(
-            f"fft_precision must be one of {FFT_PRECISIONS}, got "
-            f"{fft_precision!r}."
-        )
+    dtype = fft_dtype(fft_precision)
     template = as_real_array("template", template)
     image = as_real_array("image", image)
     check_template_fits(template, image)
-    fft_dtype = np.float32 if fft_precision == "single" else np.float64
-    prepared = PreparedTemplate(template, template.ndim, fft_dtype)
+    prepared = PreparedTemplate(template, template.ndim, dtype)
     padding = (
         [(0, 0)] * image.ndim
         if mode == "valid"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._parallel import Workspace, thread_workspace
+
 
 def argmax_index(surface: np.ndarray) -> tuple[int, ...]:
     """Index of the largest value (the first one in C order on ties)."""
@@ -12,7 +14,7 @@ def argmax_index(surface: np.ndarray) -> tuple[int, ...]:
     )
 
 
-def parabolic_shift(surface: np.ndarray, peak) -> np.ndarray:
+def parabolic_shift(surface: np.ndarray, peak: tuple[int, ...]) -> np.ndarray:
     """Sub-pixel shift of `peak`, per axis, from a three-point parabola.
 
     Each axis is fitted through the peak and its two neighbours; an axis
@@ -33,3 +35,114 @@ def parabolic_shift(surface: np.ndarray, peak) -> np.ndarray:
         if curvature < 0:
             shift[axis] = np.clip(0.5 * (low - high) / curvature, -0.5, 0.5)
     return shift
+
+
+def local_maxima(
+    surfaces: np.ndarray, workspace: Workspace | None = None
+) -> np.ndarray:
+    """Mask of values that no neighbour exceeds (3-wide, in all but axis 0).
+
+    A 3-wide running maximum along each axis in turn, compared in float32
+    (half the memory traffic; ties from the rounding only add candidates,
+    never remove the best one), in scratch arrays of `workspace`.
+    """
+    workspace = workspace or Workspace()
+    shape = surfaces.shape
+    values = surfaces
+    if surfaces.dtype != np.float32:
+        values = workspace.get("maxima values", shape, np.float32)
+        np.copyto(values, surfaces, casting="same_kind")
+    buffers = [workspace.get(f"maxima {k}", shape, np.float32) for k in "ab"]
+    source = values
+    for axis in range(1, values.ndim):
+        target = buffers[axis % 2]
+        _running_maximum(source, target, axis)
+        source = target
+    return values == source
+
+
+def _running_maximum(
+    source: np.ndarray, target: np.ndarray, axis: int
+) -> None:
+    """3-wide maximum of contiguous `source` along `axis`, into `target`.
+
+    Neighbours along `axis` lie a fixed step apart in memory: two passes
+    over the flat arrays (several times faster than strided views) do the
+    inside, and the two end slabs, which the flat shifts mixed with their
+    neighbours across the axis' ends, are redone alone.
+    """
+    n = source.shape[axis]
+    if n == 1:
+        np.copyto(target, source)
+        return
+    step = int(np.prod(source.shape[axis + 1 :]))
+    flat, out = source.reshape(-1), target.reshape(-1)
+    inside = slice(step, flat.size - step)
+    np.maximum(flat[: -2 * step], flat[2 * step :], out=out[inside])
+    np.maximum(out[inside], flat[inside], out=out[inside])
+    index = (slice(None),) * axis
+    for end, neighbour in ((0, 1), (n - 1, n - 2)):
+        np.maximum(
+            source[index + (end,)],
+            source[index + (neighbour,)],
+            out=target[index + (end,)],
+        )
+
+
+def peak_half_widths(surface: np.ndarray, peak: tuple[int, ...]) -> list[int]:
+    """How far the peak stays above half its height, along each axis.
+
+    Half height is halfway between the peak and the surface's median, so a
+    broad peak (smooth texture) gets a broad neighbourhood. The median of
+    a few thousand evenly spread values serves, at a fraction of the cost.
+    """
+    values = surface.ravel()
+    sample = values[:: max(1, values.size // 4096)].copy()
+    middle = sample.size // 2
+    sample.partition(middle)
+    typical = sample[middle]
+    level = 0.5 * (surface[peak] + typical)
+    widths = []
+    for axis, index in enumerate(peak):
+        line = surface[(*peak[:axis], slice(None), *peak[axis + 1 :])]
+        below = np.flatnonzero(line <= level)
+        before = below[below < index]
+        after = below[below > index]
+        left = index - before[-1] if before.size else index + 1
+        right = after[0] - index if after.size else line.size - index
+        widths.append(int(max(left, right)))
+    return widths
+
+
+def second_peak(
+    surface: np.ndarray,
+) -> tuple[tuple[int, ...] | None, float]:
+    """Index and value of the best peak outside the main peak's neighbourhood.
+
+    The neighbourhood reaches as far as the main peak stays above half its
+    height, and at least 2 pixels. The best local maximum outside it wins;
+    without one, the best value outside; without any, ``(None, nan)``.
+    """
+    peak = argmax_index(surface)
+    reach = [max(w, 2) for w in peak_half_widths(surface, peak)]
+    low = [max(p - r, 0) for p, r in zip(peak, reach)]
+    high = [p + r + 1 for p, r in zip(peak, reach)]
+    # One surface at a time, so that its scratch arrays stay in cache.
+    maxima = local_maxima(surface[np.newaxis], thread_workspace())[0]
+    # Local maxima are few on a correlation surface: look at them alone.
+    candidates = np.flatnonzero(maxima)
+    coords = np.unravel_index(candidates, surface.shape)
+    outside = np.zeros(candidates.size, dtype=bool)
+    for c, a, b in zip(coords, low, high):
+        outside |= (c < a) | (c >= b)
+    candidates = candidates[outside]
+    if candidates.size:
+        best = candidates[np.argmax(surface.ravel()[candidates])]
+    else:
+        masked = surface.astype(np.float64)
+        masked[tuple(slice(a, b) for a, b in zip(low, high))] = -np.inf
+        best = np.argmax(masked)
+        if masked.ravel()[best] == -np.inf:
+            return None, np.nan
+    index = tuple(int(i) for i in np.unravel_index(best, surface.shape))
+    return index, float(surface[index])

@@ -6,8 +6,13 @@ are made here.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy import ndimage
+
+# What napari's sample data functions return: (data, layer kwargs, kind).
+LayerData = tuple[Any, dict[str, Any], str]
 
 POINT_STYLE = {
     "size": 10,
@@ -18,23 +23,50 @@ POINT_STYLE = {
 TRUTH_STYLE = {"size": 6, "face_color": "magenta", "symbol": "cross"}
 
 
-def texture(shape, sigma=1.5, seed=0) -> np.ndarray:
+def texture(
+    shape: tuple[int, ...], sigma: float = 1.5, seed: int = 0
+) -> np.ndarray:
     """Smooth random texture scaled to [0, 1]."""
     rng = np.random.default_rng(seed)
     values = ndimage.gaussian_filter(rng.normal(size=shape), sigma)
     return (values - values.min()) / np.ptp(values)
 
 
-def stereo_pair():
+def stereo_images() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Grey left and right images of scikit-image's motorcycle, and the
+    ground-truth disparity (left column minus right column, pixels)."""
+    from skimage import data
+    from skimage.color import rgb2gray
+
+    left, right, disparity = data.stereo_motorcycle()
+    return rgb2gray(left), rgb2gray(right), disparity
+
+
+def stereo_points(left: np.ndarray, count: int = 12) -> np.ndarray:
+    """`count` textured points of `left`, spread over the image."""
+    mean = ndimage.uniform_filter(left, 21)
+    spread = np.sqrt(
+        np.maximum(ndimage.uniform_filter(left**2, 21) - mean**2, 0)
+    )
+    rows = np.linspace(80, left.shape[0] - 80, 3).astype(int)
+    cols = np.linspace(160, left.shape[1] - 80, count // 3).astype(int)
+    points = []
+    for r in rows:
+        for c in cols:
+            # The most textured pixel near each grid node.
+            patch = spread[r - 20 : r + 21, c - 20 : c + 21]
+            dr, dc = np.unravel_index(np.argmax(patch), patch.shape)
+            points.append((r - 20 + dr, c - 20 + dc))
+    return np.array(points, dtype=float)
+
+
+def stereo_pair() -> list[LayerData]:
     """Left and right views of scikit-image's motorcycle, grey, with points.
 
     The points sit on textured places of the left image; their matches lie
     on the same row of the right image, up to ~60 pixels to the left.
     """
-    from .demo import stereo_pair as load
-    from .demo import stereo_points
-
-    left, right, _ = load()
+    left, right, _ = stereo_images()
     return [
         (left, {"name": "left"}, "image"),
         (right, {"name": "right"}, "image"),
@@ -46,7 +78,7 @@ def stereo_pair():
     ]
 
 
-def deformation_field(shape) -> np.ndarray:
+def deformation_field(shape: tuple[int, int]) -> np.ndarray:
     """A smooth displacement field (2, rows, cols), up to about 4 pixels."""
     rows, cols = np.meshgrid(
         *(np.linspace(0, 1, n) for n in shape), indexing="ij"
@@ -59,7 +91,7 @@ def deformation_field(shape) -> np.ndarray:
     )
 
 
-def deformed_pair():
+def deformed_pair() -> list[LayerData]:
     """A texture and its smooth deformation, points and their true matches.
 
     The target is sampled so that template content at ``p`` appears at
@@ -106,7 +138,7 @@ def true_positions(points: np.ndarray, field: np.ndarray) -> np.ndarray:
     return position
 
 
-def drifting_stack():
+def drifting_stack() -> list[LayerData]:
     """A small time-lapse (t, row, col) whose features drift frame to frame.
 
     Two layers hold frames 0..3 and 1..4, so matching plane t of the first

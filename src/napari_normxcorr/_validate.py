@@ -7,6 +7,23 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+MODES = ("full", "same", "valid")
+FFT_PRECISIONS = {"double": np.float64, "single": np.float32}
+
+
+def check_real(name: str, dtype: npt.DTypeLike, shape: tuple[int, ...]):
+    """Raise unless an array of `dtype` and `shape` holds real numbers."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "c":
+        raise ValueError(
+            f"{name} is complex ({dtype}); pass its real part or its "
+            "magnitude."
+        )
+    if dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold real numbers, got dtype {dtype}.")
+    if len(shape) == 0 or 0 in shape:
+        raise ValueError(f"{name} is empty (shape {shape}).")
+
 
 def as_real_array(name: str, value: npt.ArrayLike) -> np.ndarray:
     """Return `value` as a real numeric array, or raise naming it.
@@ -16,17 +33,7 @@ def as_real_array(name: str, value: npt.ArrayLike) -> np.ndarray:
     refused.
     """
     array = np.asarray(value)
-    if array.dtype.kind == "c":
-        raise ValueError(
-            f"{name} is complex ({array.dtype}); pass its real part or its "
-            "magnitude."
-        )
-    if array.dtype.kind not in "biuf":
-        raise ValueError(
-            f"{name} must hold real numbers, got dtype {array.dtype}."
-        )
-    if array.size == 0:
-        raise ValueError(f"{name} is empty (shape {array.shape}).")
+    check_real(name, array.dtype, array.shape)
     if array.dtype.kind == "f":
         check_finite(name, array)
     return array
@@ -69,7 +76,39 @@ def check_template_fits(template: np.ndarray, image: np.ndarray) -> None:
         )
 
 
-def per_axis(name: str, value: int | Sequence[int], ndim: int) -> tuple:
+def check_mode(mode: str) -> None:
+    """Raise unless `mode` is one of :data:`MODES`."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
+
+
+def fft_dtype(fft_precision: str) -> type[np.floating]:
+    """The dtype of the transforms for `fft_precision`, or raise."""
+    if fft_precision not in FFT_PRECISIONS:
+        raise ValueError(
+            f"fft_precision must be one of {tuple(FFT_PRECISIONS)}, got "
+            f"{fft_precision!r}."
+        )
+    return FFT_PRECISIONS[fft_precision]
+
+
+def point_array(name: str, values: npt.ArrayLike, ndim: int) -> np.ndarray:
+    """(N, `ndim`) float64 coordinates, or raise naming `name`."""
+    points = np.asarray(values, dtype=np.float64)
+    if points.size == 0:
+        return np.empty((0, ndim))
+    if points.ndim != 2 or points.shape[1] != ndim:
+        raise ValueError(
+            f"{name} has shape {points.shape} but the images have {ndim} "
+            f"axes; give an (N, {ndim}) array of (row, col, ...) "
+            "coordinates."
+        )
+    return points
+
+
+def per_axis(
+    name: str, value: int | Sequence[int], ndim: int
+) -> tuple[int, ...]:
     """Expand a radius given as one int or one per axis to `ndim` ints >= 0."""
     values = np.atleast_1d(np.asarray(value))
     if values.ndim != 1 or values.dtype.kind not in "iu":

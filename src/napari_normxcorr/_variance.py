@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._ncc import _FLAT_TOLERANCE, window_energies
+from ._window_sums import FLAT_TOLERANCE, window_energies
 
 # A float64 map of this many pixels takes 128 MiB: larger planes (and
 # lazy arrays) keep the running sums per window, which need no memory.
@@ -33,16 +33,18 @@ class VarianceMap:
         Window shape (the template's).
     """
 
-    def __init__(self, plane: np.ndarray, box):
+    def __init__(self, plane: np.ndarray, box: tuple[int, ...]):
         self.box = tuple(box)
         mean = plane.mean(dtype=np.float64)
         self.energy, total = window_energies(plane, self.box, mean)
         # The running sums behind each window are exact to a few eps of
         # the squares they have summed, at most the plane's whole energy.
-        self.noise = _FLAT_TOLERANCE * total
+        self.noise = FLAT_TOLERANCE * total
         self.energy[self.energy <= self.noise] = np.inf
 
-    def norms(self, start, template_energy: float, out: np.ndarray):
+    def norms(
+        self, start: np.ndarray, template_energy: float, out: np.ndarray
+    ) -> np.ndarray:
         """``sum(w**2) * sum(t**2)`` of the centred windows w that start at
         ``start + p`` and a centred template t of energy
         `template_energy`, into `out`: an NCC's denominator squared."""

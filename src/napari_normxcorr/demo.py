@@ -13,47 +13,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from . import Status
-
-
-def stereo_points(left: np.ndarray, count: int = 12) -> np.ndarray:
-    """`count` textured points of `left`, spread over the image."""
-    mean = ndimage.uniform_filter(left, 21)
-    spread = np.sqrt(
-        np.maximum(ndimage.uniform_filter(left**2, 21) - mean**2, 0)
-    )
-    rows = np.linspace(80, left.shape[0] - 80, 3).astype(int)
-    cols = np.linspace(160, left.shape[1] - 80, count // 3).astype(int)
-    points = []
-    for r in rows:
-        for c in cols:
-            # The most textured pixel near each grid node.
-            patch = spread[r - 20 : r + 21, c - 20 : c + 21]
-            dr, dc = np.unravel_index(np.argmax(patch), patch.shape)
-            points.append((r - 20 + dr, c - 20 + dc))
-    return np.array(points, dtype=float)
-
-
-def stereo_pair():
-    """Grey left and right images, and the ground-truth disparity."""
-    from skimage import data
-    from skimage.color import rgb2gray
-
-    left, right, disparity = data.stereo_motorcycle()
-    return rgb2gray(left), rgb2gray(right), disparity
+from ._sample_data import stereo_images, stereo_points
 
 
 def open_viewer(show: bool = True):
     """A viewer with the stereo pair, the points and the widget docked."""
     import napari
 
-    left, right, disparity = stereo_pair()
+    left, right, disparity = stereo_images()
     viewer = napari.Viewer(title="napari-normxcorr demo", show=show)
     viewer.window.resize(1400, 900)
     viewer.add_image(left, name="left")
@@ -88,14 +60,15 @@ def run_headless(output: Path) -> int:
     worker = widget.run()
     if worker is None:
         return 1
-    deadline = time.monotonic() + 300
-    while widget.result is None or widget._worker is not None:
-        QApplication.processEvents()
-        time.sleep(0.01)
-        if time.monotonic() > deadline:
-            print("The match did not finish in 5 minutes.", file=sys.stderr)
-            return 1
+    try:
+        widget.wait_until_done(timeout=300)
+    except TimeoutError:
+        print("The match did not finish in 5 minutes.", file=sys.stderr)
+        return 1
     result = widget.result
+    if result is None:
+        print("The match failed (see the message above).", file=sys.stderr)
+        return 1
     viewer.layers["right"].visible = True
     viewer.layers["left"].visible = False
     viewer.reset_view()

@@ -1,11 +1,12 @@
-"""Results table dock: one row per point, in step with the layers."""
+"""Results table dock: one row per point, in step with the session."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
+from psygnal import Signal
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QAbstractItemView,
@@ -18,31 +19,38 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ._io import read_points, write_columns
-
-if TYPE_CHECKING:
-    from ._widget import MatchWidget
+from .._io import InputError, read_points
+from .._result import MatchResult
+from .session import MatchSession
 
 QUALITY = ("score", "distinctiveness", "consistency", "status")
 
 
 class ResultsTable(QWidget):
-    """Sortable table of a MatchWidget's results.
+    """Sortable table of the session's result.
 
     Selecting a row selects the point and shows its surface; selecting a
     point selects its row; "Delete point" removes the point and its match;
     CSV export writes napari's points columns (the points of interest) and
     the result columns, and import reads points of interest back.
+
+    Signals
+    -------
+    points_imported : (points, name)
+        The user imported points of interest (an (N, D) array) from the
+        file called `name`.
     """
 
-    def __init__(self, widget: MatchWidget):
+    points_imported = Signal(object, str)
+
+    def __init__(self, session: MatchSession):
         super().__init__()
-        self.widget = widget
+        self._session = session
         self.table = QTableWidget()
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.setSortingEnabled(True)
-        self.table.itemSelectionChanged.connect(self._rows_selected)
+        self.table.itemSelectionChanged.connect(self._on_rows_selected)
         buttons = QHBoxLayout()
         for text, slot in (
             ("Delete point", self.delete_selected),
@@ -56,29 +64,22 @@ class ResultsTable(QWidget):
         layout.addWidget(self.table)
         layout.addLayout(buttons)
         self._syncing = False
+        session.changed.connect(self.refresh)
+        session.selected.connect(self.select_points)
 
     # --- contents -----------------------------------------------------
 
-    def refresh(self, points=None) -> None:
-        """Show the widget's current result, one row per point.
+    def refresh(self, points: list[int] | None = None) -> None:
+        """Show the session's current result, one row per point.
 
         With `points`, only their rows are rewritten (a live edit), as long
         as the table still has one row per point.
         """
-        result = self.widget.result
+        result = self._session.result
         if result is None:
             self.table.setRowCount(0)
             return
-        d = result.offset.shape[1]
-        headers = ["point", *(f"offset-{a}" for a in range(d)), *QUALITY]
-        columns = [
-            np.arange(len(result)),
-            *result.offset.T,
-            result.score,
-            result.distinctiveness,
-            result.consistency,
-            [str(s) for s in result.status],
-        ]
+        headers, columns = _columns(result)
         self._syncing = True
         self.table.setSortingEnabled(False)
         if points is None or self.table.rowCount() != len(result):
@@ -86,7 +87,7 @@ class ResultsTable(QWidget):
             self.table.setColumnCount(len(headers))
             self.table.setHorizontalHeaderLabels(headers)
             self.table.setRowCount(len(result))
-            points = range(len(result))
+            points = list(range(len(result)))
             rows = points
         else:
             row_of = self._rows_by_point()
@@ -110,29 +111,26 @@ class ResultsTable(QWidget):
         """The point index shown in table row `row` (whatever the sort)."""
         return int(self.table.item(row, 0).data(Qt.UserRole))
 
+    def _selected_points(self) -> list[int]:
+        rows = {i.row() for i in self.table.selectedItems()}
+        return sorted({self.point_of_row(row) for row in rows})
+
     # --- selection ----------------------------------------------------
 
-    def _rows_selected(self) -> None:
+    def _on_rows_selected(self) -> None:
         if self._syncing:
             return
-        points = sorted(
-            {self.point_of_row(i.row()) for i in self.table.selectedItems()}
-        )
+        points = self._selected_points()
         if not points:
             return
         self._syncing = True
         try:
-            for layer in (
-                self.widget.points_layer.value,
-                self.widget._matched_layer,
-            ):
-                if layer is not None:
-                    layer.selected_data = set(points)
-            self.widget.show_surface(points[0])
+            self._session.select(points)
+            self._session.show(points[0])
         finally:
             self._syncing = False
 
-    def select_points(self, points) -> None:
+    def select_points(self, points: list[int]) -> None:
         """Select the rows of `points` (from a selection in the viewer)."""
         if self._syncing:
             return
@@ -150,45 +148,30 @@ class ResultsTable(QWidget):
 
     def delete_selected(self) -> None:
         """Delete the selected rows' points (their matches follow)."""
-        points = sorted(
-            {self.point_of_row(i.row()) for i in self.table.selectedItems()}
-        )
-        layer = self.widget.points_layer.value
-        if not points or layer is None:
+        points = self._selected_points()
+        inputs = self._session.inputs
+        if not points or inputs is None:
             return
+        layer = inputs.points_layer
         layer.selected_data = set(points)
         layer.remove_selected()
 
-    def export_csv(self, path) -> None:
+    def export_csv(self, path: str | Path) -> None:
         """napari's points CSV columns (the points of interest, in the
         points layer's data coordinates) followed by the result columns."""
-        result = self.widget.result
-        layer = self.widget._job["layers"][2]
-        data = np.asarray(layer.data, dtype=float)
-        columns = {"index": np.arange(len(result))}
-        for axis in range(data.shape[1]):
-            columns[f"axis-{axis}"] = data[:, axis]
-        table = result.to_table()
-        for name, values in table.items():
-            if not name.startswith("point-"):
-                columns[name] = values
-        write_columns(path, columns)
+        result, inputs = self._session.result, self._session.inputs
+        if result is None or inputs is None:
+            raise ValueError("there are no results to export yet")
+        result.to_csv(path, positions=inputs.points_layer.data)
 
-    def import_csv(self, path) -> None:
-        """Points of interest from a points CSV into the points layer."""
+    def import_csv(self, path: str | Path) -> None:
+        """Points of interest from a points CSV (see `points_imported`)."""
         path = Path(path)
         points, _ = read_points(path)
-        layer = self.widget.points_layer.value
-        if layer is None:
-            layer = self.widget._viewer.add_points(
-                points, name=f"points from {path.name}"
-            )
-            self.widget.points_layer.value = layer
-        else:
-            layer.data = points
+        self.points_imported.emit(points, path.name)
 
     def _export_dialog(self) -> None:
-        if self.widget.result is None:
+        if self._session.result is None:
             return
         path, _ = QFileDialog.getSaveFileName(
             self, "Export matches", "matches.csv", "CSV (*.csv)"
@@ -198,8 +181,6 @@ class ResultsTable(QWidget):
 
     def _import_dialog(self) -> None:
         from napari.utils.notifications import show_warning
-
-        from ._io import InputError
 
         path, _ = QFileDialog.getOpenFileName(
             self, "Import points", "", "CSV (*.csv)"
@@ -211,7 +192,22 @@ class ResultsTable(QWidget):
                 show_warning(str(error))
 
 
-def _item(value) -> QTableWidgetItem:
+def _columns(result: MatchResult) -> tuple[list[str], list[Any]]:
+    """Headers and columns of the table: point, offsets, quality."""
+    d = result.offset.shape[1]
+    headers = ["point", *(f"offset-{a}" for a in range(d)), *QUALITY]
+    columns = [
+        np.arange(len(result)),
+        *result.offset.T,
+        result.score,
+        result.distinctiveness,
+        result.consistency,
+        [str(s) for s in result.status],
+    ]
+    return headers, columns
+
+
+def _item(value: Any) -> QTableWidgetItem:
     """A cell that sorts numbers as numbers; NaN shows empty."""
     item = QTableWidgetItem()
     if isinstance(value, str):

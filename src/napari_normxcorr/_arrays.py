@@ -1,0 +1,84 @@
+"""Images as the engine sees them: numpy, dask or zarr arrays, read lazily.
+
+The engine only ever slices windows out of an image, so anything with a
+shape, a dtype and numpy-style indexing will do; nothing here loads a
+whole image.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from ._validate import check_real
+
+# skimage.color.rgb2gray's weights (ITU-R BT.709).
+LUMINANCE = np.array([0.2125, 0.7154, 0.0721])
+
+
+@runtime_checkable
+class LazyArray(Protocol):
+    """An array read window by window: numpy, dask, zarr, h5py..."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def dtype(self) -> Any: ...
+
+    @property
+    def ndim(self) -> int: ...
+
+    def __getitem__(self, index: Any) -> npt.ArrayLike: ...
+
+
+Image = npt.ArrayLike | LazyArray
+
+
+def as_image(name: str, values: Image) -> LazyArray:
+    """`values` as an array to read windows from, or raise naming `name`.
+
+    numpy, dask and zarr arrays pass as they are (windows are read later);
+    anything else becomes a numpy array.
+    """
+    array: LazyArray = (
+        values
+        if isinstance(values, LazyArray) and hasattr(values, "dtype")
+        else np.asarray(values)
+    )
+    check_real(name, array.dtype, tuple(array.shape))
+    return array
+
+
+class Luminance:
+    """Lazy grey view of an RGB(A) array: windows are converted when read."""
+
+    def __init__(self, rgb: LazyArray):
+        self.rgb = rgb
+        self.shape = tuple(rgb.shape[:-1])
+        self.ndim = len(self.shape)
+        self.dtype = np.dtype(np.float64)
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        index = index if isinstance(index, tuple) else (index,)
+        colour = np.asarray(self.rgb[(*index, slice(0, 3))], dtype=float)
+        return colour @ LUMINANCE
+
+
+def grey(rgb: LazyArray) -> LazyArray:
+    """The luminance of an RGB(A) array (colour last).
+
+    In memory it is converted at once (the engine's fast paths need a
+    numpy array); lazy arrays are converted window by window.
+    """
+    if isinstance(rgb, np.ndarray):
+        return np.asarray(rgb[..., :3], dtype=float) @ LUMINANCE
+    return Luminance(rgb)
+
+
+def is_colour(image: LazyArray, ndim: int) -> bool:
+    """Whether `image` has one more trailing axis of 3 or 4 (RGB, RGBA)
+    than the `ndim` coordinates of its points."""
+    return image.ndim == ndim + 1 and image.shape[-1] in (3, 4)

@@ -1,0 +1,231 @@
+"""Windows and surfaces of many points: placing, reading, correlating.
+
+A Matcher holds the two images and the radii. It places each point's
+template and search windows, correlates windows of one shape in stacks
+(their variances from a variance map where many windows search one plane)
+and recomputes a point's surface on demand.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._arrays import LazyArray
+from ._ncc import PreparedTemplate, fft_shape, ncc_valid
+from ._parallel import Workspace
+from ._result import Status, Surface
+from ._variance import MAX_MAP_PIXELS, VarianceMap
+from ._windows import Window, all_finite, as_slices, inside, window_bounds
+
+# Maps pay off when the search windows cover their plane this many times.
+_MAP_COVERAGE = 1
+
+
+@dataclass
+class Matcher:
+    """Everything needed to match (and re-match) points: images, radii."""
+
+    template_image: LazyArray
+    image: LazyArray
+    template_radius: tuple[int, ...]
+    search_radius: tuple[int, ...]
+    fft_dtype: type[np.floating]
+    # Variance maps per (image, plane, template shape) many windows search.
+    maps: dict[tuple, VarianceMap] = field(default_factory=dict)
+
+    @property
+    def ndim(self) -> int:
+        """Number of matched axes (the last ones of the images)."""
+        return len(self.template_radius)
+
+    def place(
+        self,
+        row: int,
+        point: np.ndarray,
+        image_point: np.ndarray,
+        forward: bool = True,
+    ) -> Window | Status:
+        """Windows of one point, before reading any pixel.
+
+        Backward (``forward=False``) cuts the template around `point` in
+        the target and searches around `image_point` in the template image,
+        for the consistency check. Returns a Status when the point cannot
+        be matched, else a Window whose arrays are not read yet.
+        """
+        source, target = self.template_image, self.image
+        if not forward:
+            source, target = target, source
+        d = self.ndim
+        plane = tuple(int(v) for v in np.rint(point[:-d]))
+        if not (
+            inside(point, source.shape) and inside(image_point, target.shape)
+        ) or plane != tuple(int(v) for v in np.rint(image_point[:-d])):
+            return Status.OUTSIDE_IMAGE
+        t_start, t_stop = window_bounds(
+            point[-d:], self.template_radius, source.shape[-d:]
+        )
+        s_start, s_stop = window_bounds(
+            image_point[-d:], self.search_radius, target.shape[-d:]
+        )
+        if np.any(t_stop - t_start > s_stop - s_start):
+            return Status.NO_FIT
+        return Window(
+            row,
+            plane,
+            t_start,
+            s_start,
+            source,
+            plane + as_slices(t_start, t_stop),
+            target,
+            plane + as_slices(s_start, s_stop),
+        )
+
+    def place_all(
+        self,
+        points: np.ndarray,
+        guesses: np.ndarray,
+        status: np.ndarray,
+        forward: bool = True,
+    ) -> list[list[Window]]:
+        """Windows of every row still ``ok`` in `status`, grouped by shape
+        and in reading order; rows that cannot be placed get their status.
+        """
+        groups = defaultdict(list)
+        for row in range(len(points)):
+            if status[row] != Status.OK:
+                continue
+            window = self.place(row, points[row], guesses[row], forward)
+            if isinstance(window, Status):
+                status[row] = window
+            else:
+                groups[window.shapes].append(window)
+        for windows in groups.values():
+            windows.sort(key=Window.reading_order)
+        return list(groups.values())
+
+    def surfaces(
+        self,
+        windows: list[Window],
+        workers: int = -1,
+        workspace: Workspace | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """'valid' NCC surfaces of read windows that share their shapes.
+
+        Returns the surfaces and, per window, whether its template is flat.
+        The surfaces live in `workspace`: the next call with it overwrites
+        them.
+        """
+        templates = np.stack([w.template for w in windows])
+        prepared = PreparedTemplate(templates, self.ndim, self.fft_dtype)
+        maps = [self.maps.get(_map_key(w)) for w in windows]
+        workspace = workspace or Workspace()
+        if all(m is not None for m in maps):
+            surfaces = self._surfaces_from_maps(
+                windows, prepared, maps, workers, workspace
+            )
+        else:
+            searches = np.stack([w.search for w in windows]).astype(np.float64)
+            axes = tuple(range(1, searches.ndim))
+            searches -= searches.mean(axis=axes, keepdims=True)
+            out_shape = [
+                n - m + 1 for n, m in zip(searches.shape[1:], prepared.shape)
+            ]
+            surfaces = ncc_valid(
+                prepared,
+                searches,
+                workers,
+                workspace,
+                out=workspace.get(
+                    "surfaces", (len(windows), *out_shape), self.fft_dtype
+                ),
+            )
+        return surfaces, prepared.flat.ravel()
+
+    def _surfaces_from_maps(
+        self,
+        windows: list[Window],
+        prepared: PreparedTemplate,
+        maps: list[VarianceMap],
+        workers: int,
+        workspace: Workspace,
+    ) -> np.ndarray:
+        """Surfaces whose variances come from variance maps.
+
+        The windows are centred only for the transform, straight into a
+        zero-padded buffer of the FFT shape, in the transform's precision.
+        """
+        shape = windows[0].shapes[1]
+        count = len(windows)
+        padded = workspace.get(
+            "padded", (count, *fft_shape(shape)), self.fft_dtype
+        )
+        for axis, size in enumerate(shape, start=1):
+            padded[(slice(None),) * axis + (slice(size, None),)] = 0.0
+        inside = padded[(slice(None), *[slice(0, size) for size in shape])]
+        for k, w in enumerate(windows):
+            # Centred on the way in: one pass over the buffer, not three.
+            mean = w.search_sum / w.search.size
+            np.subtract(w.search, mean, out=inside[k], casting="unsafe")
+        out_shape = tuple(s - m + 1 for s, m in zip(shape, prepared.shape))
+        norms = workspace.get("norms", (count, *out_shape), self.fft_dtype)
+        # A flat template carries no pattern either: an NCC of 0.
+        energies = np.where(prepared.flat, np.inf, prepared.energy).ravel()
+        for k, (m, w) in enumerate(zip(maps, windows)):
+            m.norms(w.search_start, energies[k], norms[k])
+        return ncc_valid(
+            prepared,
+            padded,
+            workers,
+            workspace,
+            out=workspace.get("surfaces", norms.shape, self.fft_dtype),
+            norms=norms,
+            shape=shape,
+        )
+
+    def prepare_maps(self, groups: list[list[Window]]) -> None:
+        """Variance maps for the planes that many windows search.
+
+        Worth it when the windows of a plane together cover it once over (a
+        map costs less than the running sums of as many window pixels);
+        only for in-memory planes of up to MAX_MAP_PIXELS pixels with
+        finite values. Replaces the maps of an earlier pass.
+        """
+        self.maps = {}
+        coverage: dict[tuple, int] = defaultdict(int)
+        windows_by_key: dict[tuple, Window] = {}
+        for windows in groups:
+            for w in windows:
+                key = _map_key(w)
+                coverage[key] += int(np.prod(w.shapes[1]))
+                windows_by_key[key] = w
+        for key, w in windows_by_key.items():
+            if not isinstance(w.target, np.ndarray):
+                continue
+            plane = w.target[w.plane]
+            if (
+                plane.size <= MAX_MAP_PIXELS
+                and coverage[key] >= _MAP_COVERAGE * plane.size
+                and all_finite(plane)
+            ):
+                self.maps[key] = VarianceMap(plane, w.shapes[0])
+
+    def surface(
+        self, point: np.ndarray, image_point: np.ndarray
+    ) -> Surface | None:
+        """Surface of one point (for display), or None if it has none."""
+        point = np.asarray(point, float)
+        window = self.place(0, point, np.asarray(image_point, float))
+        if isinstance(window, Status) or not window.read():
+            return None
+        values = self.surfaces([window])[0][0]
+        d = self.ndim
+        origin = window.search_start + (point[-d:] - window.template_start)
+        return Surface(values, origin, window.plane)
+
+
+def _map_key(window: Window) -> tuple:
+    """Which plane of which image a window searches, for which template."""
+    return id(window.target), window.plane, window.shapes[0]

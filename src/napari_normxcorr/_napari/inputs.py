@@ -1,0 +1,101 @@
+"""From the widget's choices to a run's inputs, or a message saying why not.
+
+Everything is checked before any work starts, so that bad input gets one
+notification and changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .layers import image_array, points_world
+from .session import MatchOptions, RunInputs
+
+if TYPE_CHECKING:
+    import napari
+
+
+class InputProblem(ValueError):
+    """The layers or settings cannot be matched; the message says why."""
+
+
+def prepare_run(
+    template_layer: napari.layers.Image | None,
+    image_layer: napari.layers.Image | None,
+    points_layer: napari.layers.Points | None,
+    options: MatchOptions,
+) -> tuple[RunInputs, np.ndarray]:
+    """The inputs of a run and the world positions of its points.
+
+    Raises
+    ------
+    InputProblem
+        When a layer is missing, empty or of another dimensionality, the
+        radii do not fit, or no point lies on the template image.
+    """
+    if template_layer is None or image_layer is None:
+        raise InputProblem("Choose a template image and a target image layer.")
+    if points_layer is None:
+        raise InputProblem("Choose a Points layer with points of interest.")
+    if len(points_layer.data) == 0:
+        raise InputProblem(
+            f"'{points_layer.name}' has no points: click points of "
+            "interest on the template image first."
+        )
+    inputs = RunInputs(
+        template_layer,
+        image_layer,
+        points_layer,
+        image_array(template_layer),
+        image_array(image_layer),
+        options,
+    )
+    _check_dimensions(inputs)
+    _check_radii(inputs)
+    world = points_world(points_layer)
+    _check_some_inside(inputs, world)
+    return inputs, world
+
+
+def _check_dimensions(inputs: RunInputs) -> None:
+    template, target = inputs.template, inputs.target
+    ndim = inputs.points_layer.ndim
+    if not (template.ndim == target.ndim == ndim):
+        raise InputProblem(
+            f"Layers with incompatible dimensionality: template "
+            f"'{inputs.template_layer.name}' has {template.ndim} axes, "
+            f"target '{inputs.image_layer.name}' {target.ndim}, points "
+            f"'{inputs.points_layer.name}' {ndim}; choose layers with the "
+            "same number of axes."
+        )
+
+
+def _check_radii(inputs: RunInputs) -> None:
+    t_radius = inputs.options.template_radius
+    s_radius = inputs.options.search_radius
+    template, target = inputs.template.shape[-2:], inputs.target.shape[-2:]
+    smallest = min(min(template), min(target))
+    if 2 * t_radius + 1 > smallest:
+        raise InputProblem(
+            f"The template radius {t_radius} is too large for images of "
+            f"{template} and {target} pixels; make it at most "
+            f"{(smallest - 1) // 2}."
+        )
+    if min(s_radius) < t_radius:
+        raise InputProblem(
+            f"The search radius {s_radius} must be at least the template "
+            f"radius ({t_radius}) along each axis."
+        )
+
+
+def _check_some_inside(inputs: RunInputs, world: np.ndarray) -> None:
+    points, _ = inputs.pixels(world)
+    rounded = np.rint(points)
+    inside = np.all((rounded >= 0) & (rounded < inputs.template.shape), axis=1)
+    if not inside.any():
+        raise InputProblem(
+            f"All {len(points)} points of '{inputs.points_layer.name}' lie "
+            f"outside the template image '{inputs.template_layer.name}'."
+        )

@@ -1,0 +1,104 @@
+"""The three layer pickers: which layers are offered, and which picked.
+
+Our own output layers are never offered. Until the user chooses a layer
+(or runs), the pickers follow the viewer: the selected layers first, then
+layer order, two different images when there are two.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from magicgui.widgets import ComboBox
+
+from .outputs import is_output
+
+if TYPE_CHECKING:
+    import napari
+
+
+class LayerPickers:
+    """Template image, target image and points pickers for one viewer."""
+
+    def __init__(self, viewer: napari.Viewer):
+        self._viewer = viewer
+        self.template = ComboBox(
+            label="template image",
+            choices=self._image_choices,
+            tooltip="Image the points were clicked on",
+        )
+        self.image = ComboBox(
+            label="target image",
+            choices=self._image_choices,
+            tooltip="Image to find the points in (may be the same layer)",
+        )
+        self.points = ComboBox(
+            label="points",
+            choices=self._points_choices,
+            tooltip="Points of interest on the template image",
+        )
+        self.automatic = True
+        self._picking = False
+        for picker in self.widgets:
+            picker.changed.connect(self._on_user_pick)
+        events = viewer.layers.events
+        for event in (events.inserted, events.removed, events.moved):
+            event.connect(self._on_layers_changed)
+        self._on_layers_changed()
+
+    @property
+    def widgets(self) -> tuple[ComboBox, ComboBox, ComboBox]:
+        """The template, target and points pickers."""
+        return self.template, self.image, self.points
+
+    def _layers_of(self, kind: str) -> list[napari.layers.Layer]:
+        import napari
+
+        layer_type = getattr(napari.layers, kind)
+        return [
+            layer
+            for layer in self._viewer.layers
+            if isinstance(layer, layer_type) and not is_output(layer)
+        ]
+
+    def _image_choices(self, widget: Any = None) -> list[tuple[str, Any]]:
+        return [(layer.name, layer) for layer in self._layers_of("Image")]
+
+    def _points_choices(self, widget: Any = None) -> list[tuple[str, Any]]:
+        return [(layer.name, layer) for layer in self._layers_of("Points")]
+
+    def _on_layers_changed(self, event: Any = None) -> None:
+        for layer in self._viewer.layers:
+            layer.events.name.disconnect(self._on_renamed)
+            layer.events.name.connect(self._on_renamed)
+        self._on_renamed()
+
+    def _on_renamed(self, event: Any = None) -> None:
+        self._picking = True
+        for picker in self.widgets:
+            picker.reset_choices()
+        self._picking = False
+        if self.automatic:
+            self._pick_defaults()
+
+    def _on_user_pick(self, value: Any = None) -> None:
+        # Once the user chooses a layer, layer changes no longer re-pick.
+        if not self._picking:
+            self.automatic = False
+
+    def _pick_defaults(self) -> None:
+        """Choose layers from the selection first, then in layer order:
+        two different images when there are two, and a Points layer."""
+        selected = list(self._viewer.layers.selection)
+        images = [layer for _, layer in self._image_choices()]
+        points = [layer for _, layer in self._points_choices()]
+        images = [ly for ly in selected if ly in images] + images
+        points = [ly for ly in selected if ly in points] + points
+        self._picking = True
+        if images:
+            self.template.value = images[0]
+            others = [ly for ly in images if ly is not images[0]]
+            self.image.value = (others or images)[0]
+        if points:
+            self.points.value = points[0]
+        self._picking = False

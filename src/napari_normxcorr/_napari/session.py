@@ -1,0 +1,143 @@
+"""The state of the widget's matching, shared by the views that show it.
+
+A run's inputs are a frozen :class:`RunInputs`; the :class:`MatchSession`
+holds the latest inputs, result and selection and says when they change
+(psygnal signals), so that the output layers, the results table and live
+mode observe one model instead of reaching into each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from psygnal import Signal
+
+from .._arrays import LazyArray
+from .._result import MatchResult, Surface
+from .layers import convert, world_to_data
+
+if TYPE_CHECKING:
+    import napari
+
+
+@dataclass(frozen=True)
+class MatchOptions:
+    """The widget's matching settings, as `match_points` keywords."""
+
+    template_radius: int
+    search_radius: tuple[int, ...]
+    subpixel: bool = True
+    min_score: float = 0.5
+    min_distinctiveness: float = 0.05
+    max_consistency_error: float = 1.0
+
+    def as_keywords(self) -> dict[str, Any]:
+        """The options as keyword arguments of `match_points`."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """What one run matches: the three layers, their pixels, the options."""
+
+    template_layer: napari.layers.Image
+    image_layer: napari.layers.Image
+    points_layer: napari.layers.Points
+    template: LazyArray
+    target: LazyArray
+    options: MatchOptions
+
+    def pixels(self, world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """World points in template pixels, and as guesses in target pixels."""
+        points = convert(world, world_to_data(self.template_layer))
+        guesses = convert(world, world_to_data(self.image_layer))
+        return points, guesses
+
+
+class MatchSession:
+    """The latest run: its inputs, result, and what the user looks at.
+
+    Signals
+    -------
+    started : ()
+        A full run started: results of earlier work are void.
+    changed : (rows,)
+        The result changed: the list of rows rewritten in place, or None
+        when rows were added, removed or the whole result replaced.
+    selected : (points,)
+        The selected points (row indices) changed.
+    shown : (point, surface)
+        The surface of `point` is to be shown (`surface`, when already
+        computed, else None).
+    """
+
+    started = Signal()
+    changed = Signal(object)
+    selected = Signal(list)
+    shown = Signal(int, object)
+
+    def __init__(self) -> None:
+        self.inputs: RunInputs | None = None
+        self.result: MatchResult | None = None
+        # World position of each row's point when it was matched.
+        self.world = np.empty((0, 2))
+        self.selection: list[int] = []
+        self.generation = 0
+
+    def start(self) -> int:
+        """A full run starts; returns its generation number."""
+        self.generation += 1
+        self.started.emit()
+        return self.generation
+
+    def finish(
+        self, inputs: RunInputs, world: np.ndarray, result: MatchResult
+    ) -> None:
+        """Take the result of a full run."""
+        self.inputs, self.world, self.result = inputs, world.copy(), result
+        self.selection = []
+        self.changed.emit(None)
+
+    def update(
+        self, rows: np.ndarray, part: MatchResult, world: np.ndarray
+    ) -> None:
+        """Rows `rows` were matched again (their points now at `world`)."""
+        assert self.result is not None
+        self.result.put(rows, part)
+        self.world[rows] = world
+        self.changed.emit([int(r) for r in rows])
+
+    def remove(self, rows: Sequence[int]) -> None:
+        """Rows `rows` are gone (their points were deleted)."""
+        assert self.result is not None
+        self.result = self.result.without(rows)
+        self.world = np.delete(self.world, list(rows), axis=0)
+        self.selection = []
+        self.changed.emit(None)
+
+    def resize(self, world: np.ndarray) -> None:
+        """Rows for the points at `world` beyond the result's end (still
+        to be matched), or the rows beyond ``len(world)`` dropped."""
+        assert self.result is not None
+        count = len(world) - len(self.result)
+        if count > 0:
+            self.result = self.result.extended(count)
+            self.world = np.concatenate([self.world, world[-count:]])
+        elif count < 0:
+            self.result = self.result.take(slice(0, len(world)))
+            self.world = self.world[: len(world)]
+
+    def select(self, points: Sequence[int]) -> None:
+        """The user selected `points` (rows), in any view."""
+        points = sorted(int(p) for p in points)
+        if points != self.selection:
+            self.selection = points
+            self.selected.emit(points)
+
+    def show(self, point: int, surface: Surface | None = None) -> None:
+        """Ask for the surface of `point` (computed already, or not)."""
+        if self.result is not None:
+            self.shown.emit(point, surface)

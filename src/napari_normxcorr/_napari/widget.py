@@ -1,0 +1,306 @@
+"""The dock widget: controls wired to a matching session and its views."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    Container,
+    FloatSpinBox,
+    PushButton,
+    SpinBox,
+    TupleEdit,
+)
+
+from .._result import MatchResult
+from . import jobs
+from .inputs import InputProblem, prepare_run
+from .layers import reconnect
+from .live import LiveMatching
+from .outputs import OutputLayers
+from .pickers import LayerPickers
+from .session import MatchOptions, MatchSession, RunInputs
+from .table import ResultsTable
+
+if TYPE_CHECKING:
+    import napari
+
+
+class MatchWidget(Container):
+    """Match the points of a Points layer from a template image to a target.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+        The viewer whose layers are matched; outputs are added to it.
+
+    Attributes
+    ----------
+    session : MatchSession
+        The latest run's inputs, result and selection.
+    table : ResultsTable or None
+        The results dock, once there are results.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__()
+        self._viewer = viewer
+        self._pickers = LayerPickers(viewer)
+        self.template_layer, self.image_layer, self.points_layer = (
+            self._pickers.widgets
+        )
+        self._add_controls()
+        self.session = MatchSession()
+        self.table: ResultsTable | None = None
+        self._worker: Any = None
+        self._outputs = OutputLayers(
+            viewer, self.session, lambda: self.height_field.value
+        )
+        self._live = LiveMatching(
+            self.session, viewer, lambda: self.live.value, self._report_error
+        )
+        self._add_callbacks()
+
+    def _add_controls(self) -> None:
+        self.template_radius = SpinBox(
+            value=15,
+            min=1,
+            max=10_000,
+            label="template radius (px)",
+            tooltip="Patch around each point: 2 r + 1 pixels wide",
+        )
+        # Per axis: a rectified stereo pair needs a few rows but many cols.
+        self.search_radius = TupleEdit(
+            value=(40, 40),
+            label="search radius (rows, cols)",
+            options={"min": 1, "max": 100_000},
+            tooltip="Window searched in the target: 2 r + 1 pixels wide "
+            "along each axis; the match can move r - template radius",
+        )
+        self.subpixel = CheckBox(value=True, text="sub-pixel refinement")
+        self.min_score = FloatSpinBox(
+            value=0.5, min=-1.0, max=1.0, step=0.05, label="min score"
+        )
+        self.min_distinctiveness = FloatSpinBox(
+            value=0.05,
+            min=0.0,
+            max=2.0,
+            step=0.01,
+            label="min distinctiveness",
+        )
+        self.max_consistency_error = FloatSpinBox(
+            value=1.0,
+            min=0.0,
+            max=1000.0,
+            step=0.5,
+            label="max consistency error (px)",
+        )
+        self.live = CheckBox(
+            value=False,
+            text="live: re-match edited points",
+            tooltip="On after the first run: adding, moving or deleting a "
+            "point updates its match",
+        )
+        self.run_button = PushButton(text="Run")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.undo_button = PushButton(text="Undo last point edit")
+        self.height_field = CheckBox(
+            value=False,
+            text="surface as 3-D height field",
+            tooltip="Also show the shown surface as a height field; switch "
+            "the viewer to 3-D to judge ambiguous peaks",
+        )
+        self.extend(
+            [
+                *self._pickers.widgets,
+                self.template_radius,
+                self.search_radius,
+                self.subpixel,
+                self.min_score,
+                self.min_distinctiveness,
+                self.max_consistency_error,
+                self.live,
+                self.run_button,
+                self.cancel_button,
+                self.undo_button,
+                self.height_field,
+            ]
+        )
+
+    def _add_callbacks(self) -> None:
+        # QPushButton.clicked passes a bool: wrap the calls.
+        self.run_button.changed.connect(lambda: self.run())
+        self.cancel_button.changed.connect(lambda: self.cancel())
+        self.undo_button.changed.connect(lambda: self.undo())
+        self.height_field.changed.connect(self._outputs.redraw_surface)
+        self.session.selected.connect(self._on_selected)
+
+    # --- the state, for scripts and tests ------------------------------
+
+    @property
+    def result(self) -> MatchResult | None:
+        """The result of the last run, kept in step by live edits."""
+        return self.session.result
+
+    @property
+    def running(self) -> bool:
+        """Whether a run or a live update is in progress."""
+        return self._worker is not None or self._live.busy
+
+    def wait_until_done(self, timeout: float = 60.0) -> None:
+        """Process GUI events until nothing is running any more.
+
+        Raises
+        ------
+        TimeoutError
+            When work is still running after `timeout` seconds.
+        """
+        from qtpy.QtWidgets import QApplication
+
+        deadline = time.monotonic() + timeout
+        while self.running:
+            QApplication.processEvents()
+            time.sleep(0.002)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"matching still runs after {timeout} s")
+
+    def options(self) -> MatchOptions:
+        """The matching settings as chosen in the controls."""
+        return MatchOptions(
+            template_radius=self.template_radius.value,
+            search_radius=tuple(self.search_radius.value),
+            subpixel=self.subpixel.value,
+            min_score=self.min_score.value,
+            min_distinctiveness=self.min_distinctiveness.value,
+            max_consistency_error=self.max_consistency_error.value,
+        )
+
+    # --- running ------------------------------------------------------
+
+    def run(self) -> Any:
+        """Match the chosen points in a background worker.
+
+        Returns the started worker, or None when the inputs cannot be
+        matched (a notification says why; nothing is added or changed).
+        """
+        from napari.qt.threading import create_worker
+        from napari.utils.notifications import show_warning
+
+        try:
+            inputs, world = prepare_run(
+                self.template_layer.value,
+                self.image_layer.value,
+                self.points_layer.value,
+                self.options(),
+            )
+        except InputProblem as problem:
+            show_warning(str(problem))
+            return None
+        # A run confirms the choices: new layers no longer re-pick them.
+        self._pickers.automatic = False
+        points, guesses = inputs.pixels(world)
+        worker = create_worker(
+            jobs.match_in_chunks,
+            inputs,
+            points,
+            guesses,
+            _progress={
+                "total": jobs.steps(len(points)),
+                "desc": "Matching points",
+            },
+            # Handled here, so the error is not raised again in the GUI.
+            _connect={"errored": self._report_error},
+            _start_thread=False,
+        )
+        worker.returned.connect(
+            lambda result: self._on_result(inputs, world, result)
+        )
+        worker.aborted.connect(self._on_cancelled)
+        worker.finished.connect(self._on_finished)
+        self._worker = worker
+        self.session.start()
+        self.run_button.enabled = False
+        self.cancel_button.enabled = True
+        worker.start()
+        return worker
+
+    def cancel(self) -> None:
+        """Stop the running worker after its current chunk of points."""
+        if self._worker is not None:
+            self._worker.quit()
+
+    def undo(self) -> bool:
+        """Put the points back as before the last edit (their matches
+        follow); False when there is nothing to undo."""
+        return self._live.undo()
+
+    def _on_finished(self) -> None:
+        self._worker = None
+        self.run_button.enabled = True
+        self.cancel_button.enabled = False
+
+    def _report_error(self, error: Exception) -> None:
+        from napari.utils.notifications import show_error
+
+        show_error(f"Matching failed: {error}")
+
+    def _on_cancelled(self) -> None:
+        from napari.utils.notifications import show_info
+
+        show_info("Matching cancelled; no layers were changed.")
+
+    # --- results ------------------------------------------------------
+
+    def _on_result(
+        self, inputs: RunInputs, world: np.ndarray, result: MatchResult
+    ) -> None:
+        """Keep a finished run and show it; later edits update it live."""
+        # A result for a layer removed meanwhile (or a closed viewer,
+        # which removes all layers) is dropped.
+        if inputs.points_layer not in self._viewer.layers:
+            return
+        if self.table is None:
+            self.table = ResultsTable(self.session)
+            self.table.points_imported.connect(self._on_points_imported)
+            self._viewer.window.add_dock_widget(
+                self.table, name="NCC match results", area="bottom"
+            )
+        self.session.finish(inputs, world, result)
+        with self._outputs.keeping_active_layer():
+            self.session.show(0)
+        self._live.follow(inputs.points_layer)
+        reconnect(
+            inputs.points_layer.selected_data.events.items_changed,
+            self._on_points_picked,
+        )
+        self.live.value = True
+
+    def _on_points_picked(self, event: Any = None) -> None:
+        result, inputs = self.session.result, self.session.inputs
+        if result is None or inputs is None:
+            return
+        layer = inputs.points_layer
+        selected = [i for i in layer.selected_data if i < len(result)]
+        if selected:
+            self.session.select(selected)
+
+    def _on_selected(self, points: list[int]) -> None:
+        # Selected rows (from the table or the matches) select the points.
+        inputs = self.session.inputs
+        if inputs is None or inputs.points_layer not in self._viewer.layers:
+            return
+        layer = inputs.points_layer
+        wanted = {p for p in points if p < len(layer.data)}
+        if set(layer.selected_data) != wanted:
+            layer.selected_data = wanted
+
+    def _on_points_imported(self, points: np.ndarray, name: str) -> None:
+        layer = self.points_layer.value
+        if layer is None:
+            layer = self._viewer.add_points(points, name=f"points from {name}")
+            self.points_layer.value = layer
+        else:
+            layer.data = points
