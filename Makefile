@@ -24,6 +24,8 @@ test: $(VENV)/.installed display
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/mypy
 
 benchmark: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[testing,benchmarks]"

@@ -27,7 +27,7 @@ def main(count=10_000):
     timer.start(10)
     start = time.perf_counter()
     widget.run()
-    wait(lambda: widget.result is not None and widget._worker is None, 600)
+    wait(lambda: not widget.running, 600)
     total = time.perf_counter() - start
     gaps = np.diff([t for t in ticks if t >= start]) * 1e3
     print(

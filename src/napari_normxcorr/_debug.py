@@ -1,4 +1,5 @@
-"""The seed's debug output: pictures of inputs and surface, and JSON."""
+"""Debug output of one correlation: pictures of the inputs and the surface,
+and the peak as JSON."""
 
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def visualize_cross_correlation(
     (debug_dir / "cross_correlation_data.json").write_text(text)
 
 
-def _plain_number(value) -> int | float:
+def _plain_number(value: float) -> int | float:
     """JSON-friendly number: int when it is whole, float otherwise."""
     value = float(value)
     return int(value) if value.is_integer() else value

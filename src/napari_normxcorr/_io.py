@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +59,9 @@ def read_points(path: Path) -> tuple[np.ndarray, list[str]]:
     return points, axes
 
 
-def write_columns(path, columns: dict) -> None:
+def write_columns(
+    path: str | os.PathLike[str], columns: Mapping[str, Iterable[object]]
+) -> None:
     """Write equal-length columns as CSV, header first."""
     with open(path, "w", newline="") as stream:
         writer = csv.writer(stream)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -22,6 +23,9 @@ from ._windows import Window, all_finite, as_slices, inside, window_bounds
 
 # Maps pay off when the search windows cover their plane this many times.
 _MAP_COVERAGE = 1
+# The pixels of read windows, and the maps of windows that all have one.
+_Arrays = list[np.ndarray]
+_Maps = list[VarianceMap]
 
 
 @dataclass
@@ -118,16 +122,18 @@ class Matcher:
         The surfaces live in `workspace`: the next call with it overwrites
         them.
         """
-        templates = np.stack([w.template for w in windows])
+        # The windows are read: their pixels are arrays, not None.
+        templates = np.stack(cast(_Arrays, [w.template for w in windows]))
         prepared = PreparedTemplate(templates, self.ndim, self.fft_dtype)
         maps = [self.maps.get(_map_key(w)) for w in windows]
         workspace = workspace or Workspace()
         if all(m is not None for m in maps):
             surfaces = self._surfaces_from_maps(
-                windows, prepared, maps, workers, workspace
+                windows, prepared, cast(_Maps, maps), workers, workspace
             )
         else:
-            searches = np.stack([w.search for w in windows]).astype(np.float64)
+            searches = np.stack(cast(_Arrays, [w.search for w in windows]))
+            searches = searches.astype(np.float64)
             axes = tuple(range(1, searches.ndim))
             searches -= searches.mean(axis=axes, keepdims=True)
             out_shape = [
@@ -166,6 +172,7 @@ class Matcher:
             padded[(slice(None),) * axis + (slice(size, None),)] = 0.0
         inside = padded[(slice(None), *[slice(0, size) for size in shape])]
         for k, w in enumerate(windows):
+            assert w.search is not None
             # Centred on the way in: one pass over the buffer, not three.
             mean = w.search_sum / w.search.size
             np.subtract(w.search, mean, out=inside[k], casting="unsafe")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
+from types import EllipsisType
 
 import numpy as np
 import numpy.typing as npt
@@ -27,7 +29,7 @@ from ._validate import (
 from ._window_sums import FLAT_TOLERANCE, WindowSums
 
 
-def crop_start(template_shape, mode: str) -> tuple[int, ...]:
+def crop_start(template_shape: Sequence[int], mode: str) -> tuple[int, ...]:
     """Index in the 'full' output of element 0 of the `mode` output, per axis.
 
     A 'full' index k puts the template's first element at image index
@@ -41,14 +43,18 @@ def crop_start(template_shape, mode: str) -> tuple[int, ...]:
     return tuple(m - 1 for m in template_shape)
 
 
-def _padding(template_shape, mode: str) -> list[tuple[int, int]]:
+def _padding(
+    template_shape: Sequence[int], mode: str
+) -> list[tuple[int, int]]:
     """Zero padding that turns a 'full' or 'same' NCC into a 'valid' one."""
     if mode == "full":
         return [(m - 1, m - 1) for m in template_shape]
     return [(m - 1 - (m - 1) // 2, (m - 1) // 2) for m in template_shape]
 
 
-def _zero_padded_rfftn(values: np.ndarray, fshape, workers: int):
+def _zero_padded_rfftn(
+    values: np.ndarray, fshape: Sequence[int], workers: int
+) -> np.ndarray:
     """rfftn over the last len(fshape) axes, zero-padded to `fshape`.
 
     One axis at a time, so the rows that are only padding are never
@@ -73,7 +79,9 @@ class PreparedTemplate:
     Leading axes of `template` beyond `ndim` are a stack of templates.
     """
 
-    def __init__(self, template: np.ndarray, ndim: int, fft_dtype):
+    def __init__(
+        self, template: np.ndarray, ndim: int, fft_dtype: type[np.floating]
+    ):
         self.axes = tuple(range(-ndim, 0))
         self.shape = template.shape[-ndim:]
         self.fft_dtype = fft_dtype
@@ -84,10 +92,14 @@ class PreparedTemplate:
         n = np.prod(self.shape, dtype=np.float64)
         # A template that is constant up to rounding carries no pattern.
         self.flat = self.energy <= FLAT_TOLERANCE * n * scale**2
-        self._flipped = centred[(Ellipsis, *[slice(None, None, -1)] * ndim)]
-        self._spectra = {}
+        flip: tuple[EllipsisType | slice, ...] = (
+            Ellipsis,
+            *[slice(None, None, -1)] * ndim,
+        )
+        self._flipped = centred[flip]
+        self._spectra: dict[tuple[int, ...], np.ndarray] = {}
 
-    def spectrum(self, fshape, workers: int = -1) -> np.ndarray:
+    def spectrum(self, fshape: Sequence[int], workers: int = -1) -> np.ndarray:
         key = tuple(fshape)
         if key not in self._spectra:
             flipped = self._flipped.astype(self.fft_dtype, copy=False)
@@ -95,7 +107,7 @@ class PreparedTemplate:
         return self._spectra[key]
 
 
-def fft_shape(image_shape) -> list[int]:
+def fft_shape(image_shape: Sequence[int]) -> list[int]:
     """FFT size per axis for a 'valid' correlation over `image_shape`.
 
     Circular wrap-around only touches the first m - 1 outputs, which
@@ -111,7 +123,7 @@ def ncc_valid(
     workspace: Workspace | None = None,
     out: np.ndarray | None = None,
     norms: np.ndarray | None = None,
-    shape: tuple[int, ...] | None = None,
+    shape: Sequence[int] | None = None,
 ) -> np.ndarray:
     """'valid' NCC of a prepared template against a centred `image`.
 
@@ -144,9 +156,12 @@ def ncc_valid(
         out = np.empty(numerator.shape)
     if norms is None:
         # Whole rows, as wide as the transform's where the buffer has them.
-        inside = image[
-            (Ellipsis, *[slice(0, n) for n in shape[:-1]], slice(None))
-        ]
+        rows_inside: tuple[EllipsisType | slice, ...] = (
+            Ellipsis,
+            *[slice(0, n) for n in shape[:-1]],
+            slice(None),
+        )
+        inside = image[rows_inside]
         threads = cpu_count() if workers == -1 else workers
         return _normalise_by_strips(
             rows, inside, template, out, workspace, threads
@@ -156,7 +171,12 @@ def ncc_valid(
     return np.clip(out, -1.0, 1.0, out=out)
 
 
-def _valid_inverse(spectrum, fshape, keep, workers: int) -> np.ndarray:
+def _valid_inverse(
+    spectrum: np.ndarray,
+    fshape: Sequence[int],
+    keep: tuple[slice, ...],
+    workers: int,
+) -> np.ndarray:
     """irfftn over the last len(fshape) axes, cropped to `keep` along all
     but the last axis.
 
@@ -222,20 +242,26 @@ def _normalise_by_strips(rows, image, template, out, workspace, threads=1):
     return result
 
 
-def _fill_centred(buffer, image, mean, start, size):
+def _fill_centred(
+    buffer: np.ndarray,
+    image: np.ndarray,
+    mean: float,
+    start: Sequence[int],
+    size: Sequence[int],
+) -> None:
     """Write image[start:start + size] - mean into the corner of `buffer`.
 
     `start` may reach outside `image` (padding in 'full' and 'same' modes):
     what lies outside, and the rest of `buffer`, become 0, the centred
     image's mean.
     """
-    source, target = [], []
+    source: list[slice] = []
+    target: list[slice] = []
     for a, n, length in zip(start, size, image.shape):
         lo, hi = max(a, 0), min(a + n, length)
         source.append(slice(lo, max(hi, lo)))
         target.append(slice(lo - a, lo - a + max(hi - lo, 0)))
-    target = tuple(target)
-    np.subtract(image[tuple(source)], mean, out=buffer[target])
+    np.subtract(image[tuple(source)], mean, out=buffer[tuple(target)])
     # Zero what the image did not fill, one slab per axis side.
     for axis, t in enumerate(target):
         before = (slice(None),) * axis + (slice(0, t.start),)
@@ -244,7 +270,7 @@ def _fill_centred(buffer, image, mean, start, size):
         buffer[after] = 0.0
 
 
-def _tile_counts(out_shape, m) -> list[int]:
+def _tile_counts(out_shape: Sequence[int], m: Sequence[int]) -> list[int]:
     """How many tiles along each axis, for the outputs `out_shape`.
 
     Bands across the whole width are best where one of at least m rows
@@ -261,7 +287,12 @@ def _tile_counts(out_shape, m) -> list[int]:
     ]
 
 
-def _tiled_ncc_valid(template: PreparedTemplate, image, mean, padding):
+def _tiled_ncc_valid(
+    template: PreparedTemplate,
+    image: np.ndarray,
+    mean: float,
+    padding: Sequence[tuple[int, int]],
+) -> np.ndarray:
     """'valid' NCC of `image` - `mean`, zero-padded by `padding`.
 
     Tiles run side by side on all cores (numpy and scipy.fft release the
@@ -376,5 +407,6 @@ def normalized_cross_correlation(
 def normalized_cross_correlation_2d(
     template: npt.ArrayLike, image: npt.ArrayLike, mode: str = "full"
 ) -> np.ndarray:
-    """Seed name of :func:`normalized_cross_correlation` (any dimension)."""
+    """:func:`normalized_cross_correlation` under its normxcorr2-style name
+    (any dimension)."""
     return normalized_cross_correlation(template, image, mode)

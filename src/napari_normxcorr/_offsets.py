@@ -1,13 +1,15 @@
-"""The seed's matching functions: offset of a template, or of a point."""
+"""normxcorr2-compatible matching: the offset of a template, or of a point."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
 
+from ._arrays import Image, LazyArray
 from ._debug import visualize_cross_correlation
 from ._ncc import crop_start, normalized_cross_correlation
 from ._peaks import argmax_index, parabolic_shift
@@ -22,7 +24,7 @@ def find_template_offset(
     *,
     mode: str = "full",
     subpixel: bool = False,
-) -> tuple:
+) -> tuple[float, ...]:
     """Offset of `template`'s first element (top-left corner) in `image`.
 
     Parameters
@@ -35,7 +37,7 @@ def find_template_offset(
         Folder to write pictures of the correlation to (see
         :func:`visualize_cross_correlation`).
     mode : {'full', 'same', 'valid'}, optional
-        Correlation mode; 'full' (default, the seed's) also considers
+        Correlation mode; 'full' (default, as normxcorr2) also considers
         positions where the template hangs over the image border.
     subpixel : bool, optional
         Refine the offset with a three-point parabola per axis (floats).
@@ -75,10 +77,10 @@ def find_template_offset(
 
 
 def find_template_offset_centered(
-    template_image: npt.ArrayLike,
-    image: npt.ArrayLike,
-    template_center: Sequence[float],
-    image_center: Sequence[float],
+    template_image: Image,
+    image: Image,
+    template_center: npt.ArrayLike,
+    image_center: npt.ArrayLike,
     template_radius: int | Sequence[int] = 50,
     image_radius: int | Sequence[int] = 200,
     adjust_template: Callable[..., Sequence[int]] | None = None,
@@ -86,7 +88,7 @@ def find_template_offset_centered(
     *,
     mode: str = "full",
     subpixel: bool = False,
-) -> tuple:
+) -> tuple[float, ...]:
     """Displacement of a point of interest between two images.
 
     A window of `template_radius` around `template_center` in
@@ -113,8 +115,8 @@ def find_template_offset_centered(
     adjust_template : callable, optional
         ``adjust_template(template_image, start0, stop0, start1, stop1,
         ...) -> (shrink_start0, shrink_stop0, shrink_start1, ...)``: moves
-        the template window's bounds inwards before correlating (the
-        seed's ``(image, min_y, max_y, min_x, max_x)`` in 2-D).
+        the template window's bounds inwards before correlating
+        (``(image, min_y, max_y, min_x, max_x)`` in 2-D).
     debug_dir : str or Path, optional
         Folder for pictures of the correlation.
     mode : {'full', 'same', 'valid'}, optional
@@ -180,12 +182,17 @@ def find_template_offset_centered(
     return (*offset, fit)
 
 
-def _as_array(values):
+def _as_array(values: Image) -> LazyArray:
     """Keep array-likes with a shape (numpy, dask, zarr) lazy; wrap lists."""
-    return values if hasattr(values, "shape") else np.asarray(values)
+    if hasattr(values, "shape"):
+        # Windows are sliced out of it: a shape and indexing is all it takes.
+        return cast(LazyArray, values)
+    return np.asarray(values)
 
 
-def _check_centre(name: str, centre, shape) -> np.ndarray:
+def _check_centre(
+    name: str, centre: npt.ArrayLike, shape: tuple[int, ...]
+) -> np.ndarray:
     centre = np.asarray(centre, dtype=np.float64)
     if centre.shape != (len(shape),):
         raise ValueError(
@@ -202,8 +209,13 @@ def _check_centre(name: str, centre, shape) -> np.ndarray:
     return centre
 
 
-def _adjusted(adjust_template, template_image, start, stop):
-    """Apply the seed's `adjust_template` hook to a window's bounds."""
+def _adjusted(
+    adjust_template: Callable[..., Sequence[int]],
+    template_image: LazyArray,
+    start: np.ndarray,
+    stop: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Apply the caller's `adjust_template` hook to a window's bounds."""
     bounds = [int(v) for pair in zip(start, stop) for v in pair]
     shrink = np.asarray(adjust_template(template_image, *bounds), dtype=int)
     if shrink.shape != (2 * len(start),):

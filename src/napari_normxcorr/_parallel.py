@@ -14,7 +14,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -148,7 +148,8 @@ def in_threads(
         if first is not None:
             yield first, compute(first, -1, thread_workspace())
         return
-    items = itertools.chain([first, second], items)
+    # `first` is an item: it came before `second`, which is one.
+    items = itertools.chain(cast("list[Item]", [first, second]), items)
     workers = cpu_count()
 
     def run(item: Item) -> Value:

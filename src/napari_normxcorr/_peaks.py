@@ -104,7 +104,12 @@ def peak_half_widths(surface: np.ndarray, peak: tuple[int, ...]) -> list[int]:
     level = 0.5 * (surface[peak] + typical)
     widths = []
     for axis, index in enumerate(peak):
-        line = surface[(*peak[:axis], slice(None), *peak[axis + 1 :])]
+        through: tuple[int | slice, ...] = (
+            *peak[:axis],
+            slice(None),
+            *peak[axis + 1 :],
+        )
+        line = surface[through]
         below = np.flatnonzero(line <= level)
         before = below[below < index]
         after = below[below > index]

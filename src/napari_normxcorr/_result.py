@@ -124,10 +124,12 @@ class MatchResult:
             name: np.concatenate([getattr(r, name) for r in results])
             for name in ROW_FIELDS
         }
-        return cls(**columns, _context=results[0]._context)
+        # Kept surfaces are indexed by row: they do not carry over.
+        return cls(**columns, _context=results[0]._context, _surfaces=None)
 
-    def take(self, rows: npt.ArrayLike) -> MatchResult:
-        """The rows `rows` (indices or a boolean mask) as a result."""
+    def take(self, rows: npt.ArrayLike | slice) -> MatchResult:
+        """The rows `rows` (indices, a boolean mask or a slice) as a
+        result."""
         columns = {name: getattr(self, name)[rows] for name in ROW_FIELDS}
         return MatchResult(**columns, _context=self._context)
 
@@ -156,7 +158,7 @@ class MatchResult:
             else:
                 extra[...] = np.nan
             columns[name] = np.concatenate([values, extra])
-        return MatchResult(**columns, _context=self._context)
+        return MatchResult(**columns, _context=self._context, _surfaces=None)
 
     def surface(self, index: int) -> Surface:
         """Recompute the correlation surface of point `index`."""
@@ -217,7 +219,7 @@ class MatchResult:
         if positions is None:
             positions = self.matched
         positions = np.asarray(positions, dtype=float).reshape(len(self), -1)
-        columns: dict[str, npt.ArrayLike] = {"index": np.arange(len(self))}
+        columns: dict[str, np.ndarray] = {"index": np.arange(len(self))}
         for axis in range(positions.shape[1]):
             columns[f"axis-{axis}"] = positions[:, axis]
         columns.update(self.to_table())

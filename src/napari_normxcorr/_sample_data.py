@@ -12,7 +12,7 @@ import numpy as np
 from scipy import ndimage
 
 # What napari's sample data functions return: (data, layer kwargs, kind).
-LayerData = tuple[Any, dict[str, Any], str]
+LayerData = tuple[np.ndarray, dict[str, Any], str]
 
 POINT_STYLE = {
     "size": 10,

@@ -13,6 +13,7 @@ The target is resampled with cubic B-splines.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,7 +55,9 @@ def _bspline_weights(fraction: float) -> np.ndarray:
     )
 
 
-def _resample(coefficients: np.ndarray, corner, shape) -> np.ndarray:
+def _resample(
+    coefficients: np.ndarray, corner: np.ndarray, shape: tuple[int, ...]
+) -> np.ndarray:
     """Target patch of `shape` whose first pixel sits at float `corner`.
 
     `coefficients` are the B-spline coefficients of the window; `corner`
@@ -79,7 +82,9 @@ def _normalised(patch: np.ndarray) -> np.ndarray:
     return centred / energy if energy > 0 else centred
 
 
-def refine_shift(template: np.ndarray, window: np.ndarray, peak) -> Refinement:
+def refine_shift(
+    template: np.ndarray, window: np.ndarray, peak: Sequence[int]
+) -> Refinement:
     """Refine the integer NCC `peak` of `template` in `window`.
 
     Parameters
@@ -114,7 +119,9 @@ def refine_shift(template: np.ndarray, window: np.ndarray, peak) -> Refinement:
     return refinement
 
 
-def _refine(template: np.ndarray, window: np.ndarray, peak) -> Refinement:
+def _refine(
+    template: np.ndarray, window: np.ndarray, peak: np.ndarray
+) -> Refinement:
     """refine_shift on a window cropped around the peak."""
     ndim = template.ndim
     padded = np.pad(

@@ -8,10 +8,15 @@ import numpy as np
 import numpy.typing as npt
 
 MODES = ("full", "same", "valid")
-FFT_PRECISIONS = {"double": np.float64, "single": np.float32}
+FFT_PRECISIONS: dict[str, type[np.floating]] = {
+    "double": np.float64,
+    "single": np.float32,
+}
 
 
-def check_real(name: str, dtype: npt.DTypeLike, shape: tuple[int, ...]):
+def check_real(
+    name: str, dtype: npt.DTypeLike, shape: tuple[int, ...]
+) -> None:
     """Raise unless an array of `dtype` and `shape` holds real numbers."""
     dtype = np.dtype(dtype)
     if dtype.kind == "c":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 from concurrent.futures import ThreadPoolExecutor
+from types import EllipsisType
 
 import numpy as np
 import scipy.ndimage
@@ -59,11 +60,16 @@ class WindowSums:
             lambda pair: _prefix_sums(*pair, d),
             [(image, self.values), (squares, self.squares)],
         )
-        self.total = self.squares[
-            (Ellipsis, *[slice(-1, None)] * (d - 1), slice(None))
-        ].sum(axis=tuple(range(-d, 0)), keepdims=True)
+        last: tuple[EllipsisType | slice, ...] = (
+            Ellipsis,
+            *[slice(-1, None)] * (d - 1),
+            slice(None),
+        )
+        self.total = self.squares[last].sum(
+            axis=tuple(range(-d, 0)), keepdims=True
+        )
 
-    def strips(self, out) -> list[tuple]:
+    def strips(self, out: np.ndarray) -> list[tuple]:
         """Strips of rows of the windows behind `out`, each a cache's worth."""
         d = len(self.shape)
         height = out.shape[-d]
@@ -73,7 +79,7 @@ class WindowSums:
             for start in range(0, height, step)
         ]
 
-    def energy(self, strip, workspace) -> np.ndarray:
+    def energy(self, strip: tuple, workspace: Workspace) -> np.ndarray:
         """n * variance / width of the windows starting in rows `strip`.
 
         Valid along the middle axes; whole rows along the last, garbage

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,7 +42,9 @@ def window_bounds(
     return start, stop
 
 
-def as_slices(start: npt.ArrayLike, stop: npt.ArrayLike) -> tuple[slice, ...]:
+def as_slices(
+    start: np.ndarray | Sequence[int], stop: np.ndarray | Sequence[int]
+) -> tuple[slice, ...]:
     """Slices for one window given its start and stop per axis."""
     return tuple(slice(int(a), int(b)) for a, b in zip(start, stop))
 

@@ -14,14 +14,22 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import Status
+from . import MatchResult, Status
 from ._sample_data import stereo_images, stereo_points
 
+if TYPE_CHECKING:
+    import napari
 
-def open_viewer(show: bool = True):
+    from ._napari.widget import MatchWidget
+
+
+def open_viewer(
+    show: bool = True,
+) -> tuple[napari.Viewer, MatchWidget, np.ndarray]:
     """A viewer with the stereo pair, the points and the widget docked."""
     import napari
 
@@ -84,7 +92,7 @@ def run_headless(output: Path) -> int:
     return 0
 
 
-def report(result, disparity) -> None:
+def report(result: MatchResult, disparity: np.ndarray) -> None:
     """Print each match with the ground-truth disparity."""
     truth = disparity[tuple(np.rint(result.points).astype(int).T)]
     print(
@@ -111,7 +119,7 @@ def report(result, disparity) -> None:
     )
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--headless",

@@ -1,12 +1,13 @@
 """What the background workers run: the engine, in steps the GUI can follow.
 
 Nothing here touches a layer: workers get plain arrays and return results
-that the GUI thread applies.
+that the GUI thread applies (through the callbacks given to `start`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +27,44 @@ class MatchingFailed(Exception):
     or ``finished``; re-raising every error as this type keeps them
     visible.
     """
+
+
+def start(
+    job: Callable[..., Any],
+    inputs: RunInputs,
+    points: np.ndarray,
+    guesses: np.ndarray,
+    *,
+    on_result: Callable[[Any], None],
+    on_error: Callable[[Exception], None],
+    on_finished: Callable[[], None],
+    on_cancelled: Callable[[], None] | None = None,
+    progress: dict[str, Any] | None = None,
+) -> Any:
+    """Run ``job(inputs, points, guesses)`` in a napari thread worker.
+
+    The callbacks run on the GUI thread (`on_cancelled` when the worker
+    is told to quit); `progress` (napari's ``total`` and ``desc``) shows a
+    progress bar for a generator job. Returns the started worker.
+    """
+    from napari.qt.threading import create_worker
+
+    worker = create_worker(
+        job,
+        inputs,
+        points,
+        guesses,
+        _progress=progress,
+        # Handled here, so the error is not raised again in the GUI.
+        _connect={"errored": on_error},
+        _start_thread=False,
+    )
+    worker.returned.connect(on_result)
+    worker.finished.connect(on_finished)
+    if on_cancelled is not None:
+        worker.aborted.connect(on_cancelled)
+    worker.start()
+    return worker
 
 
 def steps(count: int) -> int:

@@ -167,29 +167,26 @@ class LiveMatching:
         inputs = self._session.inputs
         if self._worker is not None or not self._pending or inputs is None:
             return
-        from napari.qt.threading import create_worker
-
         assert self._layer is not None
         rows = np.array(sorted(self._pending))
         self._pending.clear()
         world = points_world(self._layer)[rows]
         self._session.world[rows] = world
         points, guesses = inputs.pixels(world)
-        worker = create_worker(
+        generation = self._session.generation
+
+        def apply(found: tuple[MatchResult, Surface | None]) -> None:
+            self._apply(rows, world, *found, generation)
+
+        self._worker = jobs.start(
             jobs.match_and_surface,
             inputs,
             points,
             guesses,
-            _connect={"errored": self._report_error},
-            _start_thread=False,
+            on_result=apply,
+            on_error=self._report_error,
+            on_finished=self._on_finished,
         )
-        generation = self._session.generation
-        worker.returned.connect(
-            lambda found: self._apply(rows, world, *found, generation)
-        )
-        worker.finished.connect(self._on_finished)
-        self._worker = worker
-        worker.start()
 
     def _apply(
         self,

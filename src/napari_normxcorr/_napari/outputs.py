@@ -17,7 +17,7 @@ import numpy as np
 from .._peaks import argmax_index, second_peak
 from .._result import MatchResult, Status, Surface
 from .layers import convert, data_to_world, reconnect, set_or_add
-from .session import MatchSession
+from .session import MatchSession, RunInputs
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -45,11 +45,6 @@ SUFFIXES = {
     "peaks": " peaks",
     "height field": " NCC height field",
 }
-
-
-def output_names(points_layer: napari.layers.Points) -> dict[str, str]:
-    """Names of the output layers of `points_layer`, by kind."""
-    return {kind: points_layer.name + s for kind, s in SUFFIXES.items()}
 
 
 def is_output(layer: napari.layers.Layer) -> bool:
@@ -163,9 +158,19 @@ class OutputLayers:
         session.shown.connect(self._on_shown)
         session.selected.connect(self._on_selected)
 
-    def _names(self) -> dict[str, str]:
-        assert self._session.inputs is not None
-        return output_names(self._session.inputs.points_layer)
+    @property
+    def _inputs(self) -> RunInputs:
+        """The inputs of the result being drawn (there is one by then)."""
+        inputs = self._session.inputs
+        assert inputs is not None
+        return inputs
+
+    def _set(
+        self, output: str, kind: str, data: Any, **kwargs: Any
+    ) -> napari.layers.Layer:
+        """Update or add the `output` layer (a key of SUFFIXES)."""
+        name = self._inputs.points_layer.name + SUFFIXES[output]
+        return set_or_add(self._viewer, name, kind, data, **kwargs)
 
     @contextmanager
     def keeping_active_layer(self) -> Iterator[None]:
@@ -189,11 +194,9 @@ class OutputLayers:
         session = self._session
         result, world = session.result, session.world
         assert session.inputs is not None and result is not None
-        names = self._names()
         matched = matched_world(result, session.inputs.image_layer, world)
-        layer = set_or_add(
-            self._viewer,
-            names["matched"],
+        layer = self._set(
+            "matched",
             "points",
             matched,
             update=("features", "face_color"),
@@ -207,9 +210,8 @@ class OutputLayers:
         )
         self._matched = layer
         vectors = np.stack([world, matched - world], axis=1)
-        set_or_add(
-            self._viewer,
-            names["displacement"],
+        self._set(
+            "displacement",
             "vectors",
             vectors.reshape(-1, 2, world.shape[1]),
             edge_color="yellow",
@@ -259,12 +261,10 @@ class OutputLayers:
     def _draw_surface(self, row: int, surface: Surface) -> None:
         import napari
 
-        inputs = self._session.inputs
-        assert inputs is not None
+        inputs = self._inputs
         data, affine = surface_placement(surface, inputs.image_layer)
-        layer = set_or_add(
-            self._viewer,
-            self._names()["surface"],
+        layer = self._set(
+            "surface",
             "image",
             data,
             update=("affine",),
@@ -281,17 +281,15 @@ class OutputLayers:
 
     def _mark_peaks(self, surface: Surface) -> None:
         """Mark the best and the second-best peak of the shown surface."""
-        inputs = self._session.inputs
-        assert inputs is not None
+        inputs = self._inputs
         best = argmax_index(surface.values)
         second, _ = second_peak(surface.values)
         peaks = [best] if second is None else [best, second]
         plane = np.asarray(surface.plane, dtype=float)
         data = [np.concatenate([plane, surface.origin + p]) for p in peaks]
         world = convert(np.asarray(data), data_to_world(inputs.image_layer))
-        layer = set_or_add(
-            self._viewer,
-            self._names()["peaks"],
+        layer = self._set(
+            "peaks",
             "points",
             world,
             update=("face_color",),
@@ -310,12 +308,10 @@ class OutputLayers:
 
             show_info("A height field needs a 2-D surface (2-D matching).")
             return
-        inputs = self._session.inputs
-        assert inputs is not None
+        inputs = self._inputs
         vertices, faces, values = height_field(surface, inputs.image_layer)
-        set_or_add(
-            self._viewer,
-            self._names()["height field"],
+        self._set(
+            "height field",
             "surface",
             (vertices, faces, values),
             colormap="turbo",

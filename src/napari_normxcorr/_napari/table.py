@@ -47,8 +47,12 @@ class ResultsTable(QWidget):
         super().__init__()
         self._session = session
         self.table = QTableWidget()
-        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
-        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.setSelectionBehavior(
+            QAbstractItemView.SelectionBehavior.SelectRows
+        )
+        self.table.setEditTriggers(
+            QAbstractItemView.EditTrigger.NoEditTriggers
+        )
         self.table.setSortingEnabled(True)
         self.table.itemSelectionChanged.connect(self._on_rows_selected)
         buttons = QHBoxLayout()
@@ -109,7 +113,9 @@ class ResultsTable(QWidget):
 
     def point_of_row(self, row: int) -> int:
         """The point index shown in table row `row` (whatever the sort)."""
-        return int(self.table.item(row, 0).data(Qt.UserRole))
+        item = self.table.item(row, 0)
+        assert item is not None  # every row has its point column
+        return int(item.data(Qt.ItemDataRole.UserRole))
 
     def _selected_points(self) -> list[int]:
         rows = {i.row() for i in self.table.selectedItems()}
@@ -213,8 +219,8 @@ def _item(value: Any) -> QTableWidgetItem:
     if isinstance(value, str):
         item.setText(value)
     elif isinstance(value, (int, np.integer)):
-        item.setData(Qt.DisplayRole, int(value))
-        item.setData(Qt.UserRole, int(value))
+        item.setData(Qt.ItemDataRole.DisplayRole, int(value))
+        item.setData(Qt.ItemDataRole.UserRole, int(value))
     elif np.isfinite(value):
-        item.setData(Qt.DisplayRole, round(float(value), 3))
+        item.setData(Qt.ItemDataRole.DisplayRole, round(float(value), 3))
     return item

@@ -167,7 +167,7 @@ class MatchWidget(Container):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"matching still runs after {timeout} s")
 
-    def options(self) -> MatchOptions:
+    def match_options(self) -> MatchOptions:
         """The matching settings as chosen in the controls."""
         return MatchOptions(
             template_radius=self.template_radius.value,
@@ -186,7 +186,6 @@ class MatchWidget(Container):
         Returns the started worker, or None when the inputs cannot be
         matched (a notification says why; nothing is added or changed).
         """
-        from napari.qt.threading import create_worker
         from napari.utils.notifications import show_warning
 
         try:
@@ -194,7 +193,7 @@ class MatchWidget(Container):
                 self.template_layer.value,
                 self.image_layer.value,
                 self.points_layer.value,
-                self.options(),
+                self.match_options(),
             )
         except InputProblem as problem:
             show_warning(str(problem))
@@ -202,30 +201,24 @@ class MatchWidget(Container):
         # A run confirms the choices: new layers no longer re-pick them.
         self._pickers.automatic = False
         points, guesses = inputs.pixels(world)
-        worker = create_worker(
+        self.session.start()
+        self.run_button.enabled = False
+        self.cancel_button.enabled = True
+        self._worker = jobs.start(
             jobs.match_in_chunks,
             inputs,
             points,
             guesses,
-            _progress={
+            on_result=lambda result: self._on_result(inputs, world, result),
+            on_error=self._report_error,
+            on_finished=self._on_finished,
+            on_cancelled=self._on_cancelled,
+            progress={
                 "total": jobs.steps(len(points)),
                 "desc": "Matching points",
             },
-            # Handled here, so the error is not raised again in the GUI.
-            _connect={"errored": self._report_error},
-            _start_thread=False,
         )
-        worker.returned.connect(
-            lambda result: self._on_result(inputs, world, result)
-        )
-        worker.aborted.connect(self._on_cancelled)
-        worker.finished.connect(self._on_finished)
-        self._worker = worker
-        self.session.start()
-        self.run_button.enabled = False
-        self.cancel_button.enabled = True
-        worker.start()
-        return worker
+        return self._worker
 
     def cancel(self) -> None:
         """Stop the running worker after its current chunk of points."""
