@@ -1,7 +1,8 @@
 """Match points of interest between two images by normalized cross-correlation.
 
 The core (everything importable from here except ``MatchWidget``) needs only
-numpy and scipy; the napari widget is imported on first use.
+numpy and scipy, and scikit-image for ``fit_transform`` models other than
+translation; the napari widget is imported on first use.
 """
 
 from ._debug import visualize_cross_correlation
@@ -9,6 +10,8 @@ from ._match import match_points
 from ._ncc import normalized_cross_correlation, normalized_cross_correlation_2d
 from ._offsets import find_template_offset, find_template_offset_centered
 from ._result import MatchResult, Status, Surface
+from ._transform import TransformFit, fit_transform
+from ._warp import warp
 
 __version__ = "0.1.0"
 
@@ -17,12 +20,15 @@ __all__ = [
     "MatchWidget",
     "Status",
     "Surface",
+    "TransformFit",
     "find_template_offset",
     "find_template_offset_centered",
+    "fit_transform",
     "match_points",
     "normalized_cross_correlation",
     "normalized_cross_correlation_2d",
     "visualize_cross_correlation",
+    "warp",
 ]
 
 

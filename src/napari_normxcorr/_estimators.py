@@ -1,0 +1,230 @@
+"""Least-squares fits of one transform family to point pairs.
+
+The estimators behind :func:`~napari_normxcorr.fit_transform`, the check
+that the points determine the transform, and the mapping of points
+through a homogeneous matrix. Points are in pixel coordinates in the
+arrays' axis order (row, col[, plane]); nothing is converted to (x, y).
+Robust estimation on top of these is in ``_robust``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+__all__ = [
+    "Estimate",
+    "Estimator",
+    "apply_matrix",
+    "check_geometry",
+    "estimator",
+    "least_squares",
+    "point_rank",
+    "residual_distances",
+]
+
+# Centred points whose weakest direction spans less than this fraction of
+# the strongest leave that direction to rounding, not to the points.
+_RANK_RTOL = 1e-6
+
+
+class Estimate(Protocol):
+    """A fitted transform; falsy (and without `params`) if the fit failed."""
+
+    params: np.ndarray  # homogeneous (D+1, D+1) matrix
+
+
+class Estimator(Protocol):
+    """A transform class with skimage's ``from_estimate`` protocol."""
+
+    def from_estimate(self, src: np.ndarray, dst: np.ndarray) -> Estimate: ...
+
+
+class _Translation:
+    """Pure shift, with the ``from_estimate`` protocol of skimage."""
+
+    def __init__(self, shift: np.ndarray) -> None:
+        self.params = np.eye(len(shift) + 1)
+        self.params[:-1, -1] = shift
+
+    @classmethod
+    def from_estimate(cls, src: np.ndarray, dst: np.ndarray) -> _Translation:
+        """The least-squares shift from `src` to `dst`.
+
+        Parameters
+        ----------
+        src, dst : (N, D) ndarray
+            Points and their matches.
+
+        Returns
+        -------
+        _Translation
+            The fitted shift.
+        """
+        # The mean shift is the least-squares fit.
+        return cls(np.mean(dst - src, axis=0))
+
+    def residuals(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        """Distances between the shifted `src` and `dst`, as skimage's.
+
+        Parameters
+        ----------
+        src, dst : (N, D) ndarray
+            Points and their matches.
+
+        Returns
+        -------
+        (N,) ndarray
+            Euclidean distance of each shifted point to its match.
+        """
+        return np.linalg.norm(src + self.params[:-1, -1] - dst, axis=1)
+
+
+def estimator(model: str) -> Estimator:
+    """The class that fits `model`, with skimage's ``from_estimate``.
+
+    Parameters
+    ----------
+    model : {'translation', 'rigid', 'similarity', 'affine', 'projective'}
+        Transform family.
+
+    Returns
+    -------
+    Estimator
+        A class whose ``from_estimate(src, dst)`` fits `model`.
+    """
+    if model == "translation":
+        return _Translation
+    # skimage.transform pulls in scipy.optimize: import it on first use.
+    from skimage import transform
+
+    # Estimators are equivariant under a permutation of the axes, so
+    # fitting directly in (row, col) order yields the (row, col) matrix.
+    estimators: dict[str, Estimator] = {
+        "rigid": transform.EuclideanTransform,
+        "similarity": transform.SimilarityTransform,
+        "affine": transform.AffineTransform,
+        "projective": transform.ProjectiveTransform,
+    }
+    return estimators[model]
+
+
+def apply_matrix(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Map points through a homogeneous matrix.
+
+    Parameters
+    ----------
+    matrix : (D+1, D+1) ndarray
+        Homogeneous transform matrix.
+    points : (..., D) ndarray
+        Points to map.
+
+    Returns
+    -------
+    (..., D) ndarray
+        The mapped points.
+    """
+    mapped = points @ matrix[:-1, :-1].T + matrix[:-1, -1]
+    w = points @ matrix[-1, :-1] + matrix[-1, -1]
+    return mapped / w[..., np.newaxis]
+
+
+def residual_distances(
+    matrix: np.ndarray, src: np.ndarray, dst: np.ndarray
+) -> np.ndarray:
+    """Distance between each point mapped through `matrix` and its match.
+
+    Parameters
+    ----------
+    matrix : (D+1, D+1) ndarray
+        Homogeneous transform matrix.
+    src, dst : (N, D) ndarray
+        Points and their matches.
+
+    Returns
+    -------
+    (N,) ndarray
+        Euclidean distances in pixels.
+    """
+    return np.linalg.norm(apply_matrix(matrix, src) - dst, axis=1)
+
+
+def point_rank(points: np.ndarray) -> int:
+    """Number of independent directions spanned by the centred points.
+
+    Parameters
+    ----------
+    points : (N, D) ndarray
+        Points, N >= 1.
+
+    Returns
+    -------
+    int
+        0 for coincident points, 1 for collinear ones, and so on up to D.
+    """
+    singular = np.linalg.svd(points - points.mean(0), compute_uv=False)
+    if singular[0] == 0:
+        return 0
+    return int(np.count_nonzero(singular > _RANK_RTOL * singular[0]))
+
+
+def check_geometry(model: str, src: np.ndarray, need: tuple[int, int]) -> None:
+    """Raise unless `src` can determine a `model` transform.
+
+    Parameters
+    ----------
+    model : str
+        Transform family, for the messages.
+    src : (N, D) ndarray
+        Points to fit from.
+    need : tuple of int
+        Minimum number of points and minimum rank of the centred points.
+
+    Raises
+    ------
+    ValueError
+        If there are too few points, or they span too few directions.
+    """
+    min_points, min_rank = need
+    if len(src) < min_points:
+        raise ValueError(
+            f"a {model} fit needs at least {min_points} matched points, "
+            f"got {len(src)}"
+        )
+    if point_rank(src) < min_rank:
+        shape = "a single point" if min_rank == 1 else "collinear"
+        raise ValueError(
+            f"the matched points are {shape}: they do not determine "
+            f"a {model} transform in {src.shape[1]}-D"
+        )
+
+
+def least_squares(model: str, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The least-squares `model` matrix from `src` to `dst`.
+
+    Parameters
+    ----------
+    model : {'translation', 'rigid', 'similarity', 'affine', 'projective'}
+        Transform family.
+    src, dst : (N, D) ndarray
+        Points and their matches.
+
+    Returns
+    -------
+    (D+1, D+1) ndarray
+        Homogeneous matrix mapping `src` onto `dst`.
+
+    Raises
+    ------
+    ValueError
+        If the estimator fails, or the matrix it gives is not invertible.
+    """
+    estimate = estimator(model).from_estimate(src, dst)
+    # A failed estimate is falsy, and has no matrix.
+    if not estimate or not np.all(np.isfinite(estimate.params)):
+        raise ValueError(f"the {model} fit failed: {estimate}")
+    matrix = estimate.params
+    if np.linalg.cond(matrix) > 1 / np.finfo(float).eps:
+        raise ValueError(f"the fitted {model} transform is singular")
+    return matrix
