@@ -50,34 +50,13 @@ class _Translation:
 
     @classmethod
     def from_estimate(cls, src: np.ndarray, dst: np.ndarray) -> _Translation:
-        """The least-squares shift from `src` to `dst`.
-
-        Parameters
-        ----------
-        src, dst : (N, D) ndarray
-            Points and their matches.
-
-        Returns
-        -------
-        _Translation
-            The fitted shift.
-        """
+        """The least-squares shift from `src` to `dst`, (N, D) each."""
         # The mean shift is the least-squares fit.
         return cls(np.mean(dst - src, axis=0))
 
     def residuals(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-        """Distances between the shifted `src` and `dst`, as skimage's.
-
-        Parameters
-        ----------
-        src, dst : (N, D) ndarray
-            Points and their matches.
-
-        Returns
-        -------
-        (N,) ndarray
-            Euclidean distance of each shifted point to its match.
-        """
+        """(N,) distances between the shifted `src` and `dst`, as skimage's
+        ``residuals``."""
         return np.linalg.norm(src + self.params[:-1, -1] - dst, axis=1)
 
 

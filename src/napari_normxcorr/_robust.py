@@ -173,35 +173,6 @@ def _by_chance(
     return float(trials * tail)
 
 
-def _ransac(
-    model: str,
-    src: np.ndarray,
-    dst: np.ndarray,
-    threshold: float,
-    need: tuple[int, int],
-    rng: np.random.Generator,
-) -> np.ndarray:
-    """Inliers of skimage's RANSAC; none if it found no consensus."""
-    from skimage.measure import ransac
-
-    min_points, min_rank = need
-    with warnings.catch_warnings():
-        # An empty consensus is reported by the caller, in our words.
-        warnings.simplefilter("ignore", UserWarning)
-        _, inliers = ransac(
-            (src, dst),
-            estimator(model),
-            min_points,
-            threshold,
-            is_data_valid=lambda s, d: point_rank(s) >= min_rank,
-            max_trials=_MAX_TRIALS,
-            stop_probability=0.999,
-            rng=rng,
-        )
-    # skimage gives None for no consensus; no inliers says the same.
-    return np.zeros(len(src), bool) if inliers is None else inliers
-
-
 def _consensus(
     model: str,
     src: np.ndarray,
@@ -220,7 +191,23 @@ def _consensus(
     if len(src) == min_points:
         # An exact fit: there is nothing to vote with.
         return np.ones(len(src), dtype=bool)
-    inliers = _ransac(model, src, dst, threshold, need, rng)
+    from skimage.measure import ransac
+
+    with warnings.catch_warnings():
+        # An empty consensus is reported below, in our words.
+        warnings.simplefilter("ignore", UserWarning)
+        _, found = ransac(
+            (src, dst),
+            estimator(model),
+            min_points,
+            threshold,
+            is_data_valid=lambda s, d: point_rank(s) >= need[1],
+            max_trials=_MAX_TRIALS,
+            stop_probability=0.999,
+            rng=rng,
+        )
+    # skimage gives None for no consensus; no inliers says the same.
+    inliers = np.zeros(len(src), bool) if found is None else found
     trials = min(_MAX_TRIALS, math.comb(len(src), min_points))
     for _ in range(_MAX_REFITS):
         count = np.count_nonzero(inliers)
