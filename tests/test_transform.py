@@ -8,7 +8,7 @@ import pytest
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
-from napari_normxcorr import match_points
+from napari_normxcorr import Status, match_points
 from napari_normxcorr._transform import MODELS, fit_transform
 from napari_normxcorr._warp import warp
 
@@ -333,3 +333,30 @@ def test_too_few_ok_rows_in_match_result():
         fit_transform(result)
     with pytest.raises(ValueError, match="target is required"):
         fit_transform(_grid(2, 10, 3))
+
+
+def test_flag_marks_ok_rows_off_the_model_as_transform_outliers():
+    """A match moved 6 px off a pure shift: its row becomes `transform
+    outlier` with its residual; the others stay ok, residuals near 0."""
+    rng = np.random.default_rng(3)
+    base = ndimage.gaussian_filter(rng.normal(size=(200, 200)), 1.5)
+    moved = ndimage.shift(base, (2.3, -1.7), order=3)
+    points = rng.uniform(40, 160, size=(12, 2))
+    result = match_points(
+        base, moved, points, template_radius=10, search_radius=20
+    )
+    assert (result.status == Status.OK).all()
+    result.matched[4] += [6.0, 0.0]  # a wrong match the verdicts missed
+    fit = fit_transform(result, model="translation")
+    flagged = fit.flag(result)
+    assert flagged.status[4] == Status.TRANSFORM_OUTLIER
+    assert flagged.transform_residual[4] == pytest.approx(6.0, abs=0.05)
+    others = np.arange(12) != 4
+    assert (flagged.status[others] == Status.OK).all()
+    assert flagged.transform_inlier[others].all()
+    assert (flagged.transform_residual[others] < 0.05).all()
+    # The input result is left as it was.
+    assert (result.status == Status.OK).all()
+    assert np.isnan(result.transform_residual).all()
+    with pytest.raises(ValueError, match="rows"):
+        fit.flag(result.take([0, 1]))

@@ -122,19 +122,22 @@ def match_points(
     status = found.status
     for mask, verdict in verdicts:
         status[mask & (status == Status.OK)] = verdict
+    n = len(points)
     return MatchResult(
-        points,
-        image_points,
-        found.matched,
-        found.matched - points,
-        found.score,
-        found.second,
-        distinctiveness,
-        consistency,
-        found.refined,
-        status,
-        matcher,
-        found.surfaces if keep_surfaces else None,
+        points=points,
+        image_points=image_points,
+        matched=found.matched,
+        offset=found.matched - points,
+        score=found.score,
+        second_score=found.second,
+        distinctiveness=distinctiveness,
+        consistency=consistency,
+        refined=found.refined,
+        transform_residual=np.full(n, np.nan),
+        transform_inlier=np.zeros(n, dtype=bool),
+        status=status,
+        _context=matcher,
+        _surfaces=found.surfaces if keep_surfaces else None,
     )
 
 

@@ -26,6 +26,7 @@ class Status(str, Enum):
     ON_BORDER = "peak on search border"
     AMBIGUOUS = "ambiguous"
     INCONSISTENT = "failed consistency"
+    TRANSFORM_OUTLIER = "transform outlier"
 
     def __str__(self) -> str:
         return self.value
@@ -59,6 +60,8 @@ _QUALITY = (
     "second_score",
     "consistency",
     "refined",
+    "transform_residual",
+    "transform_inlier",
     "status",
 )
 
@@ -91,6 +94,11 @@ class MatchResult:
     refined : (N,) ndarray of bool
         True where Gauss-Newton sub-pixel refinement converged; False where
         the position comes from a parabola fit (or whole pixels).
+    transform_residual : (N,) ndarray
+        Distance in pixels from the match to where a fitted transform puts
+        the point (NaN until a fit is applied, see ``TransformFit.flag``).
+    transform_inlier : (N,) ndarray of bool
+        True for the rows that support the fitted transform.
     status : (N,) ndarray of Status
         Verdict per point, see :class:`Status`.
     """
@@ -104,6 +112,8 @@ class MatchResult:
     distinctiveness: np.ndarray
     consistency: np.ndarray
     refined: np.ndarray
+    transform_residual: np.ndarray
+    transform_inlier: np.ndarray
     status: np.ndarray
     _context: SurfaceSource | None = field(default=None, repr=False)
     _surfaces: dict[int, Surface] | None = field(default=None, repr=False)

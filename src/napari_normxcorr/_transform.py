@@ -21,7 +21,7 @@ from ._estimators import (
     least_squares,
     residual_distances,
 )
-from ._result import MatchResult
+from ._result import MatchResult, Status
 from ._robust import default_threshold, robust_inliers
 
 __all__ = ["MODELS", "TransformFit", "fit_transform"]
@@ -66,6 +66,28 @@ class TransformFit:
     def __call__(self, points: npt.ArrayLike) -> np.ndarray:
         """Map (..., D) template pixel coordinates to target pixels."""
         return apply_matrix(self.matrix, np.asarray(points, dtype=float))
+
+    def flag(self, result: MatchResult) -> MatchResult:
+        """`result` with this fit's residual and inlier columns, and status
+        ``transform outlier`` for its ``ok`` rows off the model.
+
+        The fit must have been made from `result` (one row per row).
+        """
+        if len(result) != len(self.residuals):
+            raise ValueError(
+                f"the fit has {len(self.residuals)} rows but the result "
+                f"{len(result)}; flag the result the fit was made from."
+            )
+        # A copy: later edits of one result never show in the other.
+        flagged = result.take(np.arange(len(result)))
+        flagged.transform_residual = self.residuals.copy()
+        flagged.transform_inlier = self.inliers.copy()
+        status = flagged.status.copy()
+        status[(status == Status.OK) & ~self.inliers] = (
+            Status.TRANSFORM_OUTLIER
+        )
+        flagged.status = status
+        return flagged
 
     def to_dict(self) -> dict[str, Any]:
         """Plain lists and numbers (NaN residuals as None), ready for JSON."""

@@ -30,6 +30,7 @@ STATUS_COLORS = {
     Status.INCONSISTENT: (1.0, 0.55, 0.0, 1.0),
     Status.ON_BORDER: (1.0, 0.55, 0.0, 1.0),
     Status.LOW_SCORE: (1.0, 0.2, 0.2, 1.0),
+    Status.TRANSFORM_OUTLIER: (0.85, 0.3, 0.95, 1.0),
 }
 _FAILED_COLOR = (0.6, 0.6, 0.6, 1.0)
 NCC_COLORMAP = {

@@ -101,6 +101,13 @@ class MatchSession:
         self.selection = []
         self.changed.emit(None)
 
+    def replace(self, result: MatchResult) -> None:
+        """The same rows with new columns (e.g. flagged by a transform)."""
+        if self.result is None or len(result) != len(self.result):
+            raise ValueError("a replacement must keep every row")
+        self.result = result
+        self.changed.emit(None)
+
     def update(
         self, rows: np.ndarray, part: MatchResult, world: np.ndarray
     ) -> None:

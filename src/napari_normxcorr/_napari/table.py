@@ -23,7 +23,7 @@ from .._io import InputError, read_points
 from .._result import MatchResult
 from .session import MatchSession
 
-QUALITY = ("score", "distinctiveness", "consistency", "status")
+QUALITY = ("score", "distinctiveness", "consistency", "residual", "status")
 
 
 class ResultsTable(QWidget):
@@ -208,6 +208,7 @@ def _columns(result: MatchResult) -> tuple[list[str], list[Any]]:
         result.score,
         result.distinctiveness,
         result.consistency,
+        result.transform_residual,
         [str(s) for s in result.status],
     ]
     return headers, columns
