@@ -1,6 +1,7 @@
 """napari-normxcorr match, end to end on files in a temporary folder."""
 
 import csv
+import json
 import subprocess
 import sys
 
@@ -154,3 +155,95 @@ def test_console_script_help_shows_an_example():
     assert result.returncode == 0
     assert "example:" in result.stdout
     assert "index,axis-0,axis-1" in result.stdout
+
+
+@pytest.fixture
+def rotated(tmp_path):
+    """A texture and its copy rotated by 4 degrees about a known centre,
+    with a 5 x 5 grid of points; returns the folder and the true matrix."""
+    rng = np.random.default_rng(1)
+    before = ndimage.gaussian_filter(rng.normal(size=(220, 240)), 2.0)
+    angle = np.deg2rad(4.0)
+    rotation = np.array(
+        [[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]
+    )
+    centre = np.array([110.0, 120.0])
+    truth = np.eye(3)
+    truth[:2, :2] = rotation
+    truth[:2, 2] = centre - rotation @ centre + [2.5, -1.5]
+    # after(q) = before(truth^-1 q): affine_transform maps output -> input.
+    inverse = np.linalg.inv(truth)
+    after = ndimage.affine_transform(
+        before, inverse[:2, :2], inverse[:2, 2], order=3, mode="reflect"
+    )
+    tifffile.imwrite(tmp_path / "before.tif", before.astype(np.float32))
+    tifffile.imwrite(tmp_path / "after.tif", after.astype(np.float32))
+    grid = np.stack(
+        np.meshgrid(np.linspace(50, 170, 5), np.linspace(50, 190, 5)), -1
+    ).reshape(-1, 2)
+    lines = ["index,axis-0,axis-1"]
+    lines += [f"{i},{r},{c}" for i, (r, c) in enumerate(grid)]
+    (tmp_path / "points.csv").write_text("\n".join(lines) + "\n")
+    return tmp_path, truth, grid
+
+
+def test_register_writes_the_transform_and_the_warped_image(rotated):
+    folder, truth, grid = rotated
+    out, warped = folder / "transform.json", folder / "aligned.tif"
+    code = run(
+        "register",
+        folder / "before.tif",
+        folder / "after.tif",
+        folder / "points.csv",
+        "-o",
+        out,
+        "--model",
+        "rigid",
+        "--template-radius",
+        12,
+        "--search-radius",
+        24,
+        "--warped",
+        warped,
+        "--matches",
+        folder / "matches.csv",
+    )
+    assert code == 0
+    record = json.loads(out.read_text())
+    assert record["model"] == "rigid"
+    matrix = np.array(record["matrix"])
+    mapped = grid @ matrix[:2, :2].T + matrix[:2, 2]
+    expected = grid @ truth[:2, :2].T + truth[:2, 2]
+    assert np.sqrt(np.mean(np.sum((mapped - expected) ** 2, 1))) < 0.1
+    assert len(record["points"]) == len(record["inliers"]) == len(grid)
+    aligned = tifffile.imread(warped)
+    before = tifffile.imread(folder / "before.tif")
+    assert aligned.shape == before.shape
+    inside = (slice(40, -40), slice(40, -40))
+    error = np.abs(aligned[inside] - before[inside])
+    assert error.max() < 0.05 * before.std()
+    assert len(read(folder / "matches.csv")) == len(grid)
+
+
+def test_register_with_too_few_points_says_why(rotated, capsys):
+    folder, _, _ = rotated
+    (folder / "two.csv").write_text("index,axis-0,axis-1\n0,60,60\n1,90,80\n")
+    code = run(
+        "register",
+        folder / "before.tif",
+        folder / "after.tif",
+        folder / "two.csv",
+        "-o",
+        folder / "t.json",
+        "--model",
+        "affine",
+        "--template-radius",
+        12,
+        "--search-radius",
+        24,
+    )
+    assert code == 1
+    message = capsys.readouterr().err.strip()
+    assert message.startswith("napari-normxcorr: error:")
+    assert len(message.splitlines()) == 1
+    assert not (folder / "t.json").exists()

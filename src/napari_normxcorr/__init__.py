@@ -6,9 +6,11 @@ translation; the napari widget is imported on first use.
 """
 
 from ._debug import visualize_cross_correlation
+from ._grid import grid_points
 from ._match import match_points
 from ._ncc import normalized_cross_correlation, normalized_cross_correlation_2d
 from ._offsets import find_template_offset, find_template_offset_centered
+from ._register import register
 from ._result import MatchResult, Status, Surface
 from ._transform import TransformFit, fit_transform
 from ._warp import warp
@@ -24,9 +26,11 @@ __all__ = [
     "find_template_offset",
     "find_template_offset_centered",
     "fit_transform",
+    "grid_points",
     "match_points",
     "normalized_cross_correlation",
     "normalized_cross_correlation_2d",
+    "register",
     "visualize_cross_correlation",
     "warp",
 ]

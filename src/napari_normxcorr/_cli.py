@@ -1,22 +1,27 @@
-"""Command line: match points from a CSV without a viewer.
+"""Command line: match points, or register two images, without a viewer.
 
 napari-normxcorr match TEMPLATE IMAGE POINTS.csv -o matched.csv
+napari-normxcorr register TEMPLATE IMAGE POINTS.csv -o transform.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ._arrays import grey, is_colour
 from ._io import InputError, read_image, read_points
 from ._match import match_points
+from ._result import Status
+from ._transform import MODELS
 
-EXAMPLE = """\
+MATCH_EXAMPLE = """\
 example:
   napari-normxcorr match before.tif after.tif points.csv -o matched.csv \\
       --template-radius 15 --search-radius 40 --surfaces surfaces/
@@ -26,8 +31,21 @@ POINTS.csv is napari's points CSV (File > Save Selected Layers):
   0,120.0,340.5
 The output keeps that layout with the matched positions in the axis-*
 columns, followed by point-*, matched-*, offset-*, score,
-distinctiveness, second_score, consistency, refined and status (one row
-per input point).
+distinctiveness, second_score, consistency, refined, transform_residual,
+transform_inlier and status (one row per input point).
+"""
+
+REGISTER_EXAMPLE = """\
+example:
+  napari-normxcorr register before.tif after.tif points.csv \\
+      --model affine -o transform.json --warped aligned.tif
+
+The points are matched, a transform is fitted robustly to the ok matches
+and refined by matching again through it, until it stops changing.
+transform.json holds the model, the (D+1)x(D+1) matrix mapping template
+pixels (row, col) to target pixels (as napari's affine), its inverse,
+the inliers, residuals and RMS, and the points with their matches.
+--warped writes IMAGE resampled onto TEMPLATE's pixel grid (float32 TIFF).
 """
 
 
@@ -61,34 +79,10 @@ def parser() -> argparse.ArgumentParser:
         help="match the points of a CSV from TEMPLATE into IMAGE",
         description="Match the points of POINTS.csv (napari's points "
         "CSV, pixel coordinates of TEMPLATE) into IMAGE.",
-        epilog=EXAMPLE,
+        epilog=MATCH_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    match.add_argument("template", type=Path, help="image the points are on")
-    match.add_argument("image", type=Path, help="image to find them in")
-    match.add_argument("points", type=Path, help="napari points CSV")
-    match.add_argument(
-        "-o", "--output", type=Path, required=True, help="CSV to write"
-    )
-    match.add_argument(
-        "--template-radius",
-        type=radius,
-        default=50,
-        help="patch radius in pixels, or one per axis: 15 or 5,15,15 "
-        "(default 50)",
-    )
-    match.add_argument(
-        "--search-radius",
-        type=radius,
-        default=200,
-        help="search window radius in pixels, or one per axis: 40 or "
-        "13,70 (default 200)",
-    )
-    match.add_argument(
-        "--no-subpixel",
-        action="store_true",
-        help="whole-pixel matches only",
-    )
+    _add_inputs(match, "CSV to write")
     match.add_argument(
         "--surfaces",
         type=Path,
@@ -96,27 +90,110 @@ def parser() -> argparse.ArgumentParser:
         help="also write each point's correlation surface as "
         "DIR/surface-<index>.npy",
     )
+    register = commands.add_parser(
+        "register",
+        help="fit a transform from TEMPLATE to IMAGE through the points",
+        description="Register IMAGE to TEMPLATE: match the points of "
+        "POINTS.csv, fit a transform robustly, refine it by guided "
+        "matching, and write it as JSON.",
+        epilog=REGISTER_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_inputs(register, "JSON to write the transform to")
+    register.add_argument(
+        "--model",
+        choices=MODELS,
+        default="affine",
+        help="transform model (default affine; projective in 2-D only)",
+    )
+    register.add_argument(
+        "--no-robust",
+        action="store_true",
+        help="plain least squares on every ok match (no RANSAC)",
+    )
+    register.add_argument(
+        "--threshold",
+        type=float,
+        metavar="PX",
+        help="inlier threshold in pixels (default: from the matches)",
+    )
+    register.add_argument(
+        "--warped",
+        type=Path,
+        metavar="OUT.tif",
+        help="also write IMAGE resampled onto TEMPLATE's grid",
+    )
+    register.add_argument(
+        "--matches",
+        type=Path,
+        metavar="CSV",
+        help="also write the final matches (napari's points CSV)",
+    )
     return main
+
+
+def _add_inputs(command: argparse.ArgumentParser, output: str) -> None:
+    """The arguments `match` and `register` share."""
+    command.add_argument("template", type=Path, help="image the points are on")
+    command.add_argument("image", type=Path, help="image to find them in")
+    command.add_argument("points", type=Path, help="napari points CSV")
+    command.add_argument(
+        "-o", "--output", type=Path, required=True, help=output
+    )
+    command.add_argument(
+        "--template-radius",
+        type=radius,
+        default=50,
+        help="patch radius in pixels, or one per axis: 15 or 5,15,15 "
+        "(default 50)",
+    )
+    command.add_argument(
+        "--search-radius",
+        type=radius,
+        default=200,
+        help="search window radius in pixels, or one per axis: 40 or "
+        "13,70 (default 200)",
+    )
+    command.add_argument(
+        "--no-subpixel",
+        action="store_true",
+        help="whole-pixel matches only",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    command = _match if args.command == "match" else _register
     try:
         points, _ = read_points(args.points)
         template = as_grey(read_image(args.template), points.shape[1])
         image = as_grey(read_image(args.image), points.shape[1])
-        result = match_points(
-            template,
-            image,
-            points,
-            template_radius=args.template_radius,
-            search_radius=args.search_radius,
-            subpixel=not args.no_subpixel,
-            progress=_progress_bar(len(points)),
-        )
+        command(args, template, image, points)
     except (InputError, ValueError) as error:
         print(f"napari-normxcorr: error: {error}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _window_options(args: argparse.Namespace, count: int) -> dict[str, Any]:
+    return {
+        "template_radius": args.template_radius,
+        "search_radius": args.search_radius,
+        "subpixel": not args.no_subpixel,
+        "progress": _progress_bar(count),
+    }
+
+
+def _match(
+    args: argparse.Namespace,
+    template: np.ndarray,
+    image: np.ndarray,
+    points: np.ndarray,
+) -> None:
+    """`match`: one CSV row per point, and the surfaces when asked."""
+    result = match_points(
+        template, image, points, **_window_options(args, len(points))
+    )
     result.to_csv(args.output)
     if args.surfaces:
         args.surfaces.mkdir(parents=True, exist_ok=True)
@@ -126,12 +203,54 @@ def main(argv: list[str] | None = None) -> int:
             except ValueError:
                 continue
             np.save(args.surfaces / f"surface-{i}.npy", surface.values)
-    ok = int(np.sum(result.status == "ok"))
+    ok = int(np.sum(result.status == Status.OK))
     print(
         f"{ok} of {len(result)} points matched ok; wrote {args.output}",
         file=sys.stderr,
     )
-    return 0
+
+
+def _register(
+    args: argparse.Namespace,
+    template: np.ndarray,
+    image: np.ndarray,
+    points: np.ndarray,
+) -> None:
+    """`register`: the transform as JSON, and the warped image if asked."""
+    from ._register import register
+    from ._warp import warp
+
+    fit = register(
+        template,
+        image,
+        points,
+        model=args.model,
+        robust=not args.no_robust,
+        threshold=args.threshold,
+        **_window_options(args, len(points)),
+    )
+    record = fit.to_dict()
+    if fit.matches is not None:
+        record["points"] = fit.matches.points.tolist()
+        record["matched"] = [
+            [float(v) if np.isfinite(v) else None for v in row]
+            for row in fit.matches.matched
+        ]
+        if args.matches:
+            fit.matches.to_csv(args.matches)
+    args.output.write_text(json.dumps(record, indent=2))
+    if args.warped:
+        import tifffile
+
+        # Cubic: an exported image should not be blurred by resampling.
+        aligned = warp(image, fit, template.shape, order=3)
+        aligned = np.asarray(aligned, dtype=np.float32)
+        tifffile.imwrite(args.warped, aligned)
+    print(
+        f"{fit.model}: {int(fit.inliers.sum())} of {len(fit.inliers)} "
+        f"matches are inliers, RMS {fit.rms:.3f} px; wrote {args.output}",
+        file=sys.stderr,
+    )
 
 
 def _progress_bar(total: int) -> Callable[[int, int], None] | None:

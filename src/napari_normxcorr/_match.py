@@ -9,16 +9,22 @@ import numpy as np
 import numpy.typing as npt
 
 from ._arrays import Image, as_image
+from ._estimators import apply_matrix
+from ._guided import GuidedMatcher, transform_matrix
 from ._matcher import Matcher
 from ._parallel import Workspace, batches, in_threads
 from ._peaks import argmax_index, parabolic_shift, second_peak
 from ._result import MatchResult, Status, Surface
 from ._subpixel import refine_shift
+from ._transform import TransformFit
 from ._validate import fft_dtype, per_axis, point_array
 from ._windows import Window
 
 # What the worker threads make of one window and its surface.
 Analyse = Callable[[Window, np.ndarray, bool], object]
+# Default window radii of match_points, in pixels.
+TEMPLATE_RADIUS = 50
+SEARCH_RADIUS = 200
 
 
 def match_points(
@@ -26,9 +32,10 @@ def match_points(
     image: Image,
     points: npt.ArrayLike,
     *,
-    template_radius: int | Sequence[int] = 50,
-    search_radius: int | Sequence[int] = 200,
+    template_radius: int | Sequence[int] = TEMPLATE_RADIUS,
+    search_radius: int | Sequence[int] = SEARCH_RADIUS,
     image_points: npt.ArrayLike | None = None,
+    transform: TransformFit | npt.ArrayLike | None = None,
     subpixel: bool = True,
     min_score: float = 0.5,
     min_distinctiveness: float = 0.05,
@@ -64,7 +71,15 @@ def match_points(
         in the last two axes; a sequence gives one radius per matched axis
         (three entries match in 3-D).
     image_points : (N, D) array_like, optional
-        Starting guesses in `image` (default: the same coordinates).
+        Starting guesses in `image` (default: the same coordinates, or
+        the points mapped through `transform`).
+    transform : TransformFit or (d+1, d+1) array_like, optional
+        Known (or rough) transform from template pixels to target pixels
+        in the d matched axes (row, col[, plane] order, as
+        :func:`fit_transform` gives it). Each template is then resampled
+        through it before the correlation, so that only the shift left
+        over is searched for (see Notes); leading coordinates pass
+        through.
     subpixel : bool, optional
         Refine matches below a pixel (Gauss-Newton on the template patch,
         falling back to a parabola fit of the NCC peak).
@@ -94,12 +109,28 @@ def match_points(
     -------
     MatchResult
         One row per point, in input order.
+
+    Notes
+    -----
+    With a `transform` M, the template of a point p is resampled on the
+    target's pixel grid around c = M(p), not rounded:
+    ``T'(k) = template_image(M^-1(c + k))`` for the offsets k of a
+    ``2 * r + 1`` window, by cubic B-spline interpolation of a region read
+    around p. Rotation, scale and shear within M thus leave the
+    correlation, and the match is the position of the centre of T' at
+    the NCC peak, in target pixels. A point whose resampled template
+    would need pixels outside `template_image` is flagged
+    ``template does not fit`` (it is not clipped as without a transform:
+    the samples cover a rotated, scaled box). The back-match of the
+    consistency check resamples the target around the match through
+    M^-1 alike.
     """
     matcher, points, image_points = _setup(
         template_image,
         image,
         points,
         image_points,
+        transform,
         template_radius,
         search_radius,
         fft_precision,
@@ -141,11 +172,31 @@ def match_points(
     )
 
 
+def matched_axes(
+    template_radius: int | Sequence[int],
+    search_radius: int | Sequence[int],
+    image_ndim: int,
+) -> int:
+    """Number of axes the radii match in, for images of `image_ndim` axes.
+
+    One int per radius matches in (row, col); a sequence says how many.
+    """
+    sizes = [np.size(template_radius), np.size(search_radius)]
+    ndim = max(sizes) if max(sizes) > 1 else min(2, image_ndim)
+    if ndim > image_ndim:
+        raise ValueError(
+            f"the radii have {ndim} entries but the images have "
+            f"{image_ndim} axes."
+        )
+    return ndim
+
+
 def _setup(
     template_image: Image,
     image: Image,
     points: npt.ArrayLike,
     image_points: npt.ArrayLike | None,
+    transform: TransformFit | npt.ArrayLike | None,
     template_radius: int | Sequence[int],
     search_radius: int | Sequence[int],
     fft_precision: str,
@@ -158,19 +209,15 @@ def _setup(
             f"template_image has {template_image.ndim} axes and image has "
             f"{image.ndim}; they must have the same number."
         )
-    # One int per radius matches in (row, col); a sequence says how many.
-    sizes = [np.size(template_radius), np.size(search_radius)]
-    ndim = max(sizes) if max(sizes) > 1 else min(2, image.ndim)
-    if ndim > image.ndim:
-        raise ValueError(
-            f"the radii have {ndim} entries but the images have "
-            f"{image.ndim} axes."
-        )
+    ndim = matched_axes(template_radius, search_radius, image.ndim)
     t_radius = per_axis("template_radius", template_radius, ndim)
     s_radius = per_axis("search_radius", search_radius, ndim)
     points = point_array("points", points, image.ndim)
+    matrix = None if transform is None else transform_matrix(transform, ndim)
     if image_points is None:
         image_points = points.copy()
+        if matrix is not None:
+            image_points[:, -ndim:] = apply_matrix(matrix, points[:, -ndim:])
     else:
         image_points = point_array("image_points", image_points, image.ndim)
         if image_points.shape != points.shape:
@@ -179,8 +226,10 @@ def _setup(
                 f"has shape {points.shape}; give one guess per point."
             )
     dtype = fft_dtype(fft_precision)
-    matcher = Matcher(template_image, image, t_radius, s_radius, dtype)
-    return matcher, points, image_points
+    images = (template_image, image, t_radius, s_radius, dtype)
+    if matrix is None:
+        return Matcher(*images), points, image_points
+    return GuidedMatcher(*images, matrix=matrix), points, image_points
 
 
 class _Found(NamedTuple):
@@ -271,7 +320,7 @@ class _Forward:
         self.refined[row] = found.refined
         self.on_border[row], self.flat[row] = found.on_border, found.flat
         point = self.points[row]
-        origin = window.search_start + (point[-d:] - window.template_start)
+        origin = window.origin(point[-d:])
         if found.surface is not None:
             self.surfaces[row] = Surface(found.surface, origin, window.plane)
         self.matched[row, :-d] = point[:-d]
@@ -352,11 +401,7 @@ def _consistency(
             row = window.row
             if corner is None:
                 continue  # NaN around the match: no verdict from the back
-            back = (
-                window.search_start
-                + corner
-                + (matched[row, -d:] - window.template_start)
-            )
+            back = window.origin(matched[row, -d:]) + corner
             distance[row] = float(np.linalg.norm(back - points[row, -d:]))
     matcher.maps.clear()
     return distance

@@ -59,15 +59,11 @@ class Matcher:
         for the consistency check. Returns a Status when the point cannot
         be matched, else a Window whose arrays are not read yet.
         """
-        source, target = self.template_image, self.image
-        if not forward:
-            source, target = target, source
+        sides = self.sides(point, image_point, forward)
+        if isinstance(sides, Status):
+            return sides
+        source, target, plane = sides
         d = self.ndim
-        plane = tuple(int(v) for v in np.rint(point[:-d]))
-        if not (
-            inside(point, source.shape) and inside(image_point, target.shape)
-        ) or plane != tuple(int(v) for v in np.rint(image_point[:-d])):
-            return Status.OUTSIDE_IMAGE
         t_start, t_stop = window_bounds(
             point[-d:], self.template_radius, source.shape[-d:]
         )
@@ -86,6 +82,25 @@ class Matcher:
             target,
             plane + as_slices(s_start, s_stop),
         )
+
+    def sides(
+        self, point: np.ndarray, image_point: np.ndarray, forward: bool
+    ) -> tuple[LazyArray, LazyArray, tuple[int, ...]] | Status:
+        """The images a placement cuts from and searches, and its plane.
+
+        Status ``outside image`` when either point lies outside its image
+        or the two lie in different planes.
+        """
+        source, target = self.template_image, self.image
+        if not forward:
+            source, target = target, source
+        d = self.ndim
+        plane = tuple(int(v) for v in np.rint(point[:-d]))
+        if not (
+            inside(point, source.shape) and inside(image_point, target.shape)
+        ) or plane != tuple(int(v) for v in np.rint(image_point[:-d])):
+            return Status.OUTSIDE_IMAGE
+        return source, target, plane
 
     def place_all(
         self,
@@ -228,8 +243,7 @@ class Matcher:
         if isinstance(window, Status) or not window.read():
             return None
         values = self.surfaces([window])[0][0]
-        d = self.ndim
-        origin = window.search_start + (point[-d:] - window.template_start)
+        origin = window.origin(point[-self.ndim :])
         return Surface(values, origin, window.plane)
 
 

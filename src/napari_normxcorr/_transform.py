@@ -53,6 +53,9 @@ class TransformFit:
         Root mean square residual of the inliers, in pixels.
     threshold : float
         Inlier threshold on the residuals, in pixels.
+    matches : MatchResult or None
+        The matches the fit was refined from, flagged by it (see
+        :meth:`flag`), when it comes from :func:`register`; else None.
     """
 
     model: str
@@ -62,6 +65,7 @@ class TransformFit:
     residuals: np.ndarray
     rms: float
     threshold: float
+    matches: MatchResult | None = None
 
     def __call__(self, points: npt.ArrayLike) -> np.ndarray:
         """Map (..., D) template pixel coordinates to target pixels."""

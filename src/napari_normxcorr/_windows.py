@@ -93,6 +93,15 @@ class Window:
         )
         return template, search
 
+    def origin(self, point: np.ndarray) -> np.ndarray:
+        """Where the surface's first element puts `point` in the target.
+
+        `point` is the point the window was cut around (matched axes, in
+        its source's pixels); surface element ``q`` matches it at
+        ``origin + q``.
+        """
+        return self.search_start + (point - self.template_start)
+
     def read(self) -> bool:
         """Read both windows; False when they hold NaN or infinity."""
         self.template = np.asarray(self.source[self.template_slices])

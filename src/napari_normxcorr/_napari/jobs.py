@@ -13,6 +13,7 @@ import numpy as np
 
 from .._match import match_points
 from .._result import MatchResult, Surface
+from .._transform import TransformFit
 from .session import RunInputs
 
 # Points matched per step of a full run: progress and cancel granularity
@@ -114,3 +115,33 @@ def match_and_surface(
     except ValueError:
         surface = None
     return part, surface
+
+
+def register_matches(
+    inputs: RunInputs,
+    points: np.ndarray,
+    transform: np.ndarray,
+    *,
+    model: str,
+    robust: bool,
+) -> TransformFit:
+    """Match `points` guided by `transform` (template pixels to target
+    pixels) and refit, until the fit settles (the engine's ``register``).
+
+    Returns the final fit; its ``matches`` are the guided matches, one row
+    per point.
+    """
+    from .._register import register
+
+    try:
+        return register(
+            inputs.template,
+            inputs.target,
+            points,
+            model=model,
+            transform=transform,
+            robust=robust,
+            **inputs.options.as_keywords(),
+        )
+    except Exception as error:
+        raise MatchingFailed(str(error)) from error

@@ -240,6 +240,14 @@ class OutputLayers:
             finally:
                 self._syncing = False
 
+    def redraw(self) -> None:
+        """Draw the matches and the shown surface again (the target layer
+        moved in world, or the matches were replaced by new positions)."""
+        if self._session.result is None:
+            return
+        self._on_changed()
+        self.redraw_surface()
+
     def redraw_surface(self) -> None:
         """Draw the shown surface again (e.g. the height field was asked
         for)."""

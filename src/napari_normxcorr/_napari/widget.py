@@ -22,6 +22,7 @@ from .layers import reconnect
 from .live import LiveMatching
 from .outputs import OutputLayers
 from .pickers import LayerPickers
+from .register import RegisterSection
 from .session import MatchOptions, MatchSession, RunInputs
 from .table import ResultsTable
 
@@ -43,6 +44,8 @@ class MatchWidget(Container):
         The latest run's inputs, result and selection.
     table : ResultsTable or None
         The results dock, once there are results.
+    register : RegisterSection
+        Fits a transform to the matches and overlays the images.
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):
@@ -62,6 +65,12 @@ class MatchWidget(Container):
         self._live = LiveMatching(
             self.session, viewer, lambda: self.live.value, self._report_error
         )
+        self.register = RegisterSection(
+            self.session, viewer, self._outputs.redraw, self._report_error
+        )
+        # Full width below the controls: as a magicgui child it would sit
+        # in the column of the values, right of an empty label.
+        self.native.layout().addWidget(self.register.native)
         self._add_callbacks()
 
     def _add_controls(self) -> None:
@@ -147,8 +156,10 @@ class MatchWidget(Container):
 
     @property
     def running(self) -> bool:
-        """Whether a run or a live update is in progress."""
-        return self._worker is not None or self._live.busy
+        """Whether a run, a live update or a refinement is in progress."""
+        return (
+            self._worker is not None or self._live.busy or self.register.busy
+        )
 
     def wait_until_done(self, timeout: float = 60.0) -> None:
         """Process GUI events until nothing is running any more.

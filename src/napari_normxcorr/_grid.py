@@ -1,0 +1,100 @@
+"""Points on a regular grid, for dense displacement fields (PIV, DIC)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+
+def grid_points(
+    shape: Sequence[int],
+    spacing: float | Sequence[float],
+    *,
+    mask: npt.ArrayLike | None = None,
+    margin: float | Sequence[float] | None = None,
+) -> np.ndarray:
+    """Points on a regular grid over an image, skipping masked places.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        Shape of the image (the matched axes: (rows, cols) or 3-D).
+    spacing : float or sequence of float
+        Distance between neighbouring points in pixels, one for all axes or
+        one per axis.
+    mask : array_like of bool, optional
+        `shape`-sized; True marks pixels to leave out (no data, outside the
+        sample), as in `match_points`. A point is left out when the pixel
+        nearest to it is masked.
+    margin : float or sequence of float, optional
+        Least distance in pixels from each point to the image border, one
+        for all axes or one per axis; give the template radius so that no
+        template window is clipped. Default: half a spacing.
+
+    Returns
+    -------
+    (N, D) ndarray of float64
+        The points, (row, col[, ...]) in pixels, in C order. Along each
+        axis the grid starts and ends on whole pixels, centred between the
+        margins (to a pixel).
+
+    Examples
+    --------
+    >>> grid_points((100, 200), 50).tolist()
+    [[49.0, 49.0], [49.0, 99.0], [49.0, 149.0]]
+    """
+    shape = tuple(int(n) for n in shape)
+    d = len(shape)
+    if d == 0 or min(shape) < 1:
+        raise ValueError(
+            f"shape must be a non-empty image shape, got {shape}."
+        )
+    step = _per_axis("spacing", spacing, d)
+    if np.any(step <= 0):
+        raise ValueError(f"spacing must be > 0, got {spacing!r}.")
+    keep = step / 2 if margin is None else _per_axis("margin", margin, d)
+    if np.any(keep < 0):
+        raise ValueError(f"margin must be >= 0, got {margin!r}.")
+    axes = [_axis(n, s, m) for n, s, m in zip(shape, step, keep)]
+    points = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
+    points = points.reshape(-1, d)
+    if mask is not None:
+        points = points[~_masked(mask, shape, points)]
+    return points
+
+
+def _per_axis(name: str, value: float | Sequence[float], d: int) -> np.ndarray:
+    values = np.atleast_1d(np.asarray(value, dtype=float))
+    if values.ndim != 1 or values.size not in (1, d):
+        raise ValueError(
+            f"{name} has {values.size} entries for {d} axes: give one "
+            "number, or one per axis."
+        )
+    return np.broadcast_to(values, (d,)).copy()
+
+
+def _axis(n: int, step: float, margin: float) -> np.ndarray:
+    """Positions along one axis of `n` pixels, centred between margins."""
+    # Whole pixels at the ends, so that integer spacings give pixel centres.
+    first, last = np.ceil(margin), np.floor(n - 1 - margin)
+    if last < first:
+        return np.empty(0)
+    count = int(np.floor((last - first) / step)) + 1
+    # The room the steps leave is shared between both ends.
+    start = first + np.floor((last - first - (count - 1) * step) / 2)
+    return start + step * np.arange(count)
+
+
+def _masked(
+    mask: npt.ArrayLike, shape: tuple[int, ...], points: np.ndarray
+) -> np.ndarray:
+    """Which points fall on a masked pixel."""
+    mask = np.asarray(mask)
+    if mask.shape != shape:
+        raise ValueError(
+            f"mask has shape {mask.shape} but the image has {shape}."
+        )
+    index = np.clip(np.rint(points).astype(int), 0, np.asarray(shape) - 1)
+    return mask.astype(bool)[tuple(index.T)]

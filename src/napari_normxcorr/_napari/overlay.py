@@ -1,0 +1,219 @@
+"""Laying the target over the template: the layer affine, the warped
+target, side by side, and the fit as a JSON record.
+
+The fit maps template pixels to target pixels (``TransformFit.matrix``);
+the target layer overlays the template when its data-to-world map becomes
+the template's composed with the inverse fit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .._arrays import LazyArray
+from .._result import MatchResult
+from .._transform import TransformFit
+from .._warp import warp
+from .layers import Affine, data_to_world
+from .outputs import SUFFIXES
+from .session import RunInputs
+
+if TYPE_CHECKING:
+    import napari
+
+
+def homogeneous(affine: Affine) -> np.ndarray:
+    """The (D+1, D+1) matrix of an affine (matrix, offset)."""
+    matrix, offset = affine
+    full = np.eye(len(offset) + 1)
+    full[:-1, :-1] = matrix
+    full[:-1, -1] = offset
+    return full
+
+
+def overlay_affine(
+    template_layer: napari.layers.Image,
+    target_layer: napari.layers.Image,
+    fit: TransformFit,
+) -> np.ndarray:
+    """The target layer's ``affine`` that lays it over the template.
+
+    The target's data-to-world map must become ``W_t ∘ M⁻¹`` (``W_t``:
+    the template's data-to-world map, ``M``: the fit, template pixels to
+    target pixels). napari composes ``affine ∘ inner``, where ``inner``
+    holds the target's own scale, translate, rotate and shear; they are
+    kept, so the affine is ``W_t ∘ M⁻¹ ∘ inner⁻¹``.
+
+    Returns
+    -------
+    (D+1, D+1) ndarray
+        The new affine matrix, in world units.
+    """
+    template_world = homogeneous(data_to_world(template_layer))
+    target_world = homogeneous(data_to_world(target_layer))
+    old = np.asarray(target_layer.affine.affine_matrix, dtype=float)
+    inner = np.linalg.solve(old, target_world)
+    return template_world @ fit.inverse @ np.linalg.inv(inner)
+
+
+def fit_record(
+    fit: TransformFit, result: MatchResult, inputs: RunInputs
+) -> dict[str, Any]:
+    """The fit, its points (template pixels) and their matches (target
+    pixels) as plain JSON values; NaN becomes None."""
+    return {
+        **fit.to_dict(),
+        "template": inputs.template_layer.name,
+        "target": inputs.image_layer.name,
+        "points": _json_rows(result.points),
+        "matched": _json_rows(result.matched),
+        "status": [str(s) for s in result.status],
+    }
+
+
+def _json_rows(values: np.ndarray) -> list[list[float | None]]:
+    return [
+        [float(v) if np.isfinite(v) else None for v in row] for row in values
+    ]
+
+
+def side_by_side_groups(
+    layers: Sequence[Any], inputs: RunInputs
+) -> tuple[list[Any], list[Any]]:
+    """The layers shown with the template and those shown with the target.
+
+    The target side holds the target image and the outputs drawn in its
+    world (matches, vectors, surface, peaks); everything else goes with
+    the template. Each side's image comes first (at the bottom), so the
+    points show over it.
+    """
+    names = {inputs.points_layer.name + s for s in SUFFIXES.values()}
+    target = inputs.image_layer
+    # Layers compare with ==: a plugin's viewer hands out a new proxy of
+    # a layer on each access.
+    target_side = [ly for ly in layers if ly == target or ly.name in names]
+    template_side = [ly for ly in layers if ly not in target_side]
+    return (
+        _image_first(template_side, inputs.template_layer),
+        _image_first(target_side, target),
+    )
+
+
+def _image_first(layers: list[Any], image: Any) -> list[Any]:
+    return sorted(layers, key=lambda layer: layer != image)
+
+
+def grid_of(viewer: napari.Viewer) -> Any:
+    """The viewer's grid model (``viewer.canvas.grid`` since napari 0.9)."""
+    canvas = getattr(viewer, "canvas", None)
+    return viewer.grid if canvas is None else canvas.grid
+
+
+def reorder(layer_list: Any, order: Sequence[Any]) -> None:
+    """Put the layers of `layer_list` in `order`, bottom first."""
+    indices = [layer_list.index(layer) for layer in order]
+    if indices != list(range(len(indices))):
+        layer_list.move_multiple(indices, 0)
+
+
+def check_overlay(fit: TransformFit, inputs: RunInputs) -> None:
+    """Raise ValueError when a layer affine cannot express the overlay."""
+    if inputs.template_layer == inputs.image_layer:
+        raise ValueError("The template and the target are one layer.")
+    ndim = len(fit.matrix) - 1
+    layer_dims = {inputs.template_layer.ndim, inputs.image_layer.ndim}
+    if layer_dims != {ndim}:
+        raise ValueError(
+            f"The overlay needs {ndim}-D template and target layers, like "
+            "the fit."
+        )
+    if fit.model == "projective":
+        raise ValueError(
+            "A projective fit is no layer affine: add the warped target "
+            "instead."
+        )
+
+
+def warped_pixels(
+    image_layer: napari.layers.Image,
+    target: LazyArray,
+    fit: TransformFit,
+    shape: tuple[int, ...],
+) -> Any:
+    """The target's pixels resampled into the template's grid of `shape`:
+    grey as matched (`target`), or each colour of an RGB layer; lazy for
+    dask data."""
+    if not image_layer.rgb:
+        return warp(target, fit, shape)
+    data = image_layer.data[0] if image_layer.multiscale else image_layer.data
+    colours = [warp(data[..., c], fit, shape) for c in range(data.shape[-1])]
+    if all(isinstance(colour, np.ndarray) for colour in colours):
+        return np.stack(colours, axis=-1)
+    import dask.array as da
+
+    return da.stack(colours, axis=-1)
+
+
+def placement(layer: napari.layers.Image) -> dict[str, Any]:
+    """The keywords that place a new layer exactly like `layer`."""
+    return {
+        "scale": layer.scale,
+        "translate": layer.translate,
+        "rotate": layer.rotate,
+        "shear": layer.shear,
+        "affine": np.array(layer.affine.affine_matrix, copy=True),
+    }
+
+
+# What the grid looked like before side by side: enabled, stride, shape
+# and the layer order.
+GridState = tuple[bool, int, tuple[int, int], list[Any]]
+
+
+class SideBySide:
+    """napari's grid mode with the template side and the target side in
+    two cells, and back to what it was."""
+
+    def __init__(self, viewer: napari.Viewer):
+        self._viewer = viewer
+        self._before: GridState | None = None
+
+    def show(self, inputs: RunInputs) -> None:
+        """Two cells: template side and target side (the one with more
+        layers on the left: napari fills the first cell)."""
+        layer_list = self._viewer.layers
+        grid = grid_of(self._viewer)
+        self._before = (
+            grid.enabled,
+            grid.stride,
+            tuple(grid.shape),
+            list(layer_list),
+        )
+        template_side, target_side = side_by_side_groups(layer_list, inputs)
+        # A negative stride fills the first cell from the top of the
+        # list: the larger side on top makes exactly two cells.
+        top, bottom = template_side, target_side
+        if len(bottom) > len(top):
+            top, bottom = bottom, top
+        reorder(layer_list, [*bottom, *top])
+        grid.stride = -len(top)
+        grid.shape = (1, 2)
+        grid.enabled = True
+
+    def restore(self) -> None:
+        """The grid settings and layer order from before `show`."""
+        if self._before is None:
+            return
+        enabled, stride, shape, order = self._before
+        self._before = None
+        layer_list = self._viewer.layers
+        kept = [layer for layer in order if layer in layer_list]
+        added = [layer for layer in layer_list if layer not in kept]
+        reorder(layer_list, [*kept, *added])
+        grid = grid_of(self._viewer)
+        grid.enabled = False
+        grid.stride, grid.shape = stride, shape
+        grid.enabled = enabled

@@ -1,0 +1,428 @@
+"""The widget's Register section: a transform fitted to the matches, and
+the target image overlaid on the template through it.
+
+The fit maps template pixels to target pixels (``TransformFit.matrix``);
+the target layer overlays the template when its data-to-world map becomes
+the template's composed with the inverse fit. Only the target layer's
+``affine`` changes (and Undo puts it back); input data never do.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton
+
+from .._result import MatchResult, Status
+from .._transform import MODELS, TransformFit, fit_transform
+from . import jobs
+from .overlay import (
+    SideBySide,
+    check_overlay,
+    fit_record,
+    overlay_affine,
+    placement,
+    warped_pixels,
+)
+from .session import MatchOptions, MatchSession, RunInputs
+
+if TYPE_CHECKING:
+    import napari
+
+
+def unflagged(result: MatchResult) -> MatchResult:
+    """A copy of `result` as matching left it: no transform columns.
+
+    Rows an earlier fit called ``transform outlier`` were ``ok`` matches;
+    a new fit (maybe of another model) judges them again.
+    """
+    fresh = result.take(np.arange(len(result)))
+    status = fresh.status.copy()
+    status[status == Status.TRANSFORM_OUTLIER] = Status.OK
+    fresh.status = status
+    fresh.transform_residual = np.full(len(result), np.nan)
+    fresh.transform_inlier = np.zeros(len(result), dtype=bool)
+    return fresh
+
+
+def in_matched_axes(result: MatchResult, options: MatchOptions) -> MatchResult:
+    """`result` with the matched axes' coordinates only (the last ones):
+    leading plane coordinates (t, z in a time lapse) are not fitted."""
+    d = len(options.search_radius)
+    return replace(
+        result, points=result.points[:, -d:], matched=result.matched[:, -d:]
+    )
+
+
+def describe(fit: TransformFit) -> str:
+    """One line for the label: model, inliers/total and RMS."""
+    inliers, total = int(fit.inliers.sum()), len(fit.inliers)
+    return f"{fit.model}: {inliers}/{total} inliers, RMS {fit.rms:.2f} px"
+
+
+class RegisterSection(Container):
+    """Fit a transform to the session's matches; overlay the images.
+
+    Parameters
+    ----------
+    session : MatchSession
+        Holds the matches to fit; a fit flags them (``replace``).
+    viewer : napari.Viewer
+        Where the target layer is overlaid and the warped target added.
+    redraw_outputs : callable
+        Draws the output layers again (the target moved in world, or the
+        matches were matched again).
+    report_error : callable
+        Called with the exception when the refinement worker fails.
+
+    Attributes
+    ----------
+    current_fit : TransformFit or None
+        The fit of the session's current matches; None before a fit and
+        after the matches change.
+    """
+
+    def __init__(
+        self,
+        session: MatchSession,
+        viewer: napari.Viewer,
+        redraw_outputs: Callable[[], None],
+        report_error: Callable[[Exception], None],
+    ):
+        super().__init__()
+        self._session = session
+        self._viewer = viewer
+        self._redraw_outputs = redraw_outputs
+        self._report_error = report_error
+        self.current_fit: TransformFit | None = None
+        # Layers moved by Apply, with the affine each had before.
+        self._moved: list[tuple[napari.layers.Image, np.ndarray]] = []
+        self._side_by_side = SideBySide(viewer)
+        self._worker: Any = None
+        # Our own session.replace: not a change that voids the fit.
+        self._replacing = False
+        # Counts the session's changes: a refinement of older matches is
+        # dropped.
+        self._changes = 0
+        self._add_controls()
+        self._add_callbacks()
+
+    def _add_controls(self) -> None:
+        self.model = ComboBox(
+            choices=MODELS,
+            value="affine",
+            label="transform model",
+            tooltip="Template pixels -> target pixels; projective in 2-D only",
+        )
+        self.robust = CheckBox(
+            value=True,
+            text="robust fit (RANSAC)",
+            tooltip="Leave matches off the model out of the fit; they "
+            "become 'transform outlier'",
+        )
+        self.fit_button = PushButton(text="Fit")
+        self.refine_button = PushButton(
+            text="Refine matches",
+            tooltip="Match again through the fit (rotation and scale "
+            "undone) and refit, until the fit settles",
+        )
+        self.fit_label = Label(value="No transform fitted", label="fit")
+        self.apply_button = PushButton(text="Apply to target layer")
+        self.undo_apply_button = PushButton(text="Undo apply", enabled=False)
+        self.export_button = PushButton(text="Export fit…")
+        self.warp_button = PushButton(text="Add warped target")
+        self.side_by_side = CheckBox(
+            value=False,
+            text="side by side",
+            tooltip="Grid view: the template and its points beside the "
+            "target and its matches",
+        )
+        self.extend(
+            [
+                Label(value="<b>Register</b>"),
+                self.model,
+                self.robust,
+                self.fit_button,
+                self.refine_button,
+                self.fit_label,
+                self.apply_button,
+                self.undo_apply_button,
+                self.export_button,
+                self.warp_button,
+                self.side_by_side,
+            ]
+        )
+
+    def _add_callbacks(self) -> None:
+        # QPushButton.clicked passes a bool: wrap the calls.
+        self.fit_button.changed.connect(lambda: self.fit())
+        self.refine_button.changed.connect(lambda: self.refine())
+        self.apply_button.changed.connect(lambda: self.apply())
+        self.undo_apply_button.changed.connect(lambda: self.undo_apply())
+        self.export_button.changed.connect(lambda: self._on_export())
+        self.warp_button.changed.connect(lambda: self.add_warped())
+        self.side_by_side.changed.connect(self._on_side_by_side)
+        self._session.changed.connect(self._on_changed)
+        self._session.started.connect(self._on_changed)
+
+    @property
+    def busy(self) -> bool:
+        """Whether a refinement is running."""
+        return self._worker is not None
+
+    # --- fitting ------------------------------------------------------
+
+    def fit(self) -> TransformFit | None:
+        """Fit the chosen model to the matches and flag them.
+
+        Returns the fit, or None when there is nothing to fit (a
+        notification says why; nothing changes).
+        """
+        from napari.utils.notifications import show_warning
+
+        try:
+            inputs = self._inputs()
+            assert self._session.result is not None  # _inputs checked it
+            fresh = unflagged(self._session.result)
+            fit = fit_transform(
+                in_matched_axes(fresh, inputs.options),
+                model=self.model.value,
+                robust=self.robust.value,
+            )
+        except ValueError as error:
+            show_warning(str(error))
+            return None
+        self._keep(fit, fit.flag(fresh))
+        return fit
+
+    def _keep(self, fit: TransformFit, flagged: MatchResult) -> None:
+        """Show `fit` and its flagged matches in every view."""
+        self._replacing = True
+        try:
+            self._session.replace(flagged)
+        finally:
+            self._replacing = False
+        self.current_fit = fit
+        self.fit_label.value = describe(fit)
+
+    def _on_changed(self, rows: list[int] | None = None) -> None:
+        if self._replacing:
+            return
+        self._changes += 1
+        if self.current_fit is not None:
+            self.current_fit = None
+            self.fit_label.value = "The matches changed: fit again"
+
+    # --- guided refinement --------------------------------------------
+
+    def refine(self) -> Any:
+        """Match the points again guided by the fit, and refit, until the
+        fit settles (the engine's ``register``), in a background worker.
+
+        Fits first when there is no fit. Returns the started worker, or
+        None when there is nothing to refine (a notification says why).
+        """
+        from napari.utils.notifications import show_warning
+
+        fit = self.current_fit if self.current_fit is not None else self.fit()
+        if fit is None:
+            return None
+        try:
+            _, inputs = self._fit_and_inputs()
+        except ValueError as error:
+            show_warning(str(error))
+            return None
+        assert self._session.result is not None  # _inputs checked it
+        job = partial(
+            jobs.register_matches,
+            model=self.model.value,
+            robust=self.robust.value,
+        )
+        changes = self._changes
+        self._set_running(True)
+        self._worker = jobs.start(
+            job,
+            inputs,
+            self._session.result.points,
+            fit.matrix,
+            on_result=lambda found: self._on_refined(found, changes),
+            on_error=self._report_error,
+            on_finished=lambda: self._set_running(False),
+            progress={"desc": "Refining matches"},
+        )
+        return self._worker
+
+    def _set_running(self, running: bool) -> None:
+        if not running:
+            self._worker = None
+        self.fit_button.enabled = not running
+        self.refine_button.enabled = not running
+
+    def _on_refined(self, fit: TransformFit, changes: int) -> None:
+        """Show the guided matches, unless the matches changed since."""
+        from napari.utils.notifications import show_info
+
+        try:
+            self._inputs()
+        except ValueError:
+            return  # a layer of the matches is gone, or the viewer closed
+        if changes != self._changes:
+            show_info("The matches changed meanwhile: refine again.")
+            return
+        # register always returns its matches: new positions of the same
+        # points (rows), so replace keeps the rows.
+        assert fit.matches is not None
+        self._keep(fit, fit.matches)
+        self._redraw_outputs()
+
+    # --- the target overlaid on the template --------------------------
+
+    def apply(self) -> bool:
+        """Set the target layer's ``affine`` so that it overlays the
+        template; False when it cannot (a notification says why)."""
+        from napari.utils.notifications import show_warning
+
+        try:
+            fit, inputs = self._fit_and_inputs()
+            check_overlay(fit, inputs)
+        except ValueError as error:
+            show_warning(str(error))
+            return False
+        target = inputs.image_layer
+        if not any(layer == target for layer, _ in self._moved):
+            before = np.array(target.affine.affine_matrix, copy=True)
+            self._moved.append((target, before))
+        target.affine = overlay_affine(inputs.template_layer, target, fit)
+        self.undo_apply_button.enabled = True
+        self._redraw_outputs()
+        return True
+
+    def undo_apply(self) -> bool:
+        """Put back the affine the moved layers had; False when none
+        was moved."""
+        if not self._moved:
+            return False
+        for layer, affine in reversed(self._moved):
+            layer.affine = affine
+        self._moved.clear()
+        self.undo_apply_button.enabled = False
+        if self._session.result is not None:
+            self._redraw_outputs()
+        return True
+
+    def _inputs(self) -> RunInputs:
+        """The inputs of the matches, while their layers are all here."""
+        inputs = self._session.inputs
+        if inputs is None or self._session.result is None:
+            raise ValueError("Run the matching first: there are no matches.")
+        layers = self._viewer.layers
+        mine = (inputs.template_layer, inputs.image_layer, inputs.points_layer)
+        if any(layer not in layers for layer in mine):
+            raise ValueError("A layer of the matches was removed: run again.")
+        return inputs
+
+    def _fit_and_inputs(self) -> tuple[TransformFit, RunInputs]:
+        inputs = self._inputs()
+        if self.current_fit is None:
+            raise ValueError("Fit a transform first.")
+        return self.current_fit, inputs
+
+    # --- products of the fit ------------------------------------------
+
+    def export_json(self, path: str | Path) -> None:
+        """Write the fit (model, matrix, inverse, inliers, residuals, rms,
+        threshold), its points in template pixels and their matches in
+        target pixels as JSON.
+
+        Raises
+        ------
+        ValueError
+            Before a fit.
+        """
+        fit, inputs = self.current_fit, self._session.inputs
+        result = self._session.result
+        if fit is None or inputs is None or result is None:
+            raise ValueError("Fit a transform first.")
+        record = fit_record(fit, result, inputs)
+        Path(path).write_text(json.dumps(record, indent=1, allow_nan=False))
+
+    def _on_export(self) -> None:
+        from napari.utils.notifications import show_warning
+        from qtpy.QtWidgets import QFileDialog
+
+        if self.current_fit is None:
+            show_warning("Fit a transform first.")
+            return
+        path, _ = QFileDialog.getSaveFileName(
+            self.native, "Export fit", "transform.json", "JSON (*.json)"
+        )
+        if path:
+            self.export_json(path)
+
+    def add_warped(self) -> napari.layers.Image | None:
+        """Add the target resampled into the template's grid, placed like
+        the template (lazy for dask data); None when there is no fit."""
+        from napari.utils.notifications import show_warning
+
+        try:
+            fit, inputs = self._fit_and_inputs()
+        except ValueError as error:
+            show_warning(str(error))
+            return None
+        shape = tuple(inputs.template.shape)
+        data = warped_pixels(inputs.image_layer, inputs.target, fit, shape)
+        name = f"{inputs.image_layer.name} warped"
+        where = placement(inputs.template_layer)
+        layers = self._viewer.layers
+        if name in layers:
+            layer = layers[name]
+            layer.data = data
+            for key, value in where.items():
+                setattr(layer, key, value)
+            return layer
+        return self._add_warped_layer(name, data, where, inputs)
+
+    def _add_warped_layer(
+        self,
+        name: str,
+        data: Any,
+        where: dict[str, Any],
+        inputs: RunInputs,
+    ) -> napari.layers.Image:
+        """Add the warped target just above the template, half opaque."""
+        target = inputs.image_layer
+        style = {"rgb": True} if target.rgb else {"colormap": target.colormap}
+        layer = self._viewer.add_image(
+            data,
+            name=name,
+            opacity=0.5,
+            # The target's intensities: no pass over a lazy array.
+            contrast_limits=target.contrast_limits,
+            **style,
+            **where,
+        )
+        layers = self._viewer.layers
+        if inputs.template_layer in layers:
+            index = layers.index(inputs.template_layer) + 1
+            layers.move(layers.index(layer), index)
+        return layer
+
+    # --- side by side -------------------------------------------------
+
+    def _on_side_by_side(self, on: bool) -> None:
+        from napari.utils.notifications import show_warning
+
+        inputs = self._session.inputs
+        if not on:
+            self._side_by_side.restore()
+        elif inputs is None:
+            show_warning("Run the matching first: nothing to compare.")
+            self.side_by_side.value = False
+        else:
+            self._side_by_side.show(inputs)
