@@ -21,7 +21,7 @@ from ._estimators import apply_matrix, point_rank
 from ._guided import transform_matrix
 from ._match import SEARCH_RADIUS, TEMPLATE_RADIUS, match_points, matched_axes
 from ._result import MatchResult, Status
-from ._transform import MODELS, TransformFit, _requirements, fit_transform
+from ._transform import MODELS, TransformFit, requirements, fit_transform
 from ._validate import point_array
 
 __all__ = ["register"]
@@ -166,7 +166,7 @@ def register(
 def _check_points(points: np.ndarray, model: str) -> None:
     """Raise unless `points` (N, d) could determine a `model` transform."""
     d = points.shape[1]
-    need, rank = _requirements(model, d)
+    need, rank = requirements(model, d)
     if len(points) < need:
         raise ValueError(
             f"register with model {model!r} needs at least {need} points "

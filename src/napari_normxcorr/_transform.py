@@ -134,7 +134,7 @@ def _point_pairs(
     return src, dst, allowed
 
 
-def _requirements(model: str, ndim: int) -> tuple[int, int]:
+def requirements(model: str, ndim: int) -> tuple[int, int]:
     """Minimum number of points and rank of the centred source points."""
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; choose one of {MODELS}")
@@ -219,7 +219,7 @@ def fit_transform(
        Consensus", CVPR 2005.
     """
     src, dst, allowed = _point_pairs(source, target)
-    need = _requirements(model, src.shape[1])
+    need = requirements(model, src.shape[1])
     finite = np.isfinite(src).all(1) & np.isfinite(dst).all(1)
     usable = allowed & finite
     if threshold is not None and not threshold > 0:
