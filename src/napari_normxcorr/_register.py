@@ -21,7 +21,7 @@ from ._estimators import apply_matrix, point_rank
 from ._guided import transform_matrix
 from ._match import SEARCH_RADIUS, TEMPLATE_RADIUS, match_points, matched_axes
 from ._result import MatchResult, Status
-from ._transform import MODELS, TransformFit, requirements, fit_transform
+from ._transform import MODELS, TransformFit, fit_transform, requirements
 from ._validate import point_array
 
 __all__ = ["register"]
