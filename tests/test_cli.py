@@ -247,3 +247,81 @@ def test_register_with_too_few_points_says_why(rotated, capsys):
     assert message.startswith("napari-normxcorr: error:")
     assert len(message.splitlines()) == 1
     assert not (folder / "t.json").exists()
+
+
+def test_a_grid_instead_of_a_points_file(files):
+    out = files / "grid.csv"
+    code = run(
+        "match",
+        files / "before.tif",
+        files / "after.npy",
+        "--grid",
+        30,
+        "-o",
+        out,
+        "--template-radius",
+        10,
+        "--search-radius",
+        20,
+    )
+    assert code == 0
+    rows = read(out)
+    points = np.array(
+        [[float(r["point-0"]), float(r["point-1"])] for r in rows]
+    )
+    # Every point at least a template radius inside, 30 px apart.
+    assert points.min() >= 10 and (points[:, 0] <= 109).all()
+    assert set(np.diff(np.unique(points[:, 1]))) == {30.0}
+    inside = (points >= 25).all(1) & (points <= [95, 105]).all(1)
+    offsets = np.array(
+        [[float(r["offset-0"]), float(r["offset-1"])] for r in rows]
+    )
+    np.testing.assert_allclose(
+        offsets[inside], [SHIFT] * inside.sum(), atol=0.01
+    )
+
+
+@pytest.mark.parametrize("both", [False, True])
+def test_points_and_grid_exclude_each_other(files, both, capsys):
+    args = ["match", files / "before.tif", files / "after.npy"]
+    if both:
+        args += [files / "points.csv", "--grid", 20]
+    with pytest.raises(SystemExit) as stop:
+        run(*args, "-o", files / "x.csv")
+    assert stop.value.code == 2
+    assert "either POINTS.csv or --grid" in capsys.readouterr().err
+
+
+def test_masks_and_nodata_mark_pixels_without_data(files):
+    before = tifffile.imread(files / "before.tif")
+    mask = np.zeros(before.shape, dtype=np.uint8)
+    mask[45:76, 50:82] = 255  # all of point 0's template window
+    iio.imwrite(files / "mask.png", mask)
+    after = np.load(files / "after.npy")
+    after[:, 104:] = 0  # a fill value over the edge of point 1's search
+    np.save(files / "after.npy", after)
+    out = files / "masked.csv"
+    code = run(
+        "match",
+        files / "before.tif",
+        files / "after.npy",
+        files / "points.csv",
+        "-o",
+        out,
+        "--template-radius",
+        10,
+        "--search-radius",
+        20,
+        "--template-mask",
+        files / "mask.png",
+        "--nodata",
+        0,
+    )
+    assert code == 0
+    rows = read(out)
+    assert [r["status"] for r in rows] == [
+        "too little data",
+        "ok",
+        "outside image",
+    ]
+    assert float(rows[1]["offset-0"]) == pytest.approx(SHIFT[0], abs=0.01)

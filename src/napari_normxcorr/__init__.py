@@ -6,6 +6,7 @@ translation; the napari widget is imported on first use.
 """
 
 from ._debug import visualize_cross_correlation
+from ._field import displacement_field
 from ._grid import grid_points
 from ._match import match_points
 from ._ncc import normalized_cross_correlation, normalized_cross_correlation_2d
@@ -23,6 +24,7 @@ __all__ = [
     "Status",
     "Surface",
     "TransformFit",
+    "displacement_field",
     "find_template_offset",
     "find_template_offset_centered",
     "fit_transform",

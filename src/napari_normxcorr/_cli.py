@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from ._arrays import grey, is_colour
+from ._grid import grid_points
 from ._io import InputError, read_image, read_points
-from ._match import match_points
+from ._match import match_points, matched_axes
 from ._result import Status
 from ._transform import MODELS
 
@@ -84,6 +85,27 @@ def parser() -> argparse.ArgumentParser:
     )
     _add_inputs(match, "CSV to write")
     match.add_argument(
+        "--grid",
+        type=float,
+        metavar="SPACING",
+        help="match a regular grid of points SPACING px apart (at least "
+        "the template radius from the borders) instead of POINTS.csv",
+    )
+    for which in ("template", "image"):
+        match.add_argument(
+            f"--{which}-mask",
+            type=Path,
+            metavar="FILE",
+            help=f"image file the shape of {which.upper()}: nonzero "
+            "pixels hold no data and are ignored",
+        )
+    match.add_argument(
+        "--nodata",
+        type=float,
+        metavar="VALUE",
+        help="pixels of this value hold no data (NaN always counts)",
+    )
+    match.add_argument(
         "--surfaces",
         type=Path,
         metavar="DIR",
@@ -136,7 +158,11 @@ def _add_inputs(command: argparse.ArgumentParser, output: str) -> None:
     """The arguments `match` and `register` share."""
     command.add_argument("template", type=Path, help="image the points are on")
     command.add_argument("image", type=Path, help="image to find them in")
-    command.add_argument("points", type=Path, help="napari points CSV")
+    points = "napari points CSV"
+    if command.prog.endswith("match"):
+        command.add_argument("points", type=Path, nargs="?", help=points)
+    else:
+        command.add_argument("points", type=Path, help=points)
     command.add_argument(
         "-o", "--output", type=Path, required=True, help=output
     )
@@ -162,17 +188,55 @@ def _add_inputs(command: argparse.ArgumentParser, output: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    commands = parser()
+    args = commands.parse_args(argv)
+    grid = getattr(args, "grid", None)
+    if (args.points is None) == (grid is None):
+        commands.error("give either POINTS.csv or --grid SPACING")
     command = _match if args.command == "match" else _register
     try:
-        points, _ = read_points(args.points)
-        template = as_grey(read_image(args.template), points.shape[1])
-        image = as_grey(read_image(args.image), points.shape[1])
+        template, image, points = _read_inputs(args)
         command(args, template, image, points)
     except (InputError, ValueError) as error:
         print(f"napari-normxcorr: error: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _read_inputs(
+    args: argparse.Namespace,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The two images (grey) and the points: from the CSV, or a grid."""
+    raw = read_image(args.template)
+    if args.points is not None:
+        points, _ = read_points(args.points)
+        ndim = points.shape[1]
+    else:
+        ndim = matched_axes(args.template_radius, args.search_radius, raw.ndim)
+    template = as_grey(raw, ndim)
+    image = as_grey(read_image(args.image), ndim)
+    if args.points is None:
+        if template.ndim != ndim:
+            raise ValueError(
+                f"--grid needs {ndim}-D images (the matched axes only); "
+                f"{args.template} has shape {template.shape}"
+            )
+        points = grid_points(
+            template.shape, args.grid, margin=args.template_radius
+        )
+    return template, image, points
+
+
+def _mask_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The no-data keywords of `match_points` that were asked for."""
+    options: dict[str, Any] = {}
+    for which in ("template", "image"):
+        path = getattr(args, f"{which}_mask", None)
+        if path is not None:
+            options[f"{which}_mask"] = read_image(path) != 0
+    if getattr(args, "nodata", None) is not None:
+        options["nodata"] = args.nodata
+    return options
 
 
 def _window_options(args: argparse.Namespace, count: int) -> dict[str, Any]:
@@ -192,7 +256,11 @@ def _match(
 ) -> None:
     """`match`: one CSV row per point, and the surfaces when asked."""
     result = match_points(
-        template, image, points, **_window_options(args, len(points))
+        template,
+        image,
+        points,
+        **_window_options(args, len(points)),
+        **_mask_options(args),
     )
     result.to_csv(args.output)
     if args.surfaces:

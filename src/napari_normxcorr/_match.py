@@ -11,7 +11,8 @@ import numpy.typing as npt
 from ._arrays import Image, as_image
 from ._estimators import apply_matrix
 from ._guided import GuidedMatcher, transform_matrix
-from ._matcher import Matcher
+from ._masked import MIN_OVERLAP, unscored_at_floor
+from ._matcher import Matcher, NoData
 from ._parallel import Workspace, batches, in_threads
 from ._peaks import argmax_index, parabolic_shift, second_peak
 from ._result import MatchResult, Status, Surface
@@ -45,6 +46,10 @@ def match_points(
     fft_precision: str = "single",
     batch_size: int = 8,
     progress: Callable[[int, int], None] | None = None,
+    template_mask: Image | None = None,
+    image_mask: Image | None = None,
+    nodata: float | None = None,
+    min_valid: float = MIN_OVERLAP,
 ) -> MatchResult:
     """Find where each point of interest went from one image to another.
 
@@ -104,6 +109,17 @@ def match_points(
         Points correlated together; bounds memory.
     progress : callable, optional
         Called as ``progress(done, total)`` after each batch.
+    template_mask, image_mask : array_like of bool, optional
+        True where a pixel of `template_image` (resp. `image`) holds no
+        data; the shape of its image, numpy or lazy (read window by window
+        like the images). NaN and infinite pixels hold no data either.
+    nodata : float, optional
+        A fill value that marks pixels without data, in both images.
+    min_valid : float, optional
+        A template with less than this share of its pixels holding data is
+        not matched (status ``too little data``); positions of a masked
+        surface where fewer than this share of the template's pixels hold
+        data in both windows score NaN.
 
     Returns
     -------
@@ -123,7 +139,19 @@ def match_points(
     ``template does not fit`` (it is not clipped as without a transform:
     the samples cover a rotated, scaled box). The back-match of the
     consistency check resamples the target around the match through
-    M^-1 alike.
+    M^-1 alike. Masks and `nodata` are refused with a `transform`, and a
+    NaN in a resampled window gives ``non-finite data``.
+
+    A window with pixels without data is matched by masked NCC [1]_: only
+    pixels valid in both the template and the shifted window count, in
+    the means, variances and products. Its position comes from a parabola
+    fit of the NCC peak (``refined`` is False); windows without such
+    pixels keep the plain path, at its speed.
+
+    References
+    ----------
+    .. [1] D. Padfield, "Masked object registration in the Fourier domain",
+       IEEE Transactions on Image Processing 21(5), 2706-2718, 2012.
     """
     matcher, points, image_points = _setup(
         template_image,
@@ -134,6 +162,7 @@ def match_points(
         template_radius,
         search_radius,
         fft_precision,
+        NoData(template_mask, image_mask, nodata, min_valid),
     )
     found = _Forward(matcher, points, subpixel, keep_surfaces)
     found.run(image_points, batch_size, progress)
@@ -200,6 +229,7 @@ def _setup(
     template_radius: int | Sequence[int],
     search_radius: int | Sequence[int],
     fft_precision: str,
+    masking: NoData,
 ) -> tuple[Matcher, np.ndarray, np.ndarray]:
     """Check the arguments and bundle them into a Matcher."""
     template_image = as_image("template_image", template_image)
@@ -228,7 +258,13 @@ def _setup(
     dtype = fft_dtype(fft_precision)
     images = (template_image, image, t_radius, s_radius, dtype)
     if matrix is None:
-        return Matcher(*images), points, image_points
+        masks = masking.checked(template_image, image)
+        return Matcher(*images, **masks), points, image_points
+    if masking.given:
+        raise ValueError(
+            "template_mask, image_mask and nodata cannot be combined with "
+            "a transform; match without it, or fill the missing data."
+        )
     return GuidedMatcher(*images, matrix=matrix), points, image_points
 
 
@@ -293,6 +329,9 @@ class _Forward:
 
         Runs in the worker threads: all per-point work uses every core.
         """
+        kept = surface
+        if window.masked:
+            surface = unscored_at_floor(surface)
         peak = argmax_index(surface)
         corner, best, is_refined = _locate(
             window, surface, peak, self.subpixel
@@ -307,14 +346,14 @@ class _Forward:
                 for p, s in zip(peak, surface.shape)
             ),
             bool(is_flat),
-            surface.copy() if self.keep_surfaces else None,
+            kept.copy() if self.keep_surfaces else None,
         )
 
-    def record(self, window: Window, found: _Found | None) -> None:
+    def record(self, window: Window, found: _Found | Status) -> None:
         """Keep what was found for the window's row."""
         row, d = window.row, self.matcher.ndim
-        if found is None:
-            self.status[row] = Status.NON_FINITE
+        if isinstance(found, Status):
+            self.status[row] = found
             return
         self.score[row], self.second[row] = found.score, found.second
         self.refined[row] = found.refined
@@ -333,23 +372,35 @@ def _worker(
     """Worker body: read a batch, correlate it, analyse each window.
 
     Returns one entry per window: ``analyse(window, surface, is_flat)``,
-    or None for a window with NaN or infinity. Pixels are read here, so
-    only the batches being worked on are in memory.
+    or the Status of a window that cannot be matched (``non-finite
+    data``, ``too little data``). Pixels are read here, so only the
+    batches being worked on are in memory.
     """
 
     def run(
         batch: Sequence[Window], workers: int, workspace: Workspace
     ) -> list:
-        readable = [window.read() for window in batch]
-        good = [w for w, ok in zip(batch, readable) if ok]
-        found = {}
+        found: dict[int, object] = {}
+        for window in batch:
+            found[window.row] = (
+                matcher.data_status(window)
+                if window.read()
+                else Status.NON_FINITE
+            )
+        good = [w for w in batch if found[w.row] == Status.OK]
         if good:
             results = matcher.surfaces(good, workers, workspace)
-            for window, *parts in zip(good, *results):
-                found[window.row] = analyse(window, *parts)
+            for window, surface, is_flat in zip(good, *results):
+                # No position kept enough data in both windows.
+                no_data = window.masked and np.isnan(surface).all()
+                found[window.row] = (
+                    Status.TOO_LITTLE_DATA
+                    if no_data
+                    else analyse(window, surface, is_flat)
+                )
         for window in batch:
             window.release()
-        return [found.get(w.row) for w in batch]
+        return [found[w.row] for w in batch]
 
     return run
 
@@ -361,8 +412,9 @@ def _locate(
     integer = np.asarray(peak, dtype=np.float64)
     if not subpixel:
         return integer, float(surface[peak]), False
-    # A surface one position wide has nothing to refine along that axis.
-    if all(s > 1 for s in surface.shape):
+    # A surface one position wide has nothing to refine along that axis;
+    # Gauss-Newton on the template patch would use the masked pixels.
+    if all(s > 1 for s in surface.shape) and not window.masked:
         assert window.template is not None and window.search is not None
         refinement = refine_shift(window.template, window.search, peak)
         if refinement.converged:
@@ -392,6 +444,8 @@ def _consistency(
     matcher.prepare_maps(groups)
 
     def analyse(window: Window, surface: np.ndarray, _: bool) -> np.ndarray:
+        if window.masked:
+            surface = unscored_at_floor(surface)
         peak = argmax_index(surface)
         return np.asarray(peak) + parabolic_shift(surface, peak)
 
@@ -399,8 +453,8 @@ def _consistency(
     for batch, found in in_threads(back_match, batches(groups, batch_size)):
         for window, corner in zip(batch, found):
             row = window.row
-            if corner is None:
-                continue  # NaN around the match: no verdict from the back
+            if isinstance(corner, Status):
+                continue  # no data around the match: no verdict from back
             back = window.origin(matched[row, -d:]) + corner
             distance[row] = float(np.linalg.norm(back - points[row, -d:]))
     matcher.maps.clear()

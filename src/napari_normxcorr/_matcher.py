@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import cast
+from typing import NamedTuple, cast
 
 import numpy as np
 
-from ._arrays import LazyArray
+from ._arrays import Image, LazyArray, as_image
+from ._masked import MIN_OVERLAP, mask_shape_check, masked_ncc_valid
 from ._ncc import PreparedTemplate, fft_shape, ncc_valid
 from ._parallel import Workspace
 from ._result import Status, Surface
 from ._variance import MAX_MAP_PIXELS, VarianceMap
+from ._window_sums import FLAT_TOLERANCE
 from ._windows import Window, all_finite, as_slices, inside, window_bounds
 
 # Maps pay off when the search windows cover their plane this many times.
@@ -30,7 +32,13 @@ _Maps = list[VarianceMap]
 
 @dataclass
 class Matcher:
-    """Everything needed to match (and re-match) points: images, radii."""
+    """Everything needed to match (and re-match) points: images, radii.
+
+    `template_mask` and `image_mask` (True = ignore, the shape of their
+    images) and `nodata` mark pixels without data; windows with some
+    are matched on the rest (masked NCC), those whose template keeps
+    less than `min_valid` of its pixels are not matched.
+    """
 
     template_image: LazyArray
     image: LazyArray
@@ -39,6 +47,10 @@ class Matcher:
     fft_dtype: type[np.floating]
     # Variance maps per (image, plane, template shape) many windows search.
     maps: dict[tuple, VarianceMap] = field(default_factory=dict)
+    template_mask: LazyArray | None = None
+    image_mask: LazyArray | None = None
+    nodata: float | None = None
+    min_valid: float = MIN_OVERLAP
 
     @property
     def ndim(self) -> int:
@@ -72,6 +84,9 @@ class Matcher:
         )
         if np.any(t_stop - t_start > s_stop - s_start):
             return Status.NO_FIT
+        source_mask, target_mask = self.template_mask, self.image_mask
+        if not forward:
+            source_mask, target_mask = target_mask, source_mask
         return Window(
             row,
             plane,
@@ -81,7 +96,20 @@ class Matcher:
             plane + as_slices(t_start, t_stop),
             target,
             plane + as_slices(s_start, s_stop),
+            source_mask=source_mask,
+            target_mask=target_mask,
+            nodata=self.nodata,
         )
+
+    def data_status(self, window: Window) -> Status:
+        """``too little data`` when less than `min_valid` of a read
+        window's template holds data, else ``ok``."""
+        valid = window.template_valid
+        if valid is not None and np.count_nonzero(valid) < (
+            self.min_valid * valid.size
+        ):
+            return Status.TOO_LITTLE_DATA
+        return Status.OK
 
     def sides(
         self, point: np.ndarray, image_point: np.ndarray, forward: bool
@@ -135,8 +163,56 @@ class Matcher:
 
         Returns the surfaces and, per window, whether its template is flat.
         The surfaces live in `workspace`: the next call with it overwrites
-        them.
+        them. Windows with pixels without data get a masked NCC (NaN where
+        the overlap is below `min_valid`); the others keep the plain path.
         """
+        masked = [k for k, w in enumerate(windows) if w.masked]
+        if not masked:
+            return self._plain_surfaces(windows, workers, workspace)
+        plain = [k for k, w in enumerate(windows) if not w.masked]
+        template, search = windows[0].shapes
+        out_shape = [n - m + 1 for n, m in zip(search, template)]
+        # In the plain path's precision: a plain window's results do not
+        # depend on whether its batch holds masked windows.
+        surfaces = np.empty((len(windows), *out_shape), self.fft_dtype)
+        flat = np.zeros(len(windows), dtype=bool)
+        if plain:
+            part = [windows[k] for k in plain]
+            surfaces[plain], flat[plain] = self._plain_surfaces(
+                part, workers, workspace
+            )
+        for k in masked:
+            surfaces[k], flat[k] = self._masked_surface(windows[k], workers)
+        return surfaces, flat
+
+    def _masked_surface(
+        self, window: Window, workers: int
+    ) -> tuple[np.ndarray, bool]:
+        """Masked NCC surface of one read window, and whether its template
+        is flat over its valid pixels."""
+        template, search = window.template, window.search
+        assert template is not None and search is not None
+        t_valid, s_valid = window.template_valid, window.search_valid
+        t_valid = np.isfinite(template) if t_valid is None else t_valid
+        s_valid = np.isfinite(search) if s_valid is None else s_valid
+        surface = masked_ncc_valid(
+            template, t_valid, search, s_valid, self.min_valid, workers
+        )
+        values = template[t_valid].astype(np.float64)
+        energy = (
+            np.sum(np.square(values - values.mean())) if values.size else 0
+        )
+        scale = np.max(np.abs(values)) ** 2 if values.size else 0
+        # As the plain path: constant up to rounding carries no pattern.
+        return surface, bool(energy <= FLAT_TOLERANCE * values.size * scale)
+
+    def _plain_surfaces(
+        self,
+        windows: list[Window],
+        workers: int,
+        workspace: Workspace | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Surfaces of windows without masked pixels (see `surfaces`)."""
         # The windows are read: their pixels are arrays, not None.
         templates = np.stack(cast(_Arrays, [w.template for w in windows]))
         prepared = PreparedTemplate(templates, self.ndim, self.fft_dtype)
@@ -240,11 +316,47 @@ class Matcher:
         """Surface of one point (for display), or None if it has none."""
         point = np.asarray(point, float)
         window = self.place(0, point, np.asarray(image_point, float))
-        if isinstance(window, Status) or not window.read():
+        if (
+            isinstance(window, Status)
+            or not window.read()
+            or self.data_status(window) != Status.OK
+        ):
             return None
         values = self.surfaces([window])[0][0]
         origin = window.origin(point[-self.ndim :])
         return Surface(values, origin, window.plane)
+
+
+class NoData(NamedTuple):
+    """The no-data options of match_points, as given."""
+
+    template_mask: Image | None
+    image_mask: Image | None
+    nodata: float | None
+    min_valid: float
+
+    @property
+    def given(self) -> bool:
+        """Whether any pixel is declared without data."""
+        masks = (self.template_mask, self.image_mask, self.nodata)
+        return any(m is not None for m in masks)
+
+    def checked(self, template_image: LazyArray, image: LazyArray) -> dict:
+        """The Matcher's keywords, or raise naming the faulty option."""
+        if not 0 <= self.min_valid <= 1:
+            raise ValueError(
+                f"min_valid must lie in [0, 1], got {self.min_valid}."
+            )
+        masks = {}
+        for name, mask, of in (
+            ("template_mask", self.template_mask, template_image),
+            ("image_mask", self.image_mask, image),
+        ):
+            if mask is not None:
+                masks[name] = as_image(name, mask)
+                mask_shape_check(name, masks[name].shape, of.shape)
+        nodata = None if self.nodata is None else float(self.nodata)
+        return dict(masks, nodata=nodata, min_valid=self.min_valid)
 
 
 def _map_key(window: Window) -> tuple:

@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.fft
 
+from ._masked import MIN_OVERLAP, masked_normalized_cross_correlation
 from ._parallel import (
     TILE_PIXELS,
     Workspace,
@@ -338,6 +339,9 @@ def normalized_cross_correlation(
     mode: str = "full",
     *,
     fft_precision: str = "double",
+    template_mask: npt.ArrayLike | None = None,
+    image_mask: npt.ArrayLike | None = None,
+    min_overlap: float = MIN_OVERLAP,
 ) -> np.ndarray:
     """Normalized cross-correlation of `template` with every window of `image`.
 
@@ -357,13 +361,23 @@ def normalized_cross_correlation(
         Precision of the Fourier transform of the numerator. 'single' is
         about twice as fast; its values are within about 1e-5 of 'double'
         on textured data (local variances stay in double precision).
+        Masked correlations always run in double precision.
+    template_mask, image_mask : array_like of bool, optional
+        True where a pixel of `template` (resp. `image`) is to be ignored;
+        the shape of its array. Given either (even all False), the masked
+        NCC is computed, and NaN and infinite pixels count as masked;
+        without masks they raise a ValueError.
+    min_overlap : float, optional
+        Masked NCC only: positions where fewer than ``min_overlap`` times
+        the template's pixel count are valid in both inputs score NaN, so
+        that a sliver of overlap cannot win.
 
     Returns
     -------
     ncc : ndarray of float64
-        Correlation coefficient in [-1, 1] for every template position.
-        Element k (in 'full' mode) puts the template's first element at
-        image index k - (m - 1).
+        Correlation coefficient in [-1, 1] for every template position
+        (NaN where a masked overlap is too small). Element k (in 'full'
+        mode) puts the template's first element at image index k - (m - 1).
 
     Notes
     -----
@@ -382,13 +396,34 @@ def normalized_cross_correlation(
     mean is removed, which keeps uint16 data with large offsets and float32
     data exact to about 1e-12.
 
+    With masks, each position is scored on the pixels valid in both the
+    template and the shifted window alone: their means, variances and sum
+    of products, from six FFT correlations of masks, masked values and
+    masked squares [2]_. The padding of 'full' and 'same' modes is then
+    masked too (not the image's mean), and a position flat over its
+    overlap scores 0.
+
     References
     ----------
     .. [1] J. P. Lewis, "Fast Normalized Cross-Correlation", Industrial
        Light and Magic, 1995.
+    .. [2] D. Padfield, "Masked object registration in the Fourier domain",
+       IEEE Transactions on Image Processing 21(5), 2706-2718, 2012.
     """
     check_mode(mode)
     dtype = fft_dtype(fft_precision)
+    if template_mask is not None or image_mask is not None:
+        shape = np.shape(template)
+        return masked_normalized_cross_correlation(
+            template,
+            template_mask,
+            image,
+            image_mask,
+            [(0, 0)] * len(shape)
+            if mode == "valid"
+            else _padding(shape, mode),
+            min_overlap,
+        )
     template = as_real_array("template", template)
     image = as_real_array("image", image)
     check_template_fits(template, image)

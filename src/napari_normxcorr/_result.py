@@ -21,6 +21,7 @@ class Status(str, Enum):
     OUTSIDE_IMAGE = "outside image"
     NON_FINITE = "non-finite data"
     NO_FIT = "template does not fit"
+    TOO_LITTLE_DATA = "too little data"
     FLAT_TEMPLATE = "flat template"
     LOW_SCORE = "low score"
     ON_BORDER = "peak on search border"

@@ -64,12 +64,41 @@ def all_finite(values: np.ndarray, total: float | None = None) -> bool:
     return bool(np.isfinite(total) or np.isfinite(values).all())
 
 
+def valid_pixels(
+    values: np.ndarray,
+    mask: LazyArray | None,
+    slices: tuple,
+    nodata: float | None,
+    total: float | None = None,
+) -> np.ndarray | None:
+    """Where a window of `values` holds data, or None when all of it does.
+
+    Invalid are NaN and infinity, pixels where `mask` (of the whole image,
+    read at `slices`) is True, and pixels equal to `nodata`. None keeps a
+    window with nothing masked on the plain (fast) path.
+    """
+    invalid = []
+    if not all_finite(values, total):
+        invalid.append(~np.isfinite(values))
+    if mask is not None:
+        invalid.append(np.asarray(mask[slices], dtype=bool))
+    if nodata is not None:
+        invalid.append(values == nodata)
+    invalid = [part for part in invalid if part.any()]
+    if not invalid:
+        return None
+    return ~np.logical_or.reduce(invalid)
+
+
 @dataclass
 class Window:
     """The two windows of one point: where they lie, and their pixels.
 
     `row` is the point's row in the input; the template window is cut
     from `source` and searched for in the search window of `target`.
+    `source_mask` and `target_mask` (True = ignore) and `nodata` say
+    which pixels hold no data; once read, `template_valid` and
+    `search_valid` say where each window holds data (None: everywhere).
     """
 
     row: int
@@ -83,6 +112,16 @@ class Window:
     template: np.ndarray | None = None
     search: np.ndarray | None = None
     search_sum: float = 0.0
+    source_mask: LazyArray | None = None
+    target_mask: LazyArray | None = None
+    nodata: float | None = None
+    template_valid: np.ndarray | None = None
+    search_valid: np.ndarray | None = None
+
+    @property
+    def masked(self) -> bool:
+        """Whether either window, once read, has pixels without data."""
+        return self.template_valid is not None or self.search_valid is not None
 
     @property
     def shapes(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -103,17 +142,30 @@ class Window:
         return self.search_start + (point - self.template_start)
 
     def read(self) -> bool:
-        """Read both windows; False when they hold NaN or infinity."""
+        """Read both windows and where they hold data.
+
+        True: NaN, infinity, masked and `nodata` pixels are marked in
+        `template_valid` and `search_valid`, to be left out.
+        """
         self.template = np.asarray(self.source[self.template_slices])
         self.search = np.asarray(self.target[self.search_slices])
         self.search_sum = float(self.search.sum(dtype=np.float64))
-        return all_finite(self.template) and all_finite(
-            self.search, self.search_sum
+        self.template_valid = valid_pixels(
+            self.template, self.source_mask, self.template_slices, self.nodata
         )
+        self.search_valid = valid_pixels(
+            self.search,
+            self.target_mask,
+            self.search_slices,
+            self.nodata,
+            self.search_sum,
+        )
+        return True
 
     def release(self) -> None:
         """Forget the pixels (the placement stays)."""
         self.template = self.search = None
+        self.template_valid = self.search_valid = None
 
     def reading_order(self) -> tuple:
         """Plane, then bands one window high, then along the band.

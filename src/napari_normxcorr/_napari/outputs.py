@@ -3,7 +3,8 @@
 Named after the points layer: ``<points> matched`` (scored points coloured
 by status), ``<points> displacement`` (vectors), ``<points> NCC surface``
 (the surface of the shown point, under its match), ``<points> peaks`` (its
-best and second-best peak) and, on demand, ``<points> NCC height field``.
+best and second-best peak) and, on demand, ``<points> NCC height field``
+and the dense field's ``<points> field row`` (``col``, ``magnitude``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ NCC_COLORMAP = {
     "colors": [[0.1, 0.2, 0.9, 1.0], [1.0, 1.0, 1.0, 1.0], [0.9, 0.1, 0.1, 1]],
     "name": "ncc (blue -1, white 0, red +1)",
 }
+# How the displacement vectors are coloured; plain is one colour.
+VECTOR_COLORINGS = ("magnitude", "status", "plain")
+PLAIN_VECTOR_COLOR = "yellow"
+MAGNITUDE_COLORMAP = "turbo"
 # Matched points beyond this many get no score labels (clutter, slow).
 _MAX_LABELS = 500
 SUFFIXES = {
@@ -45,6 +50,10 @@ SUFFIXES = {
     "displacement": " displacement",
     "peaks": " peaks",
     "height field": " NCC height field",
+    "field row": " field row",
+    "field col": " field col",
+    "field z": " field z",
+    "field magnitude": " field magnitude",
 }
 
 
@@ -67,6 +76,45 @@ def status_colors(result: MatchResult) -> np.ndarray:
     return np.array(
         [STATUS_COLORS.get(s, _FAILED_COLOR) for s in result.status]
     )
+
+
+def magnitudes(result: MatchResult) -> np.ndarray:
+    """Length of each row's displacement in pixels (NaN: no match)."""
+    return np.sqrt(np.sum(np.asarray(result.offset, float) ** 2, axis=1))
+
+
+def magnitude_limits(result: MatchResult) -> tuple[float, float]:
+    """The range of the ok matches' magnitudes (px), for the colormap.
+
+    Other rows are left out, so that one wild match does not squeeze the
+    colours of all the others; they get the colour of the nearest end.
+    """
+    lengths = magnitudes(result)
+    ok = np.asarray(result.status) == Status.OK
+    finite = lengths[np.isfinite(lengths)]
+    usable = lengths[ok & np.isfinite(lengths)]
+    values = usable if usable.size else finite
+    if values.size == 0:
+        return 0.0, 1.0
+    return float(values.min()), float(values.max())
+
+
+def vector_colors(result: MatchResult, coloring: str) -> Any:
+    """The displacement vectors' ``edge_color`` for `coloring` (one of
+    VECTOR_COLORINGS): a colour name, or one RGBA row per vector."""
+    if coloring == "status":
+        return status_colors(result)
+    if coloring != "magnitude":
+        return PLAIN_VECTOR_COLOR
+    from napari.utils.colormaps import ensure_colormap
+
+    low, high = magnitude_limits(result)
+    lengths = magnitudes(result)
+    # A guard against a zero range (all vectors alike).
+    scaled = np.clip((lengths - low) / max(high - low, 1e-12), 0.0, 1.0)
+    colors = ensure_colormap(MAGNITUDE_COLORMAP).map(np.nan_to_num(scaled))
+    colors[~np.isfinite(lengths)] = _FAILED_COLOR
+    return colors
 
 
 def matched_world(
@@ -141,6 +189,8 @@ class OutputLayers:
         The model to draw; its changes redraw the layers.
     want_height_field : callable
         Whether the user asked for the 3-D height field too.
+    vector_coloring : callable, optional
+        How to colour the displacement vectors (one of VECTOR_COLORINGS).
     """
 
     def __init__(
@@ -148,10 +198,12 @@ class OutputLayers:
         viewer: napari.Viewer,
         session: MatchSession,
         want_height_field: Callable[[], bool],
+        vector_coloring: Callable[[], str] = lambda: "plain",
     ):
         self._viewer = viewer
         self._session = session
         self._want_height_field = want_height_field
+        self._vector_coloring = vector_coloring
         self._matched: napari.layers.Points | None = None
         self._syncing = False
         self.shown: int | None = None
@@ -215,7 +267,8 @@ class OutputLayers:
             "displacement",
             "vectors",
             vectors.reshape(-1, 2, world.shape[1]),
-            edge_color="yellow",
+            update=("edge_color",),
+            edge_color=vector_colors(result, self._vector_coloring()),
             edge_width=1.5,
         )
 
@@ -247,6 +300,11 @@ class OutputLayers:
             return
         self._on_changed()
         self.redraw_surface()
+
+    def redraw_matches(self) -> None:
+        """Draw the matches and vectors again (e.g. another colouring)."""
+        if self._session.result is not None:
+            self._on_changed()
 
     def redraw_surface(self) -> None:
         """Draw the shown surface again (e.g. the height field was asked

@@ -17,6 +17,7 @@ from magicgui.widgets import (
 
 from .._result import MatchResult
 from . import jobs
+from .fields import FieldSection
 from .inputs import InputProblem, prepare_run
 from .layers import reconnect
 from .live import LiveMatching
@@ -46,6 +47,8 @@ class MatchWidget(Container):
         The results dock, once there are results.
     register : RegisterSection
         Fits a transform to the matches and overlays the images.
+    fields : FieldSection
+        Grid points, the vectors' colouring and the dense field.
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):
@@ -60,7 +63,10 @@ class MatchWidget(Container):
         self.table: ResultsTable | None = None
         self._worker: Any = None
         self._outputs = OutputLayers(
-            viewer, self.session, lambda: self.height_field.value
+            viewer,
+            self.session,
+            lambda: self.height_field.value,
+            lambda: self.fields.coloring.value,
         )
         self._live = LiveMatching(
             self.session, viewer, lambda: self.live.value, self._report_error
@@ -70,7 +76,16 @@ class MatchWidget(Container):
         )
         # Full width below the controls: as a magicgui child it would sit
         # in the column of the values, right of an empty label.
+        self.fields = FieldSection(
+            self.session,
+            viewer,
+            lambda: self.template_layer.value,
+            self._on_grid_added,
+            self._outputs.redraw_matches,
+        )
+        self.fields.follow_template_radius(self.template_radius.value)
         self.native.layout().addWidget(self.register.native)
+        self.native.layout().addWidget(self.fields.native)
         self._add_callbacks()
 
     def _add_controls(self) -> None:
@@ -145,6 +160,9 @@ class MatchWidget(Container):
         self.cancel_button.changed.connect(lambda: self.cancel())
         self.undo_button.changed.connect(lambda: self.undo())
         self.height_field.changed.connect(self._outputs.redraw_surface)
+        self.template_radius.changed.connect(
+            self.fields.follow_template_radius
+        )
         self.session.selected.connect(self._on_selected)
 
     # --- the state, for scripts and tests ------------------------------
@@ -300,6 +318,10 @@ class MatchWidget(Container):
         wanted = {p for p in points if p < len(layer.data)}
         if set(layer.selected_data) != wanted:
             layer.selected_data = wanted
+
+    def _on_grid_added(self, layer: napari.layers.Points) -> None:
+        # A new grid is what the user wants matched next.
+        self.points_layer.value = layer
 
     def _on_points_imported(self, points: np.ndarray, name: str) -> None:
         layer = self.points_layer.value
