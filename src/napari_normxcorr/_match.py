@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -11,18 +10,13 @@ import numpy.typing as npt
 from ._arrays import Image, as_image
 from ._estimators import apply_matrix
 from ._guided import GuidedMatcher, transform_matrix
-from ._masked import MIN_OVERLAP, unscored_at_floor
+from ._masked import MIN_OVERLAP
 from ._matcher import Matcher, NoData
-from ._parallel import Workspace, batches, in_threads
-from ._peaks import argmax_index, parabolic_shift, second_peak
-from ._result import MatchResult, Status, Surface
-from ._subpixel import refine_shift
+from ._passes import ForwardPass, back_match_distances
+from ._result import MatchResult, Status
 from ._transform import TransformFit
 from ._validate import fft_dtype, per_axis, point_array
-from ._windows import Window
 
-# What the worker threads make of one window and its surface.
-Analyse = Callable[[Window, np.ndarray, bool], object]
 # Default window radii of match_points, in pixels.
 TEMPLATE_RADIUS = 50
 SEARCH_RADIUS = 200
@@ -164,11 +158,11 @@ def match_points(
         fft_precision,
         NoData(template_mask, image_mask, nodata, min_valid),
     )
-    found = _Forward(matcher, points, subpixel, keep_surfaces)
+    found = ForwardPass(matcher, points, subpixel, keep_surfaces)
     found.run(image_points, batch_size, progress)
     consistency = np.full(len(points), np.nan)
     if check_consistency:
-        consistency = _consistency(
+        consistency = back_match_distances(
             matcher, points, found.matched, found.status, batch_size
         )
     distinctiveness = found.score - found.second
@@ -266,196 +260,3 @@ def _setup(
             "a transform; match without it, or fill the missing data."
         )
     return GuidedMatcher(*images, matrix=matrix), points, image_points
-
-
-class _Found(NamedTuple):
-    """What the correlation says about one point."""
-
-    corner: np.ndarray  # template corner in the search window, sub-pixel
-    score: float
-    refined: bool
-    second: float
-    on_border: bool
-    flat: bool
-    surface: np.ndarray | None
-
-
-class _Forward:
-    """The forward match of every point: positions, scores, flags."""
-
-    def __init__(
-        self,
-        matcher: Matcher,
-        points: np.ndarray,
-        subpixel: bool,
-        keep_surfaces: bool,
-    ):
-        n = len(points)
-        self.matcher, self.points = matcher, points
-        self.subpixel, self.keep_surfaces = subpixel, keep_surfaces
-        self.matched = np.full(points.shape, np.nan)
-        self.score = np.full(n, np.nan)
-        self.second = np.full(n, np.nan)
-        self.refined = np.zeros(n, dtype=bool)
-        self.status = np.full(n, Status.OK, dtype=object)
-        self.on_border = np.zeros(n, dtype=bool)
-        self.flat = np.zeros(n, dtype=bool)
-        self.surfaces: dict[int, Surface] = {}
-
-    def run(
-        self,
-        guesses: np.ndarray,
-        batch_size: int,
-        progress: Callable[[int, int], None] | None,
-    ) -> None:
-        """Match every point whose windows can be placed."""
-        matcher = self.matcher
-        groups = matcher.place_all(self.points, guesses, self.status)
-        matcher.prepare_maps(groups)
-        total, done = sum(len(g) for g in groups), 0
-        work = _worker(matcher, self.analyse)
-        for batch, found in in_threads(work, batches(groups, batch_size)):
-            for window, f in zip(batch, found):
-                self.record(window, f)
-            done += len(batch)
-            if progress is not None:
-                progress(done, total)
-        matcher.maps.clear()  # the result keeps the matcher, not the maps
-
-    def analyse(
-        self, window: Window, surface: np.ndarray, is_flat: bool
-    ) -> _Found:
-        """Peak, sub-pixel position and second peak of one surface.
-
-        Runs in the worker threads: all per-point work uses every core.
-        """
-        kept = surface
-        if window.masked:
-            surface = unscored_at_floor(surface)
-        peak = argmax_index(surface)
-        corner, best, is_refined = _locate(
-            window, surface, peak, self.subpixel
-        )
-        return _Found(
-            corner,
-            best,
-            is_refined,
-            second_peak(surface)[1],
-            any(
-                (p == 0 or p == s - 1) and s > 1
-                for p, s in zip(peak, surface.shape)
-            ),
-            bool(is_flat),
-            kept.copy() if self.keep_surfaces else None,
-        )
-
-    def record(self, window: Window, found: _Found | Status) -> None:
-        """Keep what was found for the window's row."""
-        row, d = window.row, self.matcher.ndim
-        if isinstance(found, Status):
-            self.status[row] = found
-            return
-        self.score[row], self.second[row] = found.score, found.second
-        self.refined[row] = found.refined
-        self.on_border[row], self.flat[row] = found.on_border, found.flat
-        point = self.points[row]
-        origin = window.origin(point[-d:])
-        if found.surface is not None:
-            self.surfaces[row] = Surface(found.surface, origin, window.plane)
-        self.matched[row, :-d] = point[:-d]
-        self.matched[row, -d:] = origin + found.corner
-
-
-def _worker(
-    matcher: Matcher, analyse: Analyse
-) -> Callable[[Sequence[Window], int, Workspace], list]:
-    """Worker body: read a batch, correlate it, analyse each window.
-
-    Returns one entry per window: ``analyse(window, surface, is_flat)``,
-    or the Status of a window that cannot be matched (``non-finite
-    data``, ``too little data``). Pixels are read here, so only the
-    batches being worked on are in memory.
-    """
-
-    def run(
-        batch: Sequence[Window], workers: int, workspace: Workspace
-    ) -> list:
-        found: dict[int, object] = {}
-        for window in batch:
-            found[window.row] = (
-                matcher.data_status(window)
-                if window.read()
-                else Status.NON_FINITE
-            )
-        good = [w for w in batch if found[w.row] == Status.OK]
-        if good:
-            results = matcher.surfaces(good, workers, workspace)
-            for window, surface, is_flat in zip(good, *results):
-                # No position kept enough data in both windows.
-                no_data = window.masked and np.isnan(surface).all()
-                found[window.row] = (
-                    Status.TOO_LITTLE_DATA
-                    if no_data
-                    else analyse(window, surface, is_flat)
-                )
-        for window in batch:
-            window.release()
-        return [found[w.row] for w in batch]
-
-    return run
-
-
-def _locate(
-    window: Window, surface: np.ndarray, peak: tuple[int, ...], subpixel: bool
-) -> tuple[np.ndarray, float, bool]:
-    """Corner of the template in the search window, its score, refined?"""
-    integer = np.asarray(peak, dtype=np.float64)
-    if not subpixel:
-        return integer, float(surface[peak]), False
-    # A surface one position wide has nothing to refine along that axis;
-    # Gauss-Newton on the template patch would use the masked pixels.
-    if all(s > 1 for s in surface.shape) and not window.masked:
-        assert window.template is not None and window.search is not None
-        refinement = refine_shift(window.template, window.search, peak)
-        if refinement.converged:
-            return refinement.position, refinement.score, True
-    return (
-        integer + parabolic_shift(surface, peak),
-        float(surface[peak]),
-        False,
-    )
-
-
-def _consistency(
-    matcher: Matcher,
-    points: np.ndarray,
-    matched: np.ndarray,
-    status: np.ndarray,
-    batch_size: int,
-) -> np.ndarray:
-    """Distance from each point to the back-match of its match."""
-    d = matcher.ndim
-    distance = np.full(len(points), np.nan)
-    # Rows already flagged keep their verdict; back-matching them is moot.
-    todo = (status == Status.OK) & np.isfinite(matched).all(axis=1)
-    back_status = np.full(len(points), Status.OUTSIDE_IMAGE, dtype=object)
-    back_status[todo] = Status.OK
-    groups = matcher.place_all(matched, points, back_status, forward=False)
-    matcher.prepare_maps(groups)
-
-    def analyse(window: Window, surface: np.ndarray, _: bool) -> np.ndarray:
-        if window.masked:
-            surface = unscored_at_floor(surface)
-        peak = argmax_index(surface)
-        return np.asarray(peak) + parabolic_shift(surface, peak)
-
-    back_match = _worker(matcher, analyse)
-    for batch, found in in_threads(back_match, batches(groups, batch_size)):
-        for window, corner in zip(batch, found):
-            row = window.row
-            if isinstance(corner, Status):
-                continue  # no data around the match: no verdict from back
-            back = window.origin(matched[row, -d:]) + corner
-            distance[row] = float(np.linalg.norm(back - points[row, -d:]))
-    matcher.maps.clear()
-    return distance

@@ -15,8 +15,8 @@ from typing import NamedTuple, cast
 import numpy as np
 
 from ._arrays import Image, LazyArray, as_image
+from ._kernel import PreparedTemplate, fft_shape, ncc_valid
 from ._masked import MIN_OVERLAP, mask_shape_check, masked_ncc_valid
-from ._ncc import PreparedTemplate, fft_shape, ncc_valid
 from ._parallel import Workspace
 from ._result import Status, Surface
 from ._variance import MAX_MAP_PIXELS, VarianceMap
