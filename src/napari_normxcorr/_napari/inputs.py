@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .._arrays import LazyArray
 from .layers import image_array, points_world
 from .session import MatchOptions, RunInputs
 
@@ -26,14 +27,20 @@ def prepare_run(
     image_layer: napari.layers.Image | None,
     points_layer: napari.layers.Points | None,
     options: MatchOptions,
+    template_mask: napari.layers.Labels | None = None,
+    image_mask: napari.layers.Labels | None = None,
 ) -> tuple[RunInputs, np.ndarray]:
     """The inputs of a run and the world positions of its points.
+
+    `template_mask` and `image_mask` are optional Labels layers over each
+    image (pixel for pixel): their nonzero pixels hold no data.
 
     Raises
     ------
     InputProblem
-        When a layer is missing, empty or of another dimensionality, the
-        radii do not fit, or no point lies on the template image.
+        When a layer is missing, empty or of another dimensionality, a
+        mask does not cover its image pixel for pixel, the radii do not
+        fit, or no point lies on the template image.
     """
     if template_layer is None or image_layer is None:
         raise InputProblem("Choose a template image and a target image layer.")
@@ -51,12 +58,31 @@ def prepare_run(
         image_array(template_layer),
         image_array(image_layer),
         options,
+        _mask_of(template_mask, template_layer),
+        _mask_of(image_mask, image_layer),
     )
     _check_dimensions(inputs)
     _check_radii(inputs)
     world = points_world(points_layer)
     _check_some_inside(inputs, world)
     return inputs, world
+
+
+def _mask_of(
+    labels: napari.layers.Labels | None, image_layer: napari.layers.Image
+) -> LazyArray | None:
+    """The pixels of a no-data Labels layer, checked against its image."""
+    if labels is None:
+        return None
+    data = labels.data[0] if labels.multiscale else labels.data
+    image = image_array(image_layer)
+    if tuple(data.shape) != tuple(image.shape):
+        raise InputProblem(
+            f"The no-data layer '{labels.name}' has shape {data.shape} but "
+            f"'{image_layer.name}' has {image.shape}: it must cover the "
+            "image pixel for pixel."
+        )
+    return data
 
 
 def _check_dimensions(inputs: RunInputs) -> None:

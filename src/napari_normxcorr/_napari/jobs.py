@@ -68,6 +68,16 @@ def start(
     return worker
 
 
+def no_data(inputs: RunInputs) -> dict[str, Any]:
+    """The run's no-data masks as `match_points` keywords (none given:
+    none passed, so that the plain path runs)."""
+    masks = {
+        "template_mask": inputs.template_mask,
+        "image_mask": inputs.image_mask,
+    }
+    return {name: mask for name, mask in masks.items() if mask is not None}
+
+
 def steps(count: int) -> int:
     """How many steps a full run of `count` points takes."""
     return max(1, int(np.ceil(count / CHUNK)))
@@ -87,6 +97,7 @@ def match_in_chunks(
                 points[start:stop],
                 image_points=guesses[start:stop],
                 **inputs.options.as_keywords(),
+                **no_data(inputs),
             )
         except Exception as error:
             raise MatchingFailed(str(error)) from error
@@ -107,6 +118,7 @@ def match_and_surface(
             image_points=guesses,
             keep_surfaces=True,
             **inputs.options.as_keywords(),
+            **no_data(inputs),
         )
     except Exception as error:
         raise MatchingFailed(str(error)) from error
@@ -129,7 +141,8 @@ def register_matches(
     pixels) and refit, until the fit settles (the engine's ``register``).
 
     Returns the final fit; its ``matches`` are the guided matches, one row
-    per point.
+    per point. Guided matching takes no masks: the run's no-data layers
+    are not used here (NaN pixels still make their windows non-finite).
     """
     from .._register import register
 

@@ -1,4 +1,4 @@
-"""The three layer pickers: which layers are offered, and which picked.
+"""The layer pickers: which layers are offered, and which picked.
 
 Our own output layers are never offered. Until the user chooses a layer
 (or runs), the pickers follow the viewer: the selected layers first, then
@@ -37,10 +37,24 @@ class LayerPickers:
             choices=self._points_choices,
             tooltip="Points of interest on the template image",
         )
+        # Optional, never picked for the user: no mask until one is chosen.
+        self.template_mask = ComboBox(
+            label="template no-data",
+            choices=self._mask_choices,
+            tooltip="Labels layer over the template image: nonzero pixels "
+            "hold no data and are ignored (NaN pixels always are)",
+        )
+        self.image_mask = ComboBox(
+            label="target no-data",
+            choices=self._mask_choices,
+            tooltip="Labels layer over the target image: nonzero pixels "
+            "hold no data and are ignored (NaN pixels always are)",
+        )
         self.automatic = True
         self._picking = False
         for picker in self.widgets:
             picker.changed.connect(self._on_user_pick)
+        self.template_mask.value = self.image_mask.value = None
         events = viewer.layers.events
         for event in (events.inserted, events.removed, events.moved):
             event.connect(self._on_layers_changed)
@@ -50,6 +64,11 @@ class LayerPickers:
     def widgets(self) -> tuple[ComboBox, ComboBox, ComboBox]:
         """The template, target and points pickers."""
         return self.template, self.image, self.points
+
+    @property
+    def masks(self) -> tuple[ComboBox, ComboBox]:
+        """The template's and the target's no-data (Labels) pickers."""
+        return self.template_mask, self.image_mask
 
     def _layers_of(self, kind: str) -> list[napari.layers.Layer]:
         import napari
@@ -67,6 +86,10 @@ class LayerPickers:
     def _points_choices(self, widget: Any = None) -> list[tuple[str, Any]]:
         return [(layer.name, layer) for layer in self._layers_of("Points")]
 
+    def _mask_choices(self, widget: Any = None) -> list[tuple[str, Any]]:
+        labels = [(layer.name, layer) for layer in self._layers_of("Labels")]
+        return [("none", None), *labels]
+
     def _on_layers_changed(self, event: Any = None) -> None:
         for layer in self._viewer.layers:
             layer.events.name.disconnect(self._on_renamed)
@@ -75,7 +98,7 @@ class LayerPickers:
 
     def _on_renamed(self, event: Any = None) -> None:
         self._picking = True
-        for picker in self.widgets:
+        for picker in (*self.widgets, *self.masks):
             picker.reset_choices()
         self._picking = False
         if self.automatic:

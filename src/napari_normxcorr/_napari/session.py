@@ -49,6 +49,9 @@ class RunInputs:
     template: LazyArray
     target: LazyArray
     options: MatchOptions
+    # No-data masks (nonzero = ignore) of the template and of the target.
+    template_mask: LazyArray | None = None
+    image_mask: LazyArray | None = None
 
     def pixels(self, world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """World points in template pixels, and as guesses in target pixels."""

@@ -58,6 +58,7 @@ class MatchWidget(Container):
         self.template_layer, self.image_layer, self.points_layer = (
             self._pickers.widgets
         )
+        self.template_mask, self.image_mask = self._pickers.masks
         self._add_controls()
         self.session = MatchSession()
         self.table: ResultsTable | None = None
@@ -140,6 +141,7 @@ class MatchWidget(Container):
         self.extend(
             [
                 *self._pickers.widgets,
+                *self._pickers.masks,
                 self.template_radius,
                 self.search_radius,
                 self.subpixel,
@@ -223,6 +225,8 @@ class MatchWidget(Container):
                 self.image_layer.value,
                 self.points_layer.value,
                 self.match_options(),
+                self.template_mask.value,
+                self.image_mask.value,
             )
         except InputProblem as problem:
             show_warning(str(problem))
