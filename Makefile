@@ -32,6 +32,7 @@ benchmark: $(VENV)/.installed
 	$(PY) benchmarks/bench_ncc.py
 	$(PY) benchmarks/bench_match_points.py
 	$(PY) benchmarks/bench_subpixel.py
+	$(PY) benchmarks/bench_masked.py
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
