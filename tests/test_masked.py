@@ -212,6 +212,20 @@ def test_nan_stripe_through_windows_still_matches(pair):
     assert not result.refined[:2].any()
 
 
+def test_nan_stripe_with_a_sub_pixel_shift_stays_within_5_hundredths():
+    """The masked path's parabola still finds a sub-pixel shift."""
+    from scipy import ndimage
+
+    base = texture((260, 280), seed=3)
+    shift = np.array([3.3, -2.6])
+    moved = ndimage.shift(base, shift, order=3, mode="reflect")
+    holed = moved.copy()
+    holed[55:65, :] = np.nan  # a third of the first match's window
+    result = match_points(base, holed, POINTS, **OPTIONS)
+    assert list(result.status) == [Status.OK] * 3
+    np.testing.assert_allclose(result.offset, [shift] * 3, atol=0.05)
+
+
 def test_mostly_masked_template_has_too_little_data(pair):
     """A template 90 % masked is not matched: too little data."""
     base, moved = pair
