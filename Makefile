@@ -33,6 +33,7 @@ benchmark: $(VENV)/.installed
 	$(PY) benchmarks/bench_match_points.py
 	$(PY) benchmarks/bench_subpixel.py
 	$(PY) benchmarks/bench_masked.py
+	$(PY) benchmarks/bench_verdicts.py
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
