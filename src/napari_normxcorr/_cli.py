@@ -75,6 +75,13 @@ def parser() -> argparse.ArgumentParser:
         "(normalized cross-correlation).",
     )
     commands = main.add_subparsers(dest="command", required=True)
+    _add_match(commands)
+    _add_register(commands)
+    return main
+
+
+def _add_match(commands: Any) -> None:
+    """The `match` command and its options."""
     match = commands.add_parser(
         "match",
         help="match the points of a CSV from TEMPLATE into IMAGE",
@@ -83,7 +90,8 @@ def parser() -> argparse.ArgumentParser:
         epilog=MATCH_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_inputs(match, "CSV to write")
+    # A grid may stand in for the points file.
+    _add_inputs(match, "CSV to write", points_optional=True)
     match.add_argument(
         "--grid",
         type=float,
@@ -112,6 +120,10 @@ def parser() -> argparse.ArgumentParser:
         help="also write each point's correlation surface as "
         "DIR/surface-<index>.npy",
     )
+
+
+def _add_register(commands: Any) -> None:
+    """The `register` command and its options."""
     register = commands.add_parser(
         "register",
         help="fit a transform from TEMPLATE to IMAGE through the points",
@@ -151,18 +163,22 @@ def parser() -> argparse.ArgumentParser:
         metavar="CSV",
         help="also write the final matches (napari's points CSV)",
     )
-    return main
 
 
-def _add_inputs(command: argparse.ArgumentParser, output: str) -> None:
+def _add_inputs(
+    command: argparse.ArgumentParser,
+    output: str,
+    points_optional: bool = False,
+) -> None:
     """The arguments `match` and `register` share."""
     command.add_argument("template", type=Path, help="image the points are on")
     command.add_argument("image", type=Path, help="image to find them in")
-    points = "napari points CSV"
-    if command.prog.endswith("match"):
-        command.add_argument("points", type=Path, nargs="?", help=points)
-    else:
-        command.add_argument("points", type=Path, help=points)
+    command.add_argument(
+        "points",
+        type=Path,
+        nargs="?" if points_optional else None,
+        help="napari points CSV",
+    )
     command.add_argument(
         "-o", "--output", type=Path, required=True, help=output
     )
