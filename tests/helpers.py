@@ -14,6 +14,13 @@ def texture(shape, seed=0):
     return values / values.std()
 
 
+def rgb_texture(shape, seed=0):
+    """An RGB uint8 texture whose luminance varies like `texture`."""
+    grey = texture(shape, seed)
+    rgb = np.stack([grey, 0.5 * grey, -grey], axis=-1) * 40 + 128
+    return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
 def open_widget(viewer):
     """The widget, opened as a user does: through the plugin's manifest."""
     _, widget = viewer.window.add_plugin_dock_widget(

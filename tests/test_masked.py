@@ -1,54 +1,14 @@
 """Masks and no-data: masked NCC (Padfield) and match_points around holes."""
 
-import itertools
-
 import dask.array as da
 import numpy as np
 import pytest
 
 from helpers import texture
 from napari_normxcorr import Status, match_points, normalized_cross_correlation
+from reference import brute_force_masked_ncc
 
 SHIFT = (4, -6)
-
-
-def brute_force_masked_ncc(
-    template, image, template_mask, image_mask, mode="full", min_overlap=0.5
-):
-    """Masked NCC by direct summation over the pixels valid in both.
-
-    Masked, NaN and infinite pixels are invalid, and so is the padding of
-    'full' and 'same' modes; a position with fewer than min_overlap of
-    the template's pixels valid in both is NaN, a flat one 0.
-    """
-    template = np.asarray(template, dtype=np.float64)
-    image = np.asarray(image, dtype=np.float64)
-    t_valid = ~template_mask & np.isfinite(template)
-    pad = [(m - 1, m - 1) for m in template.shape]
-    padded = np.pad(image, pad)
-    valid = np.pad(~image_mask & np.isfinite(image), pad)
-    full_shape = [i + m - 1 for i, m in zip(image.shape, template.shape)]
-    out = np.full(full_shape, np.nan)
-    for k in itertools.product(*map(range, full_shape)):
-        box = tuple(slice(a, a + m) for a, m in zip(k, template.shape))
-        both = t_valid & valid[box]
-        if both.sum() < min_overlap * template.size or not both.any():
-            continue
-        w, t = padded[box][both], template[both]
-        if np.ptp(w) == 0 or np.ptp(t) == 0:
-            out[k] = 0.0
-            continue
-        w, t = w - w.mean(), t - t.mean()
-        out[k] = np.sum(w * t) / np.sqrt(np.sum(w**2) * np.sum(t**2))
-    if mode == "full":
-        return out
-    if mode == "same":
-        start = [(m - 1) // 2 for m in template.shape]
-        stop = [s + i for s, i in zip(start, image.shape)]
-    else:
-        start = [m - 1 for m in template.shape]
-        stop = list(image.shape)
-    return out[tuple(slice(a, b) for a, b in zip(start, stop))]
 
 
 def random_case(shape, template_shape, seed, share=0.2):

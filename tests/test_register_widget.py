@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from helpers import SHIFT, choose, open_widget, run_and_wait, texture
+from helpers import (
+    SHIFT,
+    choose,
+    open_widget,
+    rgb_texture,
+    run_and_wait,
+    texture,
+)
 from napari_normxcorr import Status
 from napari_normxcorr._napari.outputs import STATUS_COLORS
 
@@ -340,10 +347,7 @@ def test_warped_target_lies_on_the_template(make_napari_viewer, qtbot, lazy):
 
 def test_warped_rgb_target_keeps_its_colours(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
-    grey = texture((120, 120), seed=4)
-    rgb = np.clip(
-        np.stack([grey, 0.5 * grey, -grey], axis=-1) * 40 + 128, 0, 255
-    ).astype(np.uint8)
+    rgb = rgb_texture((120, 120), seed=4)
     viewer.add_image(rgb, name="before", rgb=True)
     viewer.add_image(np.roll(rgb, SHIFT, axis=(0, 1)), name="after", rgb=True)
     viewer.add_points([[40.0, 40.0], [60.0, 80.0], [85, 50]], name="pois")

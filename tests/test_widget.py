@@ -8,6 +8,7 @@ from helpers import (
     choose,
     open_widget,
     pair_widget,
+    rgb_texture,
     run_and_wait,
     texture,
 )
@@ -144,10 +145,7 @@ def test_time_lapse_points_match_in_their_frame(make_napari_viewer, qtbot):
 
 def test_rgb_images_are_matched_in_luminance(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
-    grey = texture((120, 120), seed=4)
-    rgb = np.clip(
-        np.stack([grey, 0.5 * grey, -grey], axis=-1) * 40 + 128, 0, 255
-    ).astype(np.uint8)
+    rgb = rgb_texture((120, 120), seed=4)
     viewer.add_image(rgb, name="before", rgb=True)
     viewer.add_image(np.roll(rgb, SHIFT, axis=(0, 1)), name="after", rgb=True)
     viewer.add_points([[60.0, 60.0]], name="pois")
