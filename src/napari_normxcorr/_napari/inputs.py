@@ -51,15 +51,16 @@ def prepare_run(
             f"'{points_layer.name}' has no points: click points of "
             "interest on the template image first."
         )
+    template, target = image_array(template_layer), image_array(image_layer)
     inputs = RunInputs(
         template_layer,
         image_layer,
         points_layer,
-        image_array(template_layer),
-        image_array(image_layer),
+        template,
+        target,
         options,
-        _mask_of(template_mask, template_layer),
-        _mask_of(image_mask, image_layer),
+        _mask_of(template_mask, template_layer.name, template.shape),
+        _mask_of(image_mask, image_layer.name, target.shape),
     )
     _check_dimensions(inputs)
     _check_radii(inputs)
@@ -69,17 +70,18 @@ def prepare_run(
 
 
 def _mask_of(
-    labels: napari.layers.Labels | None, image_layer: napari.layers.Image
+    labels: napari.layers.Labels | None,
+    image_name: str,
+    image_shape: tuple[int, ...],
 ) -> LazyArray | None:
     """The pixels of a no-data Labels layer, checked against its image."""
     if labels is None:
         return None
     data = labels.data[0] if labels.multiscale else labels.data
-    image = image_array(image_layer)
-    if tuple(data.shape) != tuple(image.shape):
+    if tuple(data.shape) != tuple(image_shape):
         raise InputProblem(
             f"The no-data layer '{labels.name}' has shape {data.shape} but "
-            f"'{image_layer.name}' has {image.shape}: it must cover the "
+            f"'{image_name}' has {tuple(image_shape)}: it must cover the "
             "image pixel for pixel."
         )
     return data
