@@ -285,3 +285,37 @@ def test_pickers_follow_layers(viewer_with_pair):
     # Defaults: two different images and the points layer.
     assert widget.template_layer.value is not widget.image_layer.value
     assert widget.points_layer.value is viewer.layers["pois"]
+
+
+def test_docked_first_picks_layers_in_the_order_added(
+    make_napari_viewer, qtbot
+):
+    viewer = make_napari_viewer()
+    widget = open_widget(viewer)
+    base = texture((160, 180))
+    # Each new layer is selected when added: the last image must not win.
+    viewer.add_image(base, name="before")
+    viewer.add_image(np.roll(base, SHIFT, axis=(0, 1)), name="after")
+    viewer.add_points([[60.0, 70.0], [100.0, 120.0]], name="pois")
+    assert widget.template_layer.value is viewer.layers["before"]
+    assert widget.image_layer.value is viewer.layers["after"]
+    run_and_wait(widget)
+    assert np.allclose(widget.result.offset, SHIFT, atol=0.05)
+
+
+def test_closing_the_viewer_during_a_run_raises_nothing(
+    make_napari_viewer, qtbot
+):
+    viewer = make_napari_viewer()
+    base = texture((600, 600), seed=5)
+    viewer.add_image(base, name="before")
+    viewer.add_image(np.roll(base, SHIFT, axis=(0, 1)), name="after")
+    rng = np.random.default_rng(0)
+    viewer.add_points(rng.uniform(50, 550, size=(3000, 2)), name="pois")
+    widget = pair_widget(viewer)
+    worker = widget.run()
+    finished = []
+    worker.finished.connect(lambda: finished.append(True))
+    viewer.close()
+    # pytest-qt fails the test on any exception raised in a Qt callback.
+    qtbot.waitUntil(lambda: bool(finished), timeout=60_000)

@@ -16,6 +16,9 @@ from ._validate import check_real
 
 # skimage.color.rgb2gray's weights (ITU-R BT.709).
 LUMINANCE = np.array([0.2125, 0.7154, 0.0721])
+# Float64 values beyond 2**400 overflow once squared and summed, and below
+# 2**-400 their texture (at most 2**-53 of them) underflows when squared.
+_SAFE_EXPONENT = 400
 
 
 @runtime_checkable
@@ -82,3 +85,29 @@ def is_colour(image: LazyArray, ndim: int) -> bool:
     """Whether `image` has one more trailing axis of 3 or 4 (RGB, RGBA)
     than the `ndim` coordinates of its points."""
     return image.ndim == ndim + 1 and image.shape[-1] in (3, 4)
+
+
+def safe_scale(values: np.ndarray) -> float:
+    """A power of two that brings `values` where squares and sums are safe.
+
+    NCC does not change when either input is scaled, and a power of two
+    scales exactly: 1.0 for values already in range (anything but
+    float64 always is), else the factor that brings their largest finite
+    magnitude into [0.5, 1).
+    """
+    if values.dtype.kind != "f" or values.dtype.itemsize < 8:
+        return 1.0
+    high = max(abs(float(values.max())), abs(float(values.min())))
+    if not np.isfinite(high):  # NaN or infinity: scaled for the rest
+        finite = values[np.isfinite(values)]
+        high = float(np.abs(finite).max()) if finite.size else 0.0
+    exponent = np.frexp(high)[1] if high > 0 else 0
+    if abs(exponent) <= _SAFE_EXPONENT:
+        return 1.0
+    return float(np.ldexp(1.0, -exponent))
+
+
+def scaled(values: np.ndarray) -> np.ndarray:
+    """`values`, or a copy scaled by `safe_scale` when it is not 1."""
+    scale = safe_scale(values)
+    return values if scale == 1.0 else values * scale

@@ -17,7 +17,13 @@ import numpy as np
 
 from ._arrays import grey, is_colour
 from ._grid import grid_points
-from ._io import InputError, read_image, read_points
+from ._io import (
+    InputError,
+    check_output_directory,
+    check_output_file,
+    read_image,
+    read_points,
+)
 from ._match import match_points, matched_axes
 from ._result import Status
 from ._transform import MODELS
@@ -211,12 +217,24 @@ def main(argv: list[str] | None = None) -> int:
         commands.error("give either POINTS.csv or --grid SPACING")
     command = _match if args.command == "match" else _register
     try:
+        _check_outputs(args)
         template, image, points = _read_inputs(args)
         command(args, template, image, points)
-    except (InputError, ValueError) as error:
+    except (InputError, ValueError, OSError) as error:
         print(f"napari-normxcorr: error: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Every file asked for can be written: checked before any work."""
+    check_output_file(args.output, "-o")
+    for option in ("warped", "matches"):
+        path = getattr(args, option, None)
+        if path is not None:
+            check_output_file(path, f"--{option}")
+    if getattr(args, "surfaces", None) is not None:
+        check_output_directory(args.surfaces, "--surfaces")
 
 
 def _read_inputs(

@@ -115,7 +115,10 @@ class GuidedWindow(Window):
         self.template = ndimage.map_coordinates(
             region, np.moveaxis(coords, -1, 0), order=3, mode="mirror"
         )
-        return all_finite(self.search, self.search_sum)
+        if not all_finite(self.search, self.search_sum):
+            return False
+        self.rescale()
+        return True
 
 
 @dataclass(kw_only=True)

@@ -35,12 +35,19 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def read_points(path: Path) -> tuple[np.ndarray, list[str]]:
-    """Points from napari's CSV: columns ``axis-0, axis-1, ...``."""
+    """Points from napari's CSV: columns ``axis-0, axis-1, ...``.
+
+    NaN and infinite coordinates are read as they are (match_points
+    flags their rows); a missing or non-numeric one is an InputError
+    naming its line and column.
+    """
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    with open(path, newline="") as stream:
-        rows = list(csv.DictReader(stream))
-        header = list(rows[0]) if rows else []
+    # utf-8-sig: spreadsheet programs put a byte order mark before axis-0.
+    with open(path, newline="", encoding="utf-8-sig") as stream:
+        reader = csv.reader(stream)
+        header = [h.strip() for h in next(reader, [])]
+        rows = [row for row in reader if row]  # blank lines hold nothing
     axes = sorted(
         (h for h in header if h.startswith("axis-")),
         key=lambda h: int(h.split("-")[1]),
@@ -50,13 +57,51 @@ def read_points(path: Path) -> tuple[np.ndarray, list[str]]:
             f"{path}: expected napari's points CSV with a header "
             "'index,axis-0,axis-1,...' and one row per point"
         )
-    try:
-        points = np.array([[float(r[a]) for a in axes] for r in rows])
-    except ValueError as error:
-        raise InputError(
-            f"{path}: a coordinate is not a number ({error})"
-        ) from error
+    columns = [header.index(a) for a in axes]
+    points = np.empty((len(rows), len(axes)))
+    for line, row in enumerate(rows, start=2):
+        for k, (axis, column) in enumerate(zip(axes, columns)):
+            points[line - 2, k] = _coordinate(path, line, axis, row, column)
     return points, axes
+
+
+def _coordinate(
+    path: Path, line: int, axis: str, row: list[str], column: int
+) -> float:
+    """One coordinate of a points CSV, or an InputError saying where."""
+    if column >= len(row):
+        raise InputError(
+            f"{path}, line {line}: no value in column {axis} (the row has "
+            f"{len(row)} of the header's fields)"
+        )
+    try:
+        return float(row[column])
+    except ValueError:
+        raise InputError(
+            f"{path}, line {line}, column {axis}: {row[column]!r} is not a "
+            "number"
+        ) from None
+
+
+def check_output_file(path: Path, option: str) -> None:
+    """Raise unless a file can be written at `path` (before any work)."""
+    if path.is_dir():
+        raise InputError(f"{option} {path}: is a directory, not a file name")
+    if not path.parent.is_dir():
+        raise InputError(
+            f"{option} {path}: the directory {path.parent} does not exist"
+        )
+    if not os.access(path.parent, os.W_OK):
+        raise InputError(f"{option} {path}: {path.parent} is not writable")
+
+
+def check_output_directory(path: Path, option: str) -> None:
+    """Raise unless `path` is, or can be made, a writable directory."""
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{option} {path}: exists and is not a directory")
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise InputError(f"{option} {path}: {existing} is not writable")
 
 
 def write_columns(

@@ -17,7 +17,7 @@ from ._parallel import (
     shared_pool,
     thread_workspace,
 )
-from ._window_sums import FLAT_TOLERANCE, WindowSums
+from ._window_sums import FLAT_TOLERANCE, WindowSums, is_flat
 
 
 def _zero_padded_rfftn(
@@ -58,8 +58,7 @@ class PreparedTemplate:
         centred -= np.mean(centred, axis=self.axes, keepdims=True)
         self.energy = np.sum(np.square(centred), axis=self.axes, keepdims=True)
         n = np.prod(self.shape, dtype=np.float64)
-        # A template that is constant up to rounding carries no pattern.
-        self.flat = self.energy <= FLAT_TOLERANCE * n * scale**2
+        self.flat = is_flat(self.energy, n, scale)
         flip: tuple[EllipsisType | slice, ...] = (
             Ellipsis,
             *[slice(None, None, -1)] * ndim,

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from ._arrays import Image, as_image
+from ._arrays import Image, LazyArray, as_image
 from ._estimators import apply_matrix
 from ._guided import GuidedMatcher, transform_matrix
 from ._masked import MIN_OVERLAP
@@ -15,7 +15,7 @@ from ._matcher import Matcher, NoData
 from ._passes import ForwardPass, back_match_distances
 from ._result import MatchResult, Status
 from ._transform import TransformFit
-from ._validate import fft_dtype, per_axis, point_array
+from ._validate import fft_dtype, per_axis, point_array, positive_int
 
 # Default window radii of match_points, in pixels.
 TEMPLATE_RADIUS = 50
@@ -55,8 +55,10 @@ def match_points(
     Parameters
     ----------
     template_image : (..., M0, M1[, M2]) array_like
-        Image the points were picked on. numpy, dask and zarr arrays work;
-        only the windows around the points are read.
+        Image the points were picked on, in grey values. numpy, dask and
+        zarr arrays work; only the windows around the points are read.
+        An image of three or more axes whose last axis has 3 or 4 entries
+        looks like colour (RGB) and is refused: convert it to grey first.
     image : (..., M0', M1'[, M2']) array_like
         Target image, same number of axes.
     points : (N, D) array_like
@@ -99,7 +101,7 @@ def match_points(
         the number of points).
     fft_precision : {'single', 'double'}, optional
         Transform precision; single keeps peaks and scores within 1e-4.
-    batch_size : int, optional
+    batch_size : int >= 1, optional
         Points correlated together; bounds memory.
     progress : callable, optional
         Called as ``progress(done, total)`` after each batch.
@@ -147,6 +149,7 @@ def match_points(
     .. [1] D. Padfield, "Masked object registration in the Fourier domain",
        IEEE Transactions on Image Processing 21(5), 2706-2718, 2012.
     """
+    batch_size = positive_int("batch_size", batch_size)
     matcher, points, image_points = _setup(
         template_image,
         image,
@@ -167,7 +170,6 @@ def match_points(
         )
     distinctiveness = found.score - found.second
     verdicts = [
-        (found.flat, Status.FLAT_TEMPLATE),
         (~(found.score >= min_score), Status.LOW_SCORE),
         (found.on_border, Status.ON_BORDER),
         (distinctiveness < min_distinctiveness, Status.AMBIGUOUS),
@@ -228,6 +230,8 @@ def _setup(
     """Check the arguments and bundle them into a Matcher."""
     template_image = as_image("template_image", template_image)
     image = as_image("image", image)
+    for name, array in (("template_image", template_image), ("image", image)):
+        _refuse_colour(name, array)
     if template_image.ndim != image.ndim:
         raise ValueError(
             f"template_image has {template_image.ndim} axes and image has "
@@ -260,3 +264,18 @@ def _setup(
             "a transform; match without it, or fill the missing data."
         )
     return GuidedMatcher(*images, matrix=matrix), points, image_points
+
+
+def _refuse_colour(name: str, image: LazyArray) -> None:
+    """Raise for an image whose last axis looks like colour channels.
+
+    Matched axes are the last ones, so an RGB(A) image would be matched
+    across its channels as if they were pixels.
+    """
+    if image.ndim >= 3 and image.shape[-1] in (3, 4):
+        raise ValueError(
+            f"{name} has shape {tuple(image.shape)}: its last axis of "
+            f"{image.shape[-1]} looks like colour channels (RGB); match in "
+            "grey, e.g. skimage.color.rgb2gray(image), or one channel, "
+            "image[..., c]."
+        )

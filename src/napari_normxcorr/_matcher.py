@@ -14,13 +14,13 @@ from typing import NamedTuple, cast
 
 import numpy as np
 
-from ._arrays import Image, LazyArray, as_image
+from ._arrays import Image, LazyArray, as_image, safe_scale
 from ._kernel import PreparedTemplate, fft_shape, ncc_valid
 from ._masked import MIN_OVERLAP, mask_shape_check, masked_ncc_valid
 from ._parallel import Workspace
 from ._result import Status, Surface
 from ._variance import MAX_MAP_PIXELS, VarianceMap
-from ._window_sums import FLAT_TOLERANCE
+from ._window_sums import is_flat
 from ._windows import Window, all_finite, as_slices, inside, window_bounds
 
 # Maps pay off when the search windows cover their plane this many times.
@@ -122,11 +122,14 @@ class Matcher:
         source, target = self.template_image, self.image
         if not forward:
             source, target = target, source
-        d = self.ndim
-        plane = tuple(int(v) for v in np.rint(point[:-d]))
+        # Inside first: a NaN or infinite coordinate has no plane.
         if not (
             inside(point, source.shape) and inside(image_point, target.shape)
-        ) or plane != tuple(int(v) for v in np.rint(image_point[:-d])):
+        ):
+            return Status.OUTSIDE_IMAGE
+        d = self.ndim
+        plane = tuple(int(v) for v in np.rint(point[:-d]))
+        if plane != tuple(int(v) for v in np.rint(image_point[:-d])):
             return Status.OUTSIDE_IMAGE
         return source, target, plane
 
@@ -202,9 +205,9 @@ class Matcher:
         energy = (
             np.sum(np.square(values - values.mean())) if values.size else 0
         )
-        scale = np.max(np.abs(values)) ** 2 if values.size else 0
+        scale = np.max(np.abs(values)) if values.size else 0
         # As the plain path: constant up to rounding carries no pattern.
-        return surface, bool(energy <= FLAT_TOLERANCE * values.size * scale)
+        return surface, bool(is_flat(energy, values.size, scale))
 
     def _plain_surfaces(
         self,
@@ -218,7 +221,10 @@ class Matcher:
         prepared = PreparedTemplate(templates, self.ndim, self.fft_dtype)
         maps = [self.maps.get(_map_key(w)) for w in windows]
         workspace = workspace or Workspace()
-        if all(m is not None for m in maps):
+        # A map holds the plane's own values: only for unscaled windows.
+        if all(m is not None for m in maps) and all(
+            w.scale == 1.0 for w in windows
+        ):
             surfaces = self._surfaces_from_maps(
                 windows, prepared, cast(_Maps, maps), workers, workspace
             )
@@ -307,6 +313,7 @@ class Matcher:
                 plane.size <= MAX_MAP_PIXELS
                 and coverage[key] >= _MAP_COVERAGE * plane.size
                 and all_finite(plane)
+                and safe_scale(plane) == 1.0
             ):
                 self.maps[key] = VarianceMap(plane, w.shapes[0])
 

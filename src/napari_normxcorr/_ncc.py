@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from ._arrays import scaled
 from ._kernel import PreparedTemplate, fft_shape, ncc_valid
 from ._masked import MIN_OVERLAP, masked_normalized_cross_correlation
 from ._parallel import (
@@ -228,8 +229,8 @@ def normalized_cross_correlation(
             else _padding(shape, mode),
             min_overlap,
         )
-    template = as_real_array("template", template)
-    image = as_real_array("image", image)
+    template = scaled(as_real_array("template", template))
+    image = scaled(as_real_array("image", image))
     check_template_fits(template, image)
     prepared = PreparedTemplate(template, template.ndim, dtype)
     padding = (

@@ -19,7 +19,7 @@ from ._subpixel import refine_shift
 from ._windows import Window
 
 # What the worker threads make of one window and its surface.
-Analyse = Callable[[Window, np.ndarray, bool], object]
+Analyse = Callable[[Window, np.ndarray], object]
 
 
 class Found(NamedTuple):
@@ -30,7 +30,6 @@ class Found(NamedTuple):
     refined: bool
     second: float
     on_border: bool
-    flat: bool
     surface: np.ndarray | None
 
 
@@ -53,7 +52,6 @@ class ForwardPass:
         self.refined = np.zeros(n, dtype=bool)
         self.status = np.full(n, Status.OK, dtype=object)
         self.on_border = np.zeros(n, dtype=bool)
-        self.flat = np.zeros(n, dtype=bool)
         self.surfaces: dict[int, Surface] = {}
 
     def run(
@@ -76,9 +74,7 @@ class ForwardPass:
                 progress(done, total)
         matcher.maps.clear()  # the result keeps the matcher, not the maps
 
-    def analyse(
-        self, window: Window, surface: np.ndarray, is_flat: bool
-    ) -> Found:
+    def analyse(self, window: Window, surface: np.ndarray) -> Found:
         """Peak, sub-pixel position and second peak of one surface.
 
         Runs in the worker threads: all per-point work uses every core.
@@ -95,11 +91,7 @@ class ForwardPass:
             best,
             is_refined,
             second_peak(surface)[1],
-            any(
-                (p == 0 or p == s - 1) and s > 1
-                for p, s in zip(peak, surface.shape)
-            ),
-            bool(is_flat),
+            on_border(peak, surface.shape),
             kept.copy() if self.keep_surfaces else None,
         )
 
@@ -111,7 +103,7 @@ class ForwardPass:
             return
         self.score[row], self.second[row] = found.score, found.second
         self.refined[row] = found.refined
-        self.on_border[row], self.flat[row] = found.on_border, found.flat
+        self.on_border[row] = found.on_border
         point = self.points[row]
         origin = window.origin(point[-d:])
         if found.surface is not None:
@@ -120,14 +112,24 @@ class ForwardPass:
         self.matched[row, -d:] = origin + found.corner
 
 
+def on_border(peak: tuple[int, ...], shape: tuple[int, ...]) -> bool:
+    """Whether `peak` touches an edge of a surface of `shape`.
+
+    An axis one position wide is all edge: the window could not move
+    along it, so the match there is unknown, never confirmed.
+    """
+    return any(p == 0 or p == s - 1 for p, s in zip(peak, shape))
+
+
 def _worker(
     matcher: Matcher, analyse: Analyse
 ) -> Callable[[Sequence[Window], int, Workspace], list]:
     """Worker body: read a batch, correlate it, analyse each window.
 
-    Returns one entry per window: ``analyse(window, surface, is_flat)``,
-    or the Status of a window that cannot be matched (``non-finite
-    data``, ``too little data``). Pixels are read here, so only the
+    Returns one entry per window: ``analyse(window, surface)``, or the
+    Status of a window that cannot be matched (``non-finite data``,
+    ``too little data``, ``flat template``: its NCC is 0 everywhere, with
+    no position to find). Pixels are read here, so only the
     batches being worked on are in memory.
     """
 
@@ -146,12 +148,12 @@ def _worker(
             results = matcher.surfaces(good, workers, workspace)
             for window, surface, is_flat in zip(good, *results):
                 # No position kept enough data in both windows.
-                no_data = window.masked and np.isnan(surface).all()
-                found[window.row] = (
-                    Status.TOO_LITTLE_DATA
-                    if no_data
-                    else analyse(window, surface, is_flat)
-                )
+                if window.masked and np.isnan(surface).all():
+                    found[window.row] = Status.TOO_LITTLE_DATA
+                elif is_flat:
+                    found[window.row] = Status.FLAT_TEMPLATE
+                else:
+                    found[window.row] = analyse(window, surface)
         for window in batch:
             window.release()
         return [found[w.row] for w in batch]
@@ -197,7 +199,7 @@ def back_match_distances(
     groups = matcher.place_all(matched, points, back_status, forward=False)
     matcher.prepare_maps(groups)
 
-    def analyse(window: Window, surface: np.ndarray, _: bool) -> np.ndarray:
+    def analyse(window: Window, surface: np.ndarray) -> np.ndarray:
         if window.masked:
             surface = unscored_at_floor(surface)
         peak = argmax_index(surface)
@@ -208,7 +210,7 @@ def back_match_distances(
         for window, corner in zip(batch, found):
             row = window.row
             if isinstance(corner, Status):
-                continue  # no data around the match: no verdict from back
+                continue  # no data, or flat, around the match: no verdict
             back = window.origin(matched[row, -d:]) + corner
             distance[row] = float(np.linalg.norm(back - points[row, -d:]))
     matcher.maps.clear()

@@ -137,7 +137,10 @@ def _refine(
     if energy == 0:
         return Refinement(np.asarray(peak, dtype=np.float64), np.nan, False)
     reference = centred / energy
-    gradients = [g[inner] / energy for g in np.gradient(template)]
+    # np.gradient gives one array, not a list of one, in 1-D.
+    slopes = np.gradient(template)
+    slopes = [slopes] if ndim == 1 else slopes
+    gradients = [g[inner] / energy for g in slopes]
     hessian = np.array([[np.sum(a * b) for b in gradients] for a in gradients])
     start = np.asarray(peak, dtype=np.float64)
     if np.linalg.cond(hessian) > 1e12:

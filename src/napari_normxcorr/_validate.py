@@ -26,7 +26,12 @@ def check_real(
         )
     if dtype.kind not in "biuf":
         raise ValueError(f"{name} must hold real numbers, got dtype {dtype}.")
-    if len(shape) == 0 or 0 in shape:
+    if len(shape) == 0:
+        raise ValueError(
+            f"{name} is a single number (0-d); give an array with at least "
+            "one axis."
+        )
+    if 0 in shape:
         raise ValueError(f"{name} is empty (shape {shape}).")
 
 
@@ -133,3 +138,14 @@ def per_axis(
     if np.any(values < 0):
         raise ValueError(f"{name} must be >= 0, got {value!r}.")
     return tuple(int(v) for v in values)
+
+
+def positive_int(name: str, value: object) -> int:
+    """`value` as an int >= 1, or raise naming `name`."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | np.integer)
+        or value < 1
+    ):
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}.")
+    return int(value)

@@ -28,6 +28,23 @@ from ._parallel import (
 # Running sums of n terms are exact to about n * eps of their largest prefix:
 # local variances below this many eps of the summed energy are rounding noise.
 FLAT_TOLERANCE = 64 * np.finfo(np.float64).eps
+
+
+def is_flat(
+    energy: np.ndarray | float,
+    count: np.ndarray | float,
+    scale: np.ndarray | float,
+) -> np.ndarray:
+    """Whether `count` values of largest magnitude `scale` whose centred
+    sum of squares is `energy` are constant up to rounding.
+
+    Centring leaves each value wrong by a few eps of `scale`, however
+    large the offset it removed: the energy of that rounding is the
+    floor, not eps times the energy of the offset.
+    """
+    return np.asarray(energy <= count * np.square(FLAT_TOLERANCE * scale))
+
+
 # Strips of about this many pixels keep their sums in cache.
 _STRIP_PIXELS = 2**16
 

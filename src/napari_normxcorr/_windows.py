@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from ._arrays import LazyArray
+from ._arrays import LazyArray, safe_scale, scaled
 
 
 def window_bounds(
@@ -117,6 +117,7 @@ class Window:
     nodata: float | None = None
     template_valid: np.ndarray | None = None
     search_valid: np.ndarray | None = None
+    scale: float = 1.0  # what the search window was multiplied by
 
     @property
     def masked(self) -> bool:
@@ -160,7 +161,18 @@ class Window:
             self.nodata,
             self.search_sum,
         )
+        self.rescale()
         return True
+
+    def rescale(self) -> None:
+        """Scale read windows whose values would over- or underflow when
+        squared (see `safe_scale`); `scale` says by how much."""
+        assert self.template is not None and self.search is not None
+        self.template = scaled(self.template)
+        self.scale = safe_scale(self.search)
+        if self.scale != 1.0:
+            self.search = self.search * self.scale
+            self.search_sum = float(self.search.sum(dtype=np.float64))
 
     def release(self) -> None:
         """Forget the pixels (the placement stays)."""

@@ -14,7 +14,7 @@ import numpy as np
 from .._match import match_points
 from .._result import MatchResult, Surface
 from .._transform import TransformFit
-from .session import RunInputs
+from .session import MatchSession, RunInputs
 
 # Points matched per step of a full run: progress and cancel granularity
 # (each step pays for a thread pool; 256 keeps that under a few percent).
@@ -36,6 +36,7 @@ def start(
     points: np.ndarray,
     guesses: np.ndarray,
     *,
+    session: MatchSession,
     on_result: Callable[[Any], None],
     on_error: Callable[[Exception], None],
     on_finished: Callable[[], None],
@@ -45,10 +46,19 @@ def start(
     """Run ``job(inputs, points, guesses)`` in a napari thread worker.
 
     The callbacks run on the GUI thread (`on_cancelled` when the worker
-    is told to quit); `progress` (napari's ``total`` and ``desc``) shows a
+    is told to quit), as long as `session` is open: once it is closed the
+    worker is told to quit and its callbacks, whose widgets are gone, are
+    skipped. `progress` (napari's ``total`` and ``desc``) shows a
     progress bar for a generator job. Returns the started worker.
     """
     from napari.qt.threading import create_worker
+
+    def while_open(callback: Callable[..., None]) -> Callable[..., None]:
+        def call(*args: Any) -> None:
+            if not session.is_closed:
+                callback(*args)
+
+        return call
 
     worker = create_worker(
         job,
@@ -57,13 +67,14 @@ def start(
         guesses,
         _progress=progress,
         # Handled here, so the error is not raised again in the GUI.
-        _connect={"errored": on_error},
+        _connect={"errored": while_open(on_error)},
         _start_thread=False,
     )
-    worker.returned.connect(on_result)
-    worker.finished.connect(on_finished)
+    worker.returned.connect(while_open(on_result))
+    worker.finished.connect(while_open(on_finished))
     if on_cancelled is not None:
-        worker.aborted.connect(on_cancelled)
+        worker.aborted.connect(while_open(on_cancelled))
+    session.closed.connect(worker.quit)
     worker.start()
     return worker
 

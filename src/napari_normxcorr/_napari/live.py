@@ -183,6 +183,7 @@ class LiveMatching:
             inputs,
             points,
             guesses,
+            session=self._session,
             on_result=apply,
             on_error=self._report_error,
             on_finished=self._on_finished,

@@ -1,8 +1,10 @@
 """The layer pickers: which layers are offered, and which picked.
 
 Our own output layers are never offered. Until the user chooses a layer
-(or runs), the pickers follow the viewer: the selected layers first, then
-layer order, two different images when there are two.
+(or runs), the pickers follow the viewer: the images in the order they
+were added (the first is the template, the next the target: a new layer
+is selected when added, so the selection would swap them), and the
+selected Points layer, else the first.
 """
 
 from __future__ import annotations
@@ -110,12 +112,11 @@ class LayerPickers:
             self.automatic = False
 
     def _pick_defaults(self) -> None:
-        """Choose layers from the selection first, then in layer order:
-        two different images when there are two, and a Points layer."""
+        """Choose two different images in layer order when there are two,
+        and a Points layer, the selected one first."""
         selected = list(self._viewer.layers.selection)
         images = [layer for _, layer in self._image_choices()]
         points = [layer for _, layer in self._points_choices()]
-        images = [ly for ly in selected if ly in images] + images
         points = [ly for ly in selected if ly in points] + points
         self._picking = True
         if images:

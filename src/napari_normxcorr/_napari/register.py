@@ -251,6 +251,7 @@ class RegisterSection(Container):
             inputs,
             self._session.result.points,
             fit.matrix,
+            session=self._session,
             on_result=lambda found: self._on_refined(found, changes),
             on_error=self._report_error,
             on_finished=lambda: self._set_running(False),

@@ -75,12 +75,16 @@ class MatchSession:
     shown : (point, surface)
         The surface of `point` is to be shown (`surface`, when already
         computed, else None).
+    closed : ()
+        The widget is gone (e.g. its viewer was closed): running work is
+        to stop, and what it finds to be dropped.
     """
 
     started = Signal()
     changed = Signal(object)
     selected = Signal(list)
     shown = Signal(int, object)
+    closed = Signal()
 
     def __init__(self) -> None:
         self.inputs: RunInputs | None = None
@@ -89,6 +93,13 @@ class MatchSession:
         self.world = np.empty((0, 2))
         self.selection: list[int] = []
         self.generation = 0
+        self.is_closed = False
+
+    def close(self) -> None:
+        """The widget is gone: nothing is to be shown any more."""
+        if not self.is_closed:
+            self.is_closed = True
+            self.closed.emit()
 
     def start(self) -> int:
         """A full run starts; returns its generation number."""

@@ -88,6 +88,9 @@ class MatchWidget(Container):
         self.native.layout().addWidget(self.register.native)
         self.native.layout().addWidget(self.fields.native)
         self._add_callbacks()
+        # Closing the viewer deletes the Qt widgets before running work
+        # ends: the session stops it and drops what it would show.
+        self.native.destroyed.connect(self.session.close)
 
     def _add_controls(self) -> None:
         self.template_radius = SpinBox(
@@ -242,6 +245,7 @@ class MatchWidget(Container):
             inputs,
             points,
             guesses,
+            session=self.session,
             on_result=lambda result: self._on_result(inputs, world, result),
             on_error=self._report_error,
             on_finished=self._on_finished,
