@@ -11,7 +11,12 @@ import tifffile
 from scipy import ndimage
 
 from helpers import texture
-from napari_normxcorr import Status, match_points, normalized_cross_correlation
+from napari_normxcorr import (
+    Status,
+    fit_transform,
+    match_points,
+    normalized_cross_correlation,
+)
 from napari_normxcorr._cli import main
 from reference import brute_force_ncc
 
@@ -109,6 +114,24 @@ def test_whole_image_ncc_is_free_of_offset_and_scale(pair, offset, scale):
     assert got[30, 30] == pytest.approx(1.0, abs=tolerance)
 
 
+@pytest.mark.parametrize("scale", [1e200, 1e-300])
+def test_masked_whole_image_ncc_is_free_of_scale(pair, scale):
+    base = pair[0][60:140, 60:140]
+    template = base[30:51, 30:51]
+    mask = np.zeros(base.shape, dtype=bool)
+    mask[:5] = True
+    expected = normalized_cross_correlation(
+        template, base, "valid", image_mask=mask
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = normalized_cross_correlation(
+            scale * template, scale * base, "valid", image_mask=mask
+        )
+    np.testing.assert_allclose(got, expected, atol=1e-9)
+    assert got[30, 30] == pytest.approx(1.0, abs=1e-9)
+
+
 def test_a_flat_template_has_no_position():
     flat = np.full((60, 60), 7.0)
     result = match_points(
@@ -156,10 +179,35 @@ def test_batch_size_must_be_a_positive_int(pair, batch_size):
         match_points(*pair, [[100.0, 100.0]], batch_size=batch_size)
 
 
+@pytest.mark.parametrize(
+    ("keyword", "value", "message"),
+    [
+        ("min_score", np.nan, "min_score must be a number"),
+        ("min_score", "high", "min_score must be a number"),
+        ("min_distinctiveness", np.nan, "min_distinctiveness must be a"),
+        ("max_consistency_error", np.nan, "max_consistency_error must be"),
+        ("max_consistency_error", -1, "max_consistency_error must be"),
+        ("nodata", "x", "nodata must be a number"),
+        ("progress", 5, "progress must be callable"),
+    ],
+)
+def test_a_threshold_that_would_turn_a_check_off_is_refused(
+    pair, keyword, value, message
+):
+    with pytest.raises(ValueError, match=message):
+        match_points(*pair, [[100.0, 100.0]], **{keyword: value})
+
+
 def test_colour_images_are_refused_with_a_hint(pair):
     rgb = np.stack([pair[0]] * 3, axis=-1)
     with pytest.raises(ValueError, match=r"looks like colour.*rgb2gray"):
         match_points(rgb, rgb, [[100.0, 100.0, 1.0]])
+
+
+def test_an_infinite_inlier_threshold_is_refused():
+    source = np.random.default_rng(0).uniform(0, 100, size=(10, 2))
+    with pytest.raises(ValueError, match="threshold must be positive and"):
+        fit_transform(source, source + 3, threshold=np.inf)
 
 
 @pytest.mark.parametrize("value", [np.array(1.0), 3.0])
@@ -196,6 +244,8 @@ def cli(files, *extra, points="points.csv", output="out.csv"):
         ("surfaces_is_a_file", "exists and is not a directory"),
         ("short_row", "line 3: no value in column axis-1"),
         ("empty_value", "line 2, column axis-0: '' is not a number"),
+        ("points_is_a_directory", "is a directory, not a file"),
+        ("grid_nan", "spacing must be finite"),
     ],
 )
 def test_cli_problems_exit_1_naming_the_file(files, capsys, setup, message):
@@ -212,8 +262,16 @@ def test_cli_problems_exit_1_naming_the_file(files, capsys, setup, message):
         points.write_text("index,axis-0,axis-1\n0,60,65\n1,40\n")
     elif setup == "empty_value":
         points.write_text("index,axis-0,axis-1\n0,,65\n")
+    elif setup == "points_is_a_directory":
+        points.unlink()
+        points.mkdir()
     start = time.perf_counter()
-    assert cli(files, *extra, output=output) == 1
+    if setup == "grid_nan":
+        images = [str(files / name) for name in ("before.tif", "after.tif")]
+        code = main(["match", *images, "--grid", "nan", "-o", "out.csv"])
+    else:
+        code = cli(files, *extra, output=output)
+    assert code == 1
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith("napari-normxcorr: error:")

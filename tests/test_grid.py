@@ -51,9 +51,12 @@ def test_an_image_smaller_than_its_margins_has_no_points():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"spacing": 0}, "spacing must be > 0"),
+        ({"spacing": 0}, "spacing must be finite and > 0"),
+        ({"spacing": np.nan}, "spacing must be finite and > 0"),
+        ({"spacing": (5, np.inf)}, "spacing must be finite and > 0"),
         ({"spacing": (5, 5, 5)}, "spacing has 3 entries"),
-        ({"spacing": 5, "margin": -1}, "margin must be >= 0"),
+        ({"spacing": 5, "margin": -1}, "margin must be finite and >= 0"),
+        ({"spacing": 5, "margin": np.nan}, "margin must be finite and >= 0"),
         ({"spacing": 5, "mask": np.zeros((3, 3), bool)}, "mask has shape"),
     ],
 )

@@ -52,11 +52,11 @@ def grid_points(
             f"shape must be a non-empty image shape, got {shape}."
         )
     step = _per_axis("spacing", spacing, d)
-    if np.any(step <= 0):
-        raise ValueError(f"spacing must be > 0, got {spacing!r}.")
+    if not np.all((step > 0) & np.isfinite(step)):
+        raise ValueError(f"spacing must be finite and > 0, got {spacing!r}.")
     keep = step / 2 if margin is None else _per_axis("margin", margin, d)
-    if np.any(keep < 0):
-        raise ValueError(f"margin must be >= 0, got {margin!r}.")
+    if not np.all((keep >= 0) & np.isfinite(keep)):
+        raise ValueError(f"margin must be finite and >= 0, got {margin!r}.")
     axes = [_axis(n, s, m) for n, s, m in zip(shape, step, keep)]
     points = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
     points = points.reshape(-1, d)

@@ -14,10 +14,17 @@ class InputError(Exception):
     """A file that cannot be used, with the reason for the user."""
 
 
-def read_image(path: Path) -> np.ndarray:
-    """Read .npy, TIFF, or any format imageio reads (PNG, JPEG, ...)."""
+def check_input_file(path: Path) -> None:
+    """Raise unless `path` is a file to read."""
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a file")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Read .npy, TIFF, or any format imageio reads (PNG, JPEG, ...)."""
+    check_input_file(path)
     try:
         if path.suffix.lower() == ".npy":
             return np.load(path, allow_pickle=False)
@@ -41,8 +48,7 @@ def read_points(path: Path) -> tuple[np.ndarray, list[str]]:
     flags their rows); a missing or non-numeric one is an InputError
     naming its line and column.
     """
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    check_input_file(path)
     # utf-8-sig: spreadsheet programs put a byte order mark before axis-0.
     with open(path, newline="", encoding="utf-8-sig") as stream:
         reader = csv.reader(stream)

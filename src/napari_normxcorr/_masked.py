@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.fft
 
+from ._arrays import scaled
 from ._validate import check_real, check_template_fits
 
 # Default least share of the template's pixels that must be valid in both
@@ -199,6 +200,7 @@ def masked_normalized_cross_correlation(
         raise ValueError(f"min_overlap must lie in [0, 1], got {min_overlap}.")
     template_valid = valid_pixels("template_mask", template, template_mask)
     image_valid = valid_pixels("image_mask", image, image_mask)
+    template, image = scaled(template), scaled(image)
     if any(before or after for before, after in padding):
         image = np.pad(np.asarray(image, dtype=np.float64), padding)
         image_valid = np.pad(image_valid, padding)

@@ -15,7 +15,13 @@ from ._matcher import Matcher, NoData
 from ._passes import ForwardPass, back_match_distances
 from ._result import MatchResult, Status
 from ._transform import TransformFit
-from ._validate import fft_dtype, per_axis, point_array, positive_int
+from ._validate import (
+    fft_dtype,
+    number,
+    per_axis,
+    point_array,
+    positive_int,
+)
 
 # Default window radii of match_points, in pixels.
 TEMPLATE_RADIUS = 50
@@ -150,6 +156,13 @@ def match_points(
        IEEE Transactions on Image Processing 21(5), 2706-2718, 2012.
     """
     batch_size = positive_int("batch_size", batch_size)
+    min_score = number("min_score", min_score)
+    min_distinctiveness = number("min_distinctiveness", min_distinctiveness)
+    max_consistency_error = number(
+        "max_consistency_error", max_consistency_error, low=0
+    )
+    if progress is not None and not callable(progress):
+        raise ValueError(f"progress must be callable, got {progress!r}.")
     matcher, points, image_points = _setup(
         template_image,
         image,

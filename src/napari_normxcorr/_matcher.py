@@ -19,6 +19,7 @@ from ._kernel import PreparedTemplate, fft_shape, ncc_valid
 from ._masked import MIN_OVERLAP, mask_shape_check, masked_ncc_valid
 from ._parallel import Workspace
 from ._result import Status, Surface
+from ._validate import number
 from ._variance import MAX_MAP_PIXELS, VarianceMap
 from ._window_sums import is_flat
 from ._windows import Window, all_finite, as_slices, inside, window_bounds
@@ -362,7 +363,7 @@ class NoData(NamedTuple):
             if mask is not None:
                 masks[name] = as_image(name, mask)
                 mask_shape_check(name, masks[name].shape, of.shape)
-        nodata = None if self.nodata is None else float(self.nodata)
+        nodata = None if self.nodata is None else number("nodata", self.nodata)
         return dict(masks, nodata=nodata, min_valid=self.min_valid)
 
 

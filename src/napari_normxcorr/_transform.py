@@ -222,8 +222,10 @@ def fit_transform(
     need = requirements(model, src.shape[1])
     finite = np.isfinite(src).all(1) & np.isfinite(dst).all(1)
     usable = allowed & finite
-    if threshold is not None and not threshold > 0:
-        raise ValueError(f"threshold must be positive, got {threshold}")
+    if threshold is not None and not 0 < threshold < np.inf:
+        raise ValueError(
+            f"threshold must be positive and finite, got {threshold}"
+        )
     check_geometry(model, src[usable], need)
     rng = np.random.default_rng(random_state)
     fit_src, fit_dst = src[usable], dst[usable]

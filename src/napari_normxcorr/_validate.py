@@ -149,3 +149,16 @@ def positive_int(name: str, value: object) -> int:
     ):
         raise ValueError(f"{name} must be an int >= 1, got {value!r}.")
     return int(value)
+
+
+def number(name: str, value: object, low: float = -np.inf) -> float:
+    """`value` as a float >= `low` (infinity allowed, NaN not), or raise
+    naming `name`: a NaN threshold would silently turn its check off."""
+    try:
+        result = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}.") from None
+    if not result >= low:
+        bound = "" if low == -np.inf else f" >= {low:g}"
+        raise ValueError(f"{name} must be a number{bound}, got {value!r}.")
+    return result
