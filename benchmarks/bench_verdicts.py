@@ -6,7 +6,9 @@ Accuracy, not time. Three sets with a known answer for every point:
     rectified: left (r, c) is right (r, c - disparity)), on a grid of
     points kept where the disparity at the point is finite (not occluded)
     and the template window has texture (local std above STD_MIN); for
-    several template and search radii;
+    several template and search radii; also split into windows that see
+    one depth (true disparities within DEPTH_EDGE px) and windows across
+    a depth edge, where no one shift is right for the whole window;
 (b) scikit-image's ``brick`` shifted by BRICK_SHIFT (cubic spline), a
     27 x 27 grid; truth = point + shift;
 (c) ``deformed_pair()`` of the sample data; truth = its 'true positions'.
@@ -16,13 +18,12 @@ has no match). For each set and setting it prints the share of rows
 marked ok, the share wrong among the ok and among the flagged rows.
 
 Each setting is matched once with the threshold tests off; the verdict at
-thresholds (s, d, c) is then rebuilt from the result columns as
-match_points does it (kept: status ok with the tests off, score >= s, not
-distinctiveness < d and not consistency > c; statuses other than the
-three threshold ones stay flagged), so the sweep needs no new matching.
-The rebuilt verdict at the defaults is checked against a real run on the
-deformed pair. The precision/coverage table pools each set's settings;
-the curves (wrong among kept against kept share) go to verdicts.png.
+thresholds (s, r, u, c, n) is then rebuilt from the result columns by the
+library's own verdict functions (judge_rows, then judge_neighbours), so
+the sweep needs no new matching. The rebuilt verdict at the defaults is
+checked against a real run on the deformed pair. The precision/coverage
+table pools each set's settings; the curves (wrong among kept against
+kept share) go to verdicts.png.
 Run: python benchmarks/bench_verdicts.py
 """
 
@@ -35,43 +36,74 @@ from scipy import ndimage
 
 from napari_normxcorr import Status, match_points
 from napari_normxcorr._sample_data import deformed_pair, stereo_images
+from napari_normxcorr._verdicts import Thresholds, judge_neighbours, judge_rows
 
 WRONG = 2.0  # px from the truth
+# A window whose true disparities span more than this (px) crosses a
+# depth edge.
+DEPTH_EDGE = 2.0
 STD_MIN = 0.04  # local std of a motorcycle template (grey in [0, 1])
 BRICK_SHIFT = (0.3, 0.4)
-DEFAULTS = {"s": 0.5, "d": 0.05, "c": 1.0}  # as match_points' defaults
+# match_points' defaults: min_score, min_peak_ratio, max_uncertainty,
+# max_consistency_error, max_neighbour_residual.
+DEFAULTS = {"s": 0.5, "r": 1.5, "u": 0.3, "c": 1.0, "n": 2.0}
+NAMES = {
+    "s": "min_score",
+    "r": "min_peak_ratio",
+    "u": "max_uncertainty",
+    "c": "max_consistency_error",
+    "n": "max_neighbour_residual",
+}
 OFF = dict(
     min_score=-np.inf,
-    min_distinctiveness=-np.inf,
+    min_peak_ratio=-np.inf,
+    max_uncertainty=np.inf,
     max_consistency_error=np.inf,
+    max_neighbour_residual=np.inf,
 )
-SCORES = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
-MARGINS = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
-CONSISTENCY = (0.25, 0.5, 1.0, 2.0, np.inf)
-OUT = Path(__file__).resolve().parent / "verdicts.png"
+GRID = {
+    "s": (0.5, 0.7, 0.8, 0.9),
+    "r": (1.0, 1.5, 2.0, 3.0),
+    "u": (0.1, 0.2, 0.3, 0.5, np.inf),
+    "c": (0.5, 1.0, np.inf),
+    "n": (2.0, 3.0, np.inf),
+}
+SWEEPS = {
+    "s": np.linspace(0, 1, 21),
+    "r": np.geomspace(1, 10, 21),
+    "u": np.geomspace(0.03, 3, 21),
+    "c": np.geomspace(0.1, 20, 21),
+    "n": np.geomspace(0.5, 20, 21),
+}
+OUT = Path(__file__).resolve().parent.parent / "docs" / "verdicts.png"
 
 
 class Run:
-    """One set and setting: the columns the verdict is rebuilt from."""
+    """One set and setting: the result the verdicts are rebuilt from."""
 
-    def __init__(self, label, result, truth):
+    def __init__(self, label, result, truth, ndim=2):
         self.label = label
         error = np.linalg.norm(result.matched - truth, axis=1)
         self.wrong = ~(error <= WRONG)
-        self.score = result.score
-        self.distinctiveness = result.distinctiveness
-        self.consistency = result.consistency
-        # NaN scores are flagged 'low score' even with the tests off.
-        self.open = np.isin(result.status, [Status.OK, Status.LOW_SCORE])
+        self.result, self.ndim = result, ndim
+        self.columns = {
+            "score": result.score,
+            "distinctiveness": result.distinctiveness,
+            "peak_ratio": result.peak_ratio,
+            "uncertainty": result.uncertainty,
+            "covariance": result.covariance,
+            "consistency": result.consistency,
+            # Border peaks are flagged with the tests off too.
+            "on_border": np.zeros(len(result), dtype=bool),
+        }
 
-    def kept(self, s, d, c):
-        with np.errstate(invalid="ignore"):
-            return (
-                self.open
-                & (self.score >= s)
-                & ~(self.distinctiveness < d)
-                & ~(self.consistency > c)
-            )
+    def kept(self, s, r, u, c, n):
+        limits = Thresholds(s, 0.0, r, u, c, n)
+        status = judge_rows(self.result.status, self.columns, limits)
+        judged = self.result.take(np.arange(len(self.result)))
+        judged.status = status
+        judge_neighbours(judged, n, self.ndim)
+        return judged.status == Status.OK
 
 
 def motorcycle_runs():
@@ -98,8 +130,26 @@ def motorcycle_runs():
             search_radius=search,
             **OFF,
         )
-        runs.append(Run(f"motorcycle t{radius} s{search}", result, truth))
+        run = Run(f"motorcycle t{radius} s{search}", result, truth)
+        # Windows that see one depth, and those across a depth edge (no
+        # single disparity is right for the whole window there).
+        one = (
+            depth_range(disparity, 2 * radius + 1)[
+                grid[keep][:, 0], grid[keep][:, 1]
+            ]
+            <= DEPTH_EDGE
+        )
+        run.subsets = {"one depth": one, "depth edge": ~one}
+        runs.append(run)
     return runs
+
+
+def depth_range(disparity, size):
+    """Spread of the finite disparities in each size x size window."""
+    finite = np.isfinite(disparity)
+    high = ndimage.maximum_filter(np.where(finite, disparity, -np.inf), size)
+    low = ndimage.minimum_filter(np.where(finite, disparity, np.inf), size)
+    return high - low
 
 
 def brick_runs():
@@ -155,8 +205,8 @@ def shares(kept, wrong):
     )
 
 
-def pooled(runs, s, d, c):
-    kept = np.concatenate([run.kept(s, d, c) for run in runs])
+def pooled(runs, **limits):
+    kept = np.concatenate([run.kept(**limits) for run in runs])
     wrong = np.concatenate([run.wrong for run in runs])
     return shares(kept, wrong)
 
@@ -164,9 +214,9 @@ def pooled(runs, s, d, c):
 def front(table):
     """Rows no other row beats on both kept share and wrong among kept."""
     best, rows = np.inf, []
-    for row in sorted(table, key=lambda row: (-row[3], row[4])):
-        if row[4] < best:
-            best = row[4]
+    for row in sorted(table, key=lambda row: (-row[1][0], row[1][1])):
+        if row[1][1] < best:
+            best = row[1][1]
             rows.append(row)
     return rows
 
@@ -179,9 +229,9 @@ def main():
         "deformed": deformed_runs(),
     }
     print(
-        f"wrong: > {WRONG:g} px from the truth; verdicts at the defaults "
-        f"(min_score {DEFAULTS['s']}, min_distinctiveness {DEFAULTS['d']}, "
-        f"max_consistency_error {DEFAULTS['c']})"
+        f"wrong: > {WRONG:g} px from the truth; verdicts at the defaults ("
+        + ", ".join(f"{NAMES[k]} {v:g}" for k, v in DEFAULTS.items())
+        + ")"
     )
     print(
         f"{'set':<28} {'points':>6} {'ok':>6} {'wrong|ok':>9} "
@@ -196,9 +246,21 @@ def main():
                 f"{run.label:<28} {len(run.wrong):6d} {kept_share:6.1%} "
                 f"{bad_kept:9.1%} {bad_flagged:13.1%} {run.wrong.mean():6.1%}"
             )
-    grid = list(itertools.product(SCORES, MARGINS, CONSISTENCY))
+            kept = run.kept(**DEFAULTS)
+            for name, subset in getattr(run, "subsets", {}).items():
+                kept_share, bad_kept, bad_flagged = shares(
+                    kept[subset], run.wrong[subset]
+                )
+                print(
+                    f"  {name:<26} {subset.sum():6d} {kept_share:6.1%} "
+                    f"{bad_kept:9.1%} {bad_flagged:13.1%} "
+                    f"{run.wrong[subset].mean():6.1%}"
+                )
+    grid = [
+        dict(zip(GRID, values)) for values in itertools.product(*GRID.values())
+    ]
     tables = {
-        name: [(s, d, c, *pooled(runs, s, d, c)) for s, d, c in grid]
+        name: [(limits, pooled(runs, **limits)) for limits in grid]
         for name, runs in sets.items()
     }
     for name, table in tables.items():
@@ -208,18 +270,17 @@ def main():
             f"among kept), from {len(grid)} combinations"
         )
         print(
-            f"{'min_score':>9} {'min_dist':>8} {'max_cons':>8} {'kept':>6} "
-            f"{'wrong|kept':>10} {'wrong|flagged':>13}"
+            " ".join(f"{k:>5}" for k in GRID)
+            + f" {'kept':>6} {'wrong|kept':>10} {'wrong|flagged':>13}"
         )
         rows = front(table)
-        # At most 12 rows, spread along the front.
         picks = np.unique(np.linspace(0, len(rows) - 1, 12).astype(int))
-        for s, d, c, kept_share, bad_kept, bad_flagged in (
+        for limits, (kept_share, bad_kept, bad_flagged) in (
             rows[i] for i in picks
         ):
             print(
-                f"{s:9.2f} {d:8.2f} {c:8.2f} {kept_share:6.1%} "
-                f"{bad_kept:10.1%} {bad_flagged:13.1%}"
+                " ".join(f"{v:5.2f}" for v in limits.values())
+                + f" {kept_share:6.1%} {bad_kept:10.1%} {bad_flagged:13.1%}"
             )
     plot(sets, tables)
     print(f"\ncurves: {OUT.name}; {time.perf_counter() - start:.0f} s")
@@ -234,21 +295,16 @@ def plot(sets, tables):
     figure, axes = plt.subplots(
         1, len(sets), figsize=(5 * len(sets), 4.2), squeeze=False
     )
-    sweeps = {
-        "min_score": ("s", np.linspace(0, 1, 41)),
-        "min_distinctiveness": ("d", np.linspace(0, 0.4, 41)),
-        "max_consistency_error": ("c", np.geomspace(0.1, 20, 41)),
-    }
     for axis, (name, runs) in zip(axes[0], sets.items(), strict=True):
-        for label, (key, values) in sweeps.items():
+        for key, values in SWEEPS.items():
             points = np.array(
                 [
                     pooled(runs, **{**DEFAULTS, key: value})[:2]
                     for value in values
                 ]
             )
-            axis.plot(points[:, 0], points[:, 1], label=f"{label} alone")
-        best = np.array([row[3:5] for row in front(tables[name])])
+            axis.plot(points[:, 0], points[:, 1], label=f"{NAMES[key]} alone")
+        best = np.array([row[1][:2] for row in front(tables[name])])
         axis.plot(best[:, 0], best[:, 1], "k.", label="best of the grid")
         default = pooled(runs, **DEFAULTS)
         axis.plot(default[0], default[1], "r*", ms=12, label="defaults")

@@ -243,6 +243,7 @@ def cli(files, *extra, points="points.csv", output="out.csv"):
         ("onto_directory", "is a directory"),
         ("surfaces_is_a_file", "exists and is not a directory"),
         ("short_row", "line 3: no value in column axis-1"),
+        ("long_row", "line 2: 4 fields for the header's 3"),
         ("empty_value", "line 2, column axis-0: '' is not a number"),
         ("points_is_a_directory", "is a directory, not a file"),
         ("grid_nan", "spacing must be finite"),
@@ -260,6 +261,8 @@ def test_cli_problems_exit_1_naming_the_file(files, capsys, setup, message):
         extra = ["--surfaces", str(files / "surfaces.npy")]
     elif setup == "short_row":
         points.write_text("index,axis-0,axis-1\n0,60,65\n1,40\n")
+    elif setup == "long_row":
+        points.write_text("index,axis-0,axis-1\n0,60,65,7\n")
     elif setup == "empty_value":
         points.write_text("index,axis-0,axis-1\n0,,65\n")
     elif setup == "points_is_a_directory":

@@ -19,8 +19,10 @@ def test_results_table_follows_results_and_selection(viewer_with_pair, qtbot):
         "offset-0",
         "offset-1",
         "score",
-        "distinctiveness",
+        "peak ratio",
+        "uncertainty",
         "consistency",
+        "neighbours",
         "residual",
         "status",
     ]
@@ -48,7 +50,8 @@ def test_results_table_follows_results_and_selection(viewer_with_pair, qtbot):
     data[0] = [-50.0, -50.0]
     viewer.layers["pois"].data = data
     widget.wait_until_done(30)
-    status = [table.table.item(r, 7).text() for r in range(3)]
+    column = headers.index("status")
+    status = [table.table.item(r, column).text() for r in range(3)]
     assert status[table.row_of_point(0)] == "outside image"
     assert sorted(status) == ["ok", "ok", "outside image"]
     assert sorted(table.point_of_row(r) for r in range(3)) == [0, 1, 2]

@@ -6,6 +6,7 @@ translation; the napari widget is imported on first use.
 """
 
 from ._debug import visualize_cross_correlation
+from ._drift import estimate_drift
 from ._field import displacement_field
 from ._grid import grid_points
 from ._match import match_points
@@ -13,6 +14,8 @@ from ._ncc import normalized_cross_correlation, normalized_cross_correlation_2d
 from ._offsets import find_template_offset, find_template_offset_centered
 from ._register import register
 from ._result import MatchResult, Status, Surface
+from ._track import track_points
+from ._tracks import TrackResult
 from ._transform import TransformFit, fit_transform
 from ._warp import warp
 
@@ -23,8 +26,10 @@ __all__ = [
     "MatchWidget",
     "Status",
     "Surface",
+    "TrackResult",
     "TransformFit",
     "displacement_field",
+    "estimate_drift",
     "find_template_offset",
     "find_template_offset_centered",
     "fit_transform",
@@ -33,6 +38,7 @@ __all__ = [
     "normalized_cross_correlation",
     "normalized_cross_correlation_2d",
     "register",
+    "track_points",
     "visualize_cross_correlation",
     "warp",
 ]

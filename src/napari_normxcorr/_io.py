@@ -66,6 +66,11 @@ def read_points(path: Path) -> tuple[np.ndarray, list[str]]:
     columns = [header.index(a) for a in axes]
     points = np.empty((len(rows), len(axes)))
     for line, row in enumerate(rows, start=2):
+        if len(row) > len(header):
+            raise InputError(
+                f"{path}, line {line}: {len(row)} fields for the header's "
+                f"{len(header)}"
+            )
         for k, (axis, column) in enumerate(zip(axes, columns)):
             points[line - 2, k] = _coordinate(path, line, axis, row, column)
     return points, axes

@@ -13,7 +13,7 @@ from ._guided import GuidedMatcher, transform_matrix
 from ._masked import MIN_OVERLAP
 from ._matcher import Matcher, NoData
 from ._passes import ForwardPass, back_match_distances
-from ._result import MatchResult, Status
+from ._result import MatchResult
 from ._transform import TransformFit
 from ._validate import (
     fft_dtype,
@@ -21,6 +21,13 @@ from ._validate import (
     per_axis,
     point_array,
     positive_int,
+)
+from ._verdicts import (
+    MAX_NEIGHBOUR_RESIDUAL,
+    Thresholds,
+    judge_neighbours,
+    judge_rows,
+    peak_ratio,
 )
 
 # Default window radii of match_points, in pixels.
@@ -39,8 +46,11 @@ def match_points(
     transform: TransformFit | npt.ArrayLike | None = None,
     subpixel: bool = True,
     min_score: float = 0.5,
-    min_distinctiveness: float = 0.05,
+    min_distinctiveness: float = 0.0,
+    min_peak_ratio: float = 1.5,
+    max_uncertainty: float = 0.3,
     max_consistency_error: float = 1.0,
+    max_neighbour_residual: float = MAX_NEIGHBOUR_RESIDUAL,
     check_consistency: bool = True,
     keep_surfaces: bool = False,
     fft_precision: str = "single",
@@ -93,11 +103,29 @@ def match_points(
     min_score : float, optional
         Below this NCC a match is flagged ``low score``.
     min_distinctiveness : float, optional
-        Below this margin over the second-best peak a match is flagged
-        ``ambiguous``.
+        Below this margin over the second-best peak (``score -
+        second_score``) a match is flagged ``ambiguous`` (off by default:
+        the peak ratio is the scale-aware test).
+    min_peak_ratio : float, optional
+        Below this ``(1 - second_score) / (1 - score)`` a match is flagged
+        ``ambiguous``, and so is a match whose surface leaves no room for
+        a second peak (its uniqueness is unknown).
+    max_uncertainty : float, optional
+        A match whose largest standard deviation (px, from the peak's
+        curvature and the residual noise) exceeds this is flagged ``edge
+        only`` when its uncertainty ellipse is elongated (a ridge: the
+        template holds a straight edge only) and ``uncertain`` otherwise.
     max_consistency_error : float, optional
         Matching back from the found position must land within this many
         pixels of the point, or the row is flagged ``failed consistency``.
+    max_neighbour_residual : float, optional
+        An ok match whose normalized median residual against the offsets
+        of its nearest ok matches (up to 8 in the same plane, within 4
+        times the median spacing; at least 3 needed, else not judged),
+        after a robust affine trend of the offsets is removed, exceeds
+        this is flagged ``outlier`` (2 is the usual PIV limit; ``np.inf``
+        turns the test off). Planes with fewer than 16 ok matches are
+        too sparse to judge: the test is for grids and dense points.
     check_consistency : bool, optional
         Match back from each found position into `template_image` (doubles
         the work).
@@ -156,10 +184,13 @@ def match_points(
        IEEE Transactions on Image Processing 21(5), 2706-2718, 2012.
     """
     batch_size = positive_int("batch_size", batch_size)
-    min_score = number("min_score", min_score)
-    min_distinctiveness = number("min_distinctiveness", min_distinctiveness)
-    max_consistency_error = number(
-        "max_consistency_error", max_consistency_error, low=0
+    limits = Thresholds(
+        number("min_score", min_score),
+        number("min_distinctiveness", min_distinctiveness),
+        number("min_peak_ratio", min_peak_ratio),
+        number("max_uncertainty", max_uncertainty, low=0),
+        number("max_consistency_error", max_consistency_error, low=0),
+        number("max_neighbour_residual", max_neighbour_residual, low=0),
     )
     if progress is not None and not callable(progress):
         raise ValueError(f"progress must be callable, got {progress!r}.")
@@ -181,32 +212,38 @@ def match_points(
         consistency = back_match_distances(
             matcher, points, found.matched, found.status, batch_size
         )
-    distinctiveness = found.score - found.second
-    verdicts = [
-        (~(found.score >= min_score), Status.LOW_SCORE),
-        (found.on_border, Status.ON_BORDER),
-        (distinctiveness < min_distinctiveness, Status.AMBIGUOUS),
-        (consistency > max_consistency_error, Status.INCONSISTENT),
-    ]
-    status = found.status
-    for mask, verdict in verdicts:
-        status[mask & (status == Status.OK)] = verdict
+    columns = {
+        "score": found.score,
+        "distinctiveness": found.score - found.second,
+        "peak_ratio": peak_ratio(found.score, found.second),
+        "uncertainty": found.uncertainty,
+        "covariance": found.covariance,
+        "consistency": consistency,
+        "on_border": found.on_border,
+    }
+    status = judge_rows(found.status, columns, limits)
     n = len(points)
-    return MatchResult(
+    result = MatchResult(
         points=points,
         image_points=image_points,
         matched=found.matched,
         offset=found.matched - points,
         score=found.score,
         second_score=found.second,
-        distinctiveness=distinctiveness,
+        distinctiveness=columns["distinctiveness"],
         consistency=consistency,
         refined=found.refined,
         transform_residual=np.full(n, np.nan),
         transform_inlier=np.zeros(n, dtype=bool),
         status=status,
+        peak_ratio=columns["peak_ratio"],
+        uncertainty=found.uncertainty,
+        covariance=found.covariance,
         _context=matcher,
         _surfaces=found.surfaces if keep_surfaces else None,
+    )
+    return judge_neighbours(
+        result, limits.max_neighbour_residual, matcher.ndim
     )
 
 

@@ -13,8 +13,13 @@ import numpy as np
 from ._masked import unscored_at_floor
 from ._matcher import Matcher
 from ._parallel import Workspace, batches, in_threads
-from ._peaks import argmax_index, parabolic_shift, second_peak
-from ._result import Status, Surface
+from ._peaks import (
+    argmax_index,
+    parabolic_shift,
+    peak_covariance,
+    second_peak,
+)
+from ._result import Status, Surface, statuses
 from ._subpixel import refine_shift
 from ._windows import Window
 
@@ -30,6 +35,7 @@ class Found(NamedTuple):
     refined: bool
     second: float
     on_border: bool
+    covariance: np.ndarray  # (d, d) px², NaN when unbounded
     surface: np.ndarray | None
 
 
@@ -50,8 +56,11 @@ class ForwardPass:
         self.score = np.full(n, np.nan)
         self.second = np.full(n, np.nan)
         self.refined = np.zeros(n, dtype=bool)
-        self.status = np.full(n, Status.OK, dtype=object)
+        self.status = statuses(n)
         self.on_border = np.zeros(n, dtype=bool)
+        d = matcher.ndim
+        self.covariance = np.full((n, d, d), np.nan)
+        self.uncertainty = np.full(n, np.nan)
         self.surfaces: dict[int, Surface] = {}
 
     def run(
@@ -86,12 +95,17 @@ class ForwardPass:
         corner, best, is_refined = _locate(
             window, surface, peak, self.subpixel
         )
+        assert window.template is not None
+        pixels = window.template.size
+        if window.template_valid is not None:
+            pixels = int(np.count_nonzero(window.template_valid))
         return Found(
             corner,
             best,
             is_refined,
             second_peak(surface)[1],
             on_border(peak, surface.shape),
+            peak_covariance(surface, peak, best, pixels),
             kept.copy() if self.keep_surfaces else None,
         )
 
@@ -104,12 +118,21 @@ class ForwardPass:
         self.score[row], self.second[row] = found.score, found.second
         self.refined[row] = found.refined
         self.on_border[row] = found.on_border
+        self.covariance[row] = found.covariance
+        self.uncertainty[row] = largest_std(found.covariance)
         point = self.points[row]
         origin = window.origin(point[-d:])
         if found.surface is not None:
             self.surfaces[row] = Surface(found.surface, origin, window.plane)
         self.matched[row, :-d] = point[:-d]
         self.matched[row, -d:] = origin + found.corner
+
+
+def largest_std(covariance: np.ndarray) -> float:
+    """Square root of the largest eigenvalue; infinite when NaN."""
+    if not np.isfinite(covariance).all():
+        return np.inf
+    return float(np.sqrt(max(np.linalg.eigvalsh(covariance).max(), 0.0)))
 
 
 def on_border(peak: tuple[int, ...], shape: tuple[int, ...]) -> bool:
@@ -170,8 +193,14 @@ def _locate(
         return integer, float(surface[peak]), False
     # A surface one position wide has nothing to refine along that axis;
     # Gauss-Newton on the template patch would use the masked pixels.
-    if all(s > 1 for s in surface.shape) and not window.masked:
-        assert window.template is not None and window.search is not None
+    assert window.template is not None and window.search is not None
+    # Gauss-Newton needs a template of at least 3 pixels along each axis
+    # (its gradients skip the outermost ones).
+    if (
+        all(s > 1 for s in surface.shape)
+        and min(window.template.shape) >= 3
+        and not window.masked
+    ):
         refinement = refine_shift(window.template, window.search, peak)
         if refinement.converged:
             return refinement.position, refinement.score, True
@@ -194,7 +223,7 @@ def back_match_distances(
     distance = np.full(len(points), np.nan)
     # Rows already flagged keep their verdict; back-matching them is moot.
     todo = (status == Status.OK) & np.isfinite(matched).all(axis=1)
-    back_status = np.full(len(points), Status.OUTSIDE_IMAGE, dtype=object)
+    back_status = statuses(len(points), Status.OUTSIDE_IMAGE)
     back_status[todo] = Status.OK
     groups = matcher.place_all(matched, points, back_status, forward=False)
     matcher.prepare_maps(groups)

@@ -151,3 +151,65 @@ def second_peak(
             return None, np.nan
     index = tuple(int(i) for i in np.unravel_index(best, surface.shape))
     return index, float(surface[index])
+
+
+# The quadratic of `peak_covariance` is fitted over this reach (5 x 5).
+_FIT_REACH = 2
+# Curvatures below this share of the largest are a ridge's: floored there.
+_MIN_CURVATURE = 1e-6
+_SCORE_PRECISION = 1e-4
+
+
+def peak_covariance(
+    surface: np.ndarray, peak: tuple[int, ...], score: float, pixels: int
+) -> np.ndarray:
+    """Covariance (px²) of the match position, from the peak's shape.
+
+    Least-squares matching precision (Förstner): with unit-energy
+    patches the mismatch is ``2 (1 - ncc)``, which around the peak grows
+    as ``du' A du`` with A minus the Hessian of the surface (A plays the
+    part of J'J, the gradients' normal matrix). A quadratic fitted to the
+    surface around `peak` gives A; the residual noise per pixel is
+    ``2 (1 - score) / (pixels - d)``, so the covariance is that times
+    the inverse of A. A ridge (the template holds only a straight edge)
+    leaves A singular along the edge: its curvature there is floored at
+    a millionth of the largest, so the covariance is huge along the edge
+    but keeps its direction. NaN where no quadratic fits (the surface is
+    less than 3 positions wide along an axis around the peak).
+    """
+    d = surface.ndim
+    low = [max(p - _FIT_REACH, 0) for p in peak]
+    high = [min(p + _FIT_REACH + 1, s) for p, s in zip(peak, surface.shape)]
+    if any(b - a < 3 for a, b in zip(low, high)):
+        return np.full((d, d), np.nan)  # no curvature along some axis
+    region = surface[tuple(slice(a, b) for a, b in zip(low, high))]
+    grid = np.meshgrid(
+        *[np.arange(a, b) - p for a, b, p in zip(low, high, peak)],
+        indexing="ij",
+    )
+    u = [g.ravel().astype(np.float64) for g in grid]
+    pairs = [(i, j) for i in range(d) for j in range(i, d)]
+    design = np.stack(
+        [np.ones_like(u[0]), *u, *[u[i] * u[j] for i, j in pairs]], axis=1
+    )
+    values = region.ravel().astype(np.float64)
+    finite = np.isfinite(values)
+    if finite.sum() < design.shape[1]:
+        return np.full((d, d), np.nan)
+    coefficients = np.linalg.lstsq(design[finite], values[finite], rcond=None)
+    quadratic = coefficients[0][1 + d :]
+    # A = -Hessian: A_ii = -2 c_ii for u_i², A_ij = -c_ij for u_i u_j.
+    normal = np.empty((d, d))
+    for (i, j), c in zip(pairs, quadratic):
+        normal[i, j] = normal[j, i] = -2 * c if i == j else -c
+    eigenvalues, vectors = np.linalg.eigh(normal)
+    if not eigenvalues.max() > 0:
+        return np.full((d, d), np.nan)
+    # Along a ridge the curvature vanishes (or turns): floored, so that
+    # the covariance stays finite and points along the edge.
+    eigenvalues = np.maximum(eigenvalues, _MIN_CURVATURE * eigenvalues.max())
+    # Scores are exact to about 1e-4 (single-precision transforms): a
+    # perfect score still leaves that much noise.
+    mismatch = max(1.0 - score, _SCORE_PRECISION)
+    noise = 2 * mismatch / max(pixels - d, 1)
+    return noise * (vectors / eigenvalues) @ vectors.T

@@ -26,11 +26,26 @@ class Status(str, Enum):
     LOW_SCORE = "low score"
     ON_BORDER = "peak on search border"
     AMBIGUOUS = "ambiguous"
+    EDGE_ONLY = "edge only"
+    UNCERTAIN = "uncertain"
     INCONSISTENT = "failed consistency"
+    OUTLIER = "outlier"
     TRANSFORM_OUTLIER = "transform outlier"
+    LOST = "lost"
 
     def __str__(self) -> str:
         return self.value
+
+
+def statuses(count: int, status: Status = Status.OK) -> np.ndarray:
+    """An object array of `count` times `status`, as Status members.
+
+    ``np.full`` would store plain strings: Status is a str, and numpy
+    converts it on the way in.
+    """
+    array = np.empty(count, dtype=object)
+    array.fill(status)
+    return array
 
 
 class Surface(NamedTuple):
@@ -59,7 +74,10 @@ _QUALITY = (
     "score",
     "distinctiveness",
     "second_score",
+    "peak_ratio",
+    "uncertainty",
     "consistency",
+    "neighbour_residual",
     "refined",
     "transform_residual",
     "transform_inlier",
@@ -89,6 +107,23 @@ class MatchResult:
     distinctiveness : (N,) ndarray
         ``score - second_score``: how far the match stands above the best
         alternative (near 0 for repetitive texture).
+    peak_ratio : (N,) ndarray
+        ``(1 - second_score) / (1 - score)``: how much closer to a perfect
+        match the peak is than the best alternative (1 for a tie, large
+        for a clear peak; scale-aware, unlike the difference). Both
+        distances are floored at 1e-4, the precision of the scores.
+    uncertainty : (N,) ndarray
+        Largest standard deviation (px) of the match position, the
+        square root of the largest eigenvalue of `covariance`; infinite
+        where the peak is a ridge (a template with a straight edge only).
+    covariance : (N, d, d) ndarray
+        Covariance (px²) of the match position in the matched axes, from
+        the curvature of the NCC peak and the residual noise; NaN where
+        unbounded or not computed.
+    neighbour_residual : (N,) ndarray
+        Normalized median residual of the offset against the offsets of
+        the nearest ok matches (Westerweel & Scarano); NaN for a point
+        without enough neighbours.
     consistency : (N,) ndarray
         Distance in pixels between the point and the match of the matched
         position back into the template image (NaN when not checked).
@@ -116,8 +151,21 @@ class MatchResult:
     transform_residual: np.ndarray
     transform_inlier: np.ndarray
     status: np.ndarray
+    peak_ratio: np.ndarray = field(default_factory=lambda: np.empty(0))
+    uncertainty: np.ndarray = field(default_factory=lambda: np.empty(0))
+    covariance: np.ndarray = field(default_factory=lambda: np.empty(0))
+    neighbour_residual: np.ndarray = field(default_factory=lambda: np.empty(0))
     _context: SurfaceSource | None = field(default=None, repr=False)
     _surfaces: dict[int, Surface] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        # Columns not given (a result built by hand) are not computed.
+        n, d = self.points.shape
+        for name in ("peak_ratio", "uncertainty", "neighbour_residual"):
+            if len(getattr(self, name)) != n:
+                setattr(self, name, np.full(n, np.nan))
+        if len(self.covariance) != n:
+            self.covariance = np.full((n, d, d), np.nan)
 
     def __len__(self) -> int:
         return len(self.points)
@@ -163,7 +211,7 @@ class MatchResult:
             values = getattr(self, name)
             extra = np.empty((count, *values.shape[1:]), dtype=values.dtype)
             if values.dtype == object:
-                extra[...] = Status.OUTSIDE_IMAGE
+                extra = statuses(count, Status.OUTSIDE_IMAGE)
             elif values.dtype == bool:
                 extra[...] = False
             else:

@@ -28,7 +28,10 @@ if TYPE_CHECKING:
 STATUS_COLORS = {
     Status.OK: (0.2, 0.9, 0.3, 1.0),
     Status.AMBIGUOUS: (1.0, 0.8, 0.1, 1.0),
+    Status.EDGE_ONLY: (0.3, 0.8, 1.0, 1.0),
+    Status.UNCERTAIN: (0.55, 0.7, 1.0, 1.0),
     Status.INCONSISTENT: (1.0, 0.55, 0.0, 1.0),
+    Status.OUTLIER: (1.0, 0.4, 0.7, 1.0),
     Status.ON_BORDER: (1.0, 0.55, 0.0, 1.0),
     Status.LOW_SCORE: (1.0, 0.2, 0.2, 1.0),
     Status.TRANSFORM_OUTLIER: (0.85, 0.3, 0.95, 1.0),

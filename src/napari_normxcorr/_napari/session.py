@@ -17,6 +17,7 @@ from psygnal import Signal
 
 from .._arrays import LazyArray
 from .._result import MatchResult, Surface
+from .._verdicts import MAX_NEIGHBOUR_RESIDUAL, judge_neighbours
 from .layers import convert, world_to_data
 
 if TYPE_CHECKING:
@@ -31,8 +32,10 @@ class MatchOptions:
     search_radius: tuple[int, ...]
     subpixel: bool = True
     min_score: float = 0.5
-    min_distinctiveness: float = 0.05
+    min_peak_ratio: float = 1.5
+    max_uncertainty: float = 0.3
     max_consistency_error: float = 1.0
+    max_neighbour_residual: float = MAX_NEIGHBOUR_RESIDUAL
 
     def as_keywords(self) -> dict[str, Any]:
         """The options as keyword arguments of `match_points`."""
@@ -127,17 +130,33 @@ class MatchSession:
     ) -> None:
         """Rows `rows` were matched again (their points now at `world`)."""
         assert self.result is not None
+        before = self.result.status.copy()
         self.result.put(rows, part)
         self.world[rows] = world
-        self.changed.emit([int(r) for r in rows])
+        self._judge_neighbours()
+        changed = set(np.flatnonzero(before != self.result.status))
+        self.changed.emit(sorted({int(r) for r in rows} | changed))
 
     def remove(self, rows: Sequence[int]) -> None:
         """Rows `rows` are gone (their points were deleted)."""
         assert self.result is not None
         self.result = self.result.without(rows)
         self.world = np.delete(self.world, list(rows), axis=0)
+        self._judge_neighbours()
         self.selection = []
         self.changed.emit(None)
+
+    def _judge_neighbours(self) -> None:
+        """Neighbours judge each other: an edit changes other verdicts."""
+        assert self.result is not None
+        if self.inputs is None:
+            return
+        options = self.inputs.options
+        judge_neighbours(
+            self.result,
+            options.max_neighbour_residual,
+            len(options.search_radius),
+        )
 
     def resize(self, world: np.ndarray) -> None:
         """Rows for the points at `world` beyond the result's end (still

@@ -23,7 +23,15 @@ from .._io import InputError, read_points
 from .._result import MatchResult
 from .session import MatchSession
 
-QUALITY = ("score", "distinctiveness", "consistency", "residual", "status")
+QUALITY = (
+    "score",
+    "peak ratio",
+    "uncertainty",
+    "consistency",
+    "neighbours",
+    "residual",
+    "status",
+)
 
 
 class ResultsTable(QWidget):
@@ -206,8 +214,10 @@ def _columns(result: MatchResult) -> tuple[list[str], list[Any]]:
         np.arange(len(result)),
         *result.offset.T,
         result.score,
-        result.distinctiveness,
+        result.peak_ratio,
+        result.uncertainty,
         result.consistency,
+        result.neighbour_residual,
         result.transform_residual,
         [str(s) for s in result.status],
     ]
@@ -222,6 +232,6 @@ def _item(value: Any) -> QTableWidgetItem:
     elif isinstance(value, (int, np.integer)):
         item.setData(Qt.ItemDataRole.DisplayRole, int(value))
         item.setData(Qt.ItemDataRole.UserRole, int(value))
-    elif np.isfinite(value):
+    elif not np.isnan(value):  # an unbounded uncertainty shows inf
         item.setData(Qt.ItemDataRole.DisplayRole, round(float(value), 3))
     return item

@@ -16,6 +16,7 @@ from magicgui.widgets import (
 )
 
 from .._result import MatchResult
+from .._verdicts import MAX_NEIGHBOUR_RESIDUAL
 from . import jobs
 from .fields import FieldSection
 from .inputs import InputProblem, prepare_run
@@ -112,12 +113,22 @@ class MatchWidget(Container):
         self.min_score = FloatSpinBox(
             value=0.5, min=-1.0, max=1.0, step=0.05, label="min score"
         )
-        self.min_distinctiveness = FloatSpinBox(
-            value=0.05,
+        self.min_peak_ratio = FloatSpinBox(
+            value=1.5,
             min=0.0,
-            max=2.0,
-            step=0.01,
-            label="min distinctiveness",
+            max=1000.0,
+            step=0.1,
+            label="min peak ratio",
+            tooltip="(1 - second peak) / (1 - score): below, 'ambiguous'",
+        )
+        self.max_uncertainty = FloatSpinBox(
+            value=0.3,
+            min=0.0,
+            max=1000.0,
+            step=0.05,
+            label="max uncertainty (px)",
+            tooltip="Largest standard deviation of a match: above, 'edge "
+            "only' (elongated) or 'uncertain'",
         )
         self.max_consistency_error = FloatSpinBox(
             value=1.0,
@@ -125,6 +136,12 @@ class MatchWidget(Container):
             max=1000.0,
             step=0.5,
             label="max consistency error (px)",
+        )
+        self.neighbours = CheckBox(
+            value=True,
+            text="judge by neighbours ('outlier')",
+            tooltip="Flag ok matches unlike their nearest ok matches (grids "
+            "and dense points: planes of 16 or more ok matches)",
         )
         self.live = CheckBox(
             value=False,
@@ -149,8 +166,10 @@ class MatchWidget(Container):
                 self.search_radius,
                 self.subpixel,
                 self.min_score,
-                self.min_distinctiveness,
+                self.min_peak_ratio,
+                self.max_uncertainty,
                 self.max_consistency_error,
+                self.neighbours,
                 self.live,
                 self.run_button,
                 self.cancel_button,
@@ -208,8 +227,12 @@ class MatchWidget(Container):
             search_radius=tuple(self.search_radius.value),
             subpixel=self.subpixel.value,
             min_score=self.min_score.value,
-            min_distinctiveness=self.min_distinctiveness.value,
+            min_peak_ratio=self.min_peak_ratio.value,
+            max_uncertainty=self.max_uncertainty.value,
             max_consistency_error=self.max_consistency_error.value,
+            max_neighbour_residual=(
+                MAX_NEIGHBOUR_RESIDUAL if self.neighbours.value else np.inf
+            ),
         )
 
     # --- running ------------------------------------------------------

@@ -1,0 +1,160 @@
+"""Verdicts from a match's columns: each row alone, then by its neighbours.
+
+The per-row tests read a row's score, peak ratio, uncertainty and
+consistency; the neighbour test compares each ok match with the ok
+matches around it, so it is rerun on the whole result whenever rows
+change (live edits).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ._neighbours import normalized_median_residual
+from ._result import MatchResult, Status
+
+# The usual limit of the normalized median test (Westerweel & Scarano).
+MAX_NEIGHBOUR_RESIDUAL = 2.0
+# The neighbour test needs a dense set: a plane with fewer ok matches
+# (scattered clicks across depths, say) is not judged.
+MIN_JUDGED = 16
+# Scores are exact to about this (single-precision transforms).
+SCORE_PRECISION = 1e-4
+# A covariance whose axes' standard deviations differ by this factor (or
+# an unbounded one) is the ridge of a straight edge, not a blurred peak.
+EDGE_ELONGATION = 3.0
+
+
+class Thresholds(NamedTuple):
+    """The limits of the verdicts (see match_points)."""
+
+    min_score: float
+    min_distinctiveness: float
+    min_peak_ratio: float
+    max_uncertainty: float
+    max_consistency_error: float
+    max_neighbour_residual: float
+
+
+def peak_ratio(score: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """``(1 - second) / (1 - score)``, each distance to a perfect match
+    at least SCORE_PRECISION (a tie of two perfect scores is 1, not 0/0);
+    NaN without a second peak."""
+    gap = np.maximum(1.0 - np.asarray(score, dtype=float), SCORE_PRECISION)
+    other = np.maximum(1.0 - np.asarray(second, dtype=float), SCORE_PRECISION)
+    return other / gap
+
+
+def judge_rows(
+    status: np.ndarray,
+    result_columns: dict[str, np.ndarray],
+    limits: Thresholds,
+) -> np.ndarray:
+    """Statuses after the per-row tests; only ``ok`` rows change.
+
+    A row without a second peak (its surface has no room for one) has no
+    peak ratio and is ``ambiguous``: its uniqueness is unknown.
+    """
+    c = result_columns
+    uncertain = c["uncertainty"] > limits.max_uncertainty
+    edge = uncertain & (_elongation(c["covariance"]) >= EDGE_ELONGATION)
+    verdicts = [
+        (~(c["score"] >= limits.min_score), Status.LOW_SCORE),
+        (c["on_border"], Status.ON_BORDER),
+        (~(c["peak_ratio"] >= limits.min_peak_ratio), Status.AMBIGUOUS),
+        (c["distinctiveness"] < limits.min_distinctiveness, Status.AMBIGUOUS),
+        (edge, Status.EDGE_ONLY),
+        (uncertain, Status.UNCERTAIN),
+        (c["consistency"] > limits.max_consistency_error, Status.INCONSISTENT),
+    ]
+    status = status.copy()
+    for mask, verdict in verdicts:
+        status[mask & (status == Status.OK)] = verdict
+    return status
+
+
+def _elongation(covariance: np.ndarray) -> np.ndarray:
+    """Ratio of the largest to the smallest standard deviation per row;
+    infinite where the covariance is unbounded (NaN)."""
+    n = len(covariance)
+    out = np.full(n, np.inf)
+    finite = np.isfinite(covariance).all(axis=(1, 2))
+    if covariance.shape[-1] < 2:
+        out[finite] = 1.0
+        return out
+    if finite.any():
+        eigenvalues = np.linalg.eigvalsh(covariance[finite])
+        low = np.maximum(eigenvalues[:, 0], 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.sqrt(eigenvalues[:, -1] / low)
+        # A zero covariance (a perfect match) has no shape.
+        out[finite] = np.where(eigenvalues[:, -1] > 0, ratio, 1.0)
+    return out
+
+
+def judge_neighbours(
+    result: MatchResult, max_residual: float, ndim: int
+) -> MatchResult:
+    """Flag ``ok`` rows unlike their neighbours ``outlier``, in place.
+
+    Rows ``ok`` or ``outlier`` are judged again from scratch: each is
+    compared with the offsets of its nearest ok matches in the same plane
+    (see :func:`normalized_median_residual` for who counts as a
+    neighbour), once a robust affine trend is taken out; a row without
+    enough neighbours, or in a plane of fewer than MIN_JUDGED ok matches,
+    is never an outlier.
+    The residual of every row with enough neighbours goes to
+    ``neighbour_residual``. Returns `result`.
+    """
+    status = result.status
+    candidate = (status == Status.OK) | (status == Status.OUTLIER)
+    status[status == Status.OUTLIER] = Status.OK
+    residual = np.full(len(result), np.nan)
+    planes = np.rint(result.points[:, :-ndim])
+    for plane in _unique_rows(planes[candidate]):
+        rows = np.flatnonzero(candidate & (planes == plane).all(axis=1))
+        if len(rows) < MIN_JUDGED:
+            continue
+        points = result.points[rows, -ndim:]
+        offsets = result.offset[rows, -ndim:]
+        found, _ = normalized_median_residual(
+            points, offsets - _affine_trend(points, offsets)
+        )
+        residual[rows] = found
+    result.neighbour_residual = residual
+    status[candidate & (residual > max_residual)] = Status.OUTLIER
+    return result
+
+
+def _affine_trend(points: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """The offsets an affine map of the points predicts, fitted robustly
+    (zeros when fewer than D + 2 points or no fit).
+
+    The median test assumes neighbours move alike; a rotation or a zoom
+    makes offsets differ across any neighbourhood, so only what no affine
+    map explains is compared. The fit is least squares on the half of the
+    points it explains best, twice refitted (a trimmed fit: cheap, and
+    blind to up to half of the offsets being wrong).
+    """
+    n, d = points.shape
+    if n < d + 2:
+        return np.zeros_like(offsets)
+    design = np.c_[points - points.mean(axis=0), np.ones(n)]
+    keep = np.ones(n, dtype=bool)
+    for _ in range(3):
+        coefficients, *_ = np.linalg.lstsq(
+            design[keep], offsets[keep], rcond=None
+        )
+        error = np.linalg.norm(design @ coefficients - offsets, axis=1)
+        keep = error <= np.median(error)
+        if keep.sum() < d + 1:
+            return np.zeros_like(offsets)
+    return design @ coefficients
+
+
+def _unique_rows(values: np.ndarray) -> list[np.ndarray]:
+    if values.shape[1] == 0:
+        return [values[:0].reshape(0)] if len(values) else []
+    return list(np.unique(values, axis=0))
