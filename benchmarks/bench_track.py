@@ -1,0 +1,120 @@
+"""Speed of track_points against a loop of OpenCV matchTemplate.
+
+200 points through 100 frames of 1024 x 1024 (float32, a texture drifting
+by whole and half pixels, 1 % noise), template radius 15, search radius
+30. The reference tracks the same points with the same windows: for each
+frame and point, the template around the last position in the previous
+frame, matchTemplate (TM_CCOEFF_NORMED) over the search window around
+the constant-velocity prediction, minMaxLoc. Prints the time per vertex
+and the ratio ours / OpenCV (<= 1: ours at least as fast) for whole
+pixels (subpixel=False, as the reference) and with every feature on
+(sub-pixel IC-GN with the quadratic shape function, distinctiveness).
+Medians of --repeats runs. Run: python benchmarks/bench_track.py
+(--tiny for a smoke run in seconds).
+"""
+
+import argparse
+
+import numpy as np
+from scipy import ndimage
+
+from _timing import median_time, optional_cv2
+from napari_normxcorr import track_points
+
+T_RADIUS, S_RADIUS = 15, 30
+
+
+def drifting_stack(size, frames, seed=0):
+    """(frames, size, size) float32 texture drifting 0.6 px per frame."""
+    rng = np.random.default_rng(seed)
+    texture = ndimage.gaussian_filter(rng.normal(size=(size, size)), 1.5)
+    texture = (texture / texture.std()).astype(np.float32)
+    stack = np.empty((frames, size, size), np.float32)
+    for t in range(frames):
+        shift = (int(0.6 * t), int(0.4 * t))
+        stack[t] = np.roll(texture, shift, axis=(0, 1))
+        stack[t] += 0.01 * rng.normal(size=(size, size)).astype(np.float32)
+    return stack
+
+
+def opencv_loop(cv2, stack, points):
+    """Track `points` (row, col) frame to frame with matchTemplate."""
+    position = np.rint(points).astype(int)
+    velocity = np.zeros_like(position)
+    for t in range(1, len(stack)):
+        before, frame = stack[t - 1], stack[t]
+        for k, ((r, c), (vr, vc)) in enumerate(zip(position, velocity)):
+            template = before[
+                r - T_RADIUS : r + T_RADIUS + 1,
+                c - T_RADIUS : c + T_RADIUS + 1,
+            ]
+            pr, pc = r + vr, c + vc
+            window = frame[
+                pr - S_RADIUS : pr + S_RADIUS + 1,
+                pc - S_RADIUS : pc + S_RADIUS + 1,
+            ]
+            surface = cv2.matchTemplate(window, template, cv2.TM_CCOEFF_NORMED)
+            _, _, _, (x, y) = cv2.minMaxLoc(surface)
+            found = np.array(
+                [pr - S_RADIUS + T_RADIUS + y, pc - S_RADIUS + T_RADIUS + x]
+            )
+            velocity[k] = found - position[k]
+            position[k] = found
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, default=200)
+    parser.add_argument("--frames", type=int, default=100)
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="10 points, 5 frames of 160 x 160, one run (a smoke test)",
+    )
+    args = parser.parse_args()
+    if args.tiny:
+        args.points, args.frames, args.size, args.repeats = 10, 5, 160, 1
+    stack = drifting_stack(args.size, args.frames)
+    rng = np.random.default_rng(1)
+    margin = S_RADIUS + T_RADIUS + args.frames
+    positions = rng.uniform(margin, args.size - margin, (args.points, 2))
+    points = np.column_stack([np.zeros(args.points), positions])
+    vertices = args.points * (args.frames - 1)
+    ours = {
+        label: median_time(
+            lambda: track_points(stack, points, subpixel=subpixel),
+            args.repeats,
+            budget=600,
+        )
+        / vertices
+        for label, subpixel in (("whole pixels", False), ("all on", True))
+    }
+    print(
+        f"track_points: {args.points} points, {args.frames} frames of "
+        f"{args.size}^2, template radius {T_RADIUS}, search radius "
+        f"{S_RADIUS}"
+    )
+    cv2 = optional_cv2()
+    reference = None
+    if cv2 is not None:
+        reference = (
+            median_time(
+                lambda: opencv_loop(cv2, stack, positions),
+                args.repeats,
+                budget=600,
+            )
+            / vertices
+        )
+    for label, seconds in ours.items():
+        line = f"  {label:<13} {seconds * 1e6:8.1f} us per vertex"
+        if reference is not None:
+            line += f"   ours / OpenCV loop: {seconds / reference:5.2f}x"
+        print(line)
+    if reference is None:
+        print("  (install opencv-python-headless for the reference ratio)")
+
+
+if __name__ == "__main__":
+    main()
