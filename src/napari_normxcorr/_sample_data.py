@@ -138,29 +138,85 @@ def true_positions(points: np.ndarray, field: np.ndarray) -> np.ndarray:
     return position
 
 
-def drifting_stack() -> list[LayerData]:
-    """A small time-lapse (t, row, col) whose features drift frame to frame.
+# The drifting time-lapse: frames, frame size, and where it is cut from.
+SERIES_FRAMES = 30
+SERIES_SIZE = 256
+_SERIES_CORNER = 128
 
-    Two layers hold frames 0..3 and 1..4, so matching plane t of the first
-    against plane t of the second follows each point from t to t + 1.
+
+def series_motion(points: np.ndarray, t: float) -> np.ndarray:
+    """Where content at `points` (row, col) of frame 0 is at time `t`.
+
+    A drift of (0.5 t + 2 sin(t / 5), -1.2 t) px (smooth, sub-pixel per
+    frame, 36 px to the left over the series, so points near the left
+    edge leave the field of view), plus a swirl that grows with t: a
+    local rotation of up to 3 degrees around the frame centre, fading
+    towards the borders.
     """
-    frames, size, drift = 5, 128, np.array([1.5, -1.0])
-    base = texture((size + 20, size + 20), sigma=2.0, seed=2)
-    stack = np.stack(
-        [
-            ndimage.shift(base, drift * t, order=3)[10:-10, 10:-10]
-            for t in range(frames)
-        ]
-    )
-    rng = np.random.default_rng(3)
-    points = np.concatenate(
-        [
-            np.c_[np.full(4, t), rng.uniform(30, 98, size=(4, 2))]
-            for t in range(frames - 1)
-        ]
-    )
-    return [
-        (stack[:-1], {"name": "frames t"}, "image"),
-        (stack[1:], {"name": "frames t+1"}, "image"),
-        (points, {"name": "tracked points", **POINT_STYLE}, "points"),
+    points = np.asarray(points, dtype=float)
+    drift = np.array([0.5 * t + 2.0 * np.sin(t / 5.0), -1.2 * t])
+    centre = SERIES_SIZE / 2
+    radial = points - centre
+    distance = np.hypot(*radial.T) / centre
+    angle = np.deg2rad(3.0) * (t / SERIES_FRAMES) * np.exp(-(distance**2))
+    cos, sin = np.cos(angle), np.sin(angle)
+    rotated = np.c_[
+        cos * radial[:, 0] - sin * radial[:, 1],
+        sin * radial[:, 0] + cos * radial[:, 1],
     ]
+    return centre + rotated + drift
+
+
+def series_frame(base: np.ndarray, t: int, rng: np.random.Generator):
+    """Frame `t`: `base` moved by `series_motion`, dimmer, with 1 % noise."""
+    grid = np.indices((SERIES_SIZE, SERIES_SIZE), dtype=float)
+    pixels = grid.reshape(2, -1).T
+    # Pull back: where each pixel's content was at t = 0, found by
+    # fixed-point iteration of q = motion(p) (the motion is smooth).
+    source = pixels.copy()
+    for _ in range(10):
+        source += pixels - series_motion(source, t)
+    values = ndimage.map_coordinates(
+        base, (source + _SERIES_CORNER).T, order=3, mode="reflect"
+    ).reshape(SERIES_SIZE, SERIES_SIZE)
+    brightness = 1.0 - 0.01 * t  # a slow fade, and a little offset
+    noisy = values * brightness + 0.004 * t + rng.normal(0, 0.01, values.shape)
+    return noisy.astype(np.float32)
+
+
+def drifting_series() -> list[LayerData]:
+    """A 30-frame time-lapse of scikit-image's gravel, drifting and
+    swirling, with points in frame 0 and their true tracks.
+
+    See `series_motion` for the motion; frames are dimmer over time and
+    carry 1 % noise. 'true tracks' (a Tracks layer) shows where every
+    point really is in each frame while it stays in the field of view.
+    """
+    from skimage import data
+
+    base = data.gravel().astype(float) / 255.0
+    rng = np.random.default_rng(4)
+    stack = np.stack(
+        [series_frame(base, t, rng) for t in range(SERIES_FRAMES)]
+    )
+    axis = np.linspace(30.0, SERIES_SIZE - 30.0, 5)
+    grid = np.stack(np.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2)
+    points = np.c_[np.zeros(len(grid)), grid]
+    return [
+        (stack, {"name": "time-lapse"}, "image"),
+        (series_tracks(grid), {"name": "true tracks"}, "tracks"),
+        (points, {"name": "points", **POINT_STYLE}, "points"),
+    ]
+
+
+def series_tracks(points: np.ndarray) -> np.ndarray:
+    """napari Tracks data (track_id, t, row, col) of `points` (frame 0)
+    while they stay inside the frame."""
+    rows = []
+    for t in range(SERIES_FRAMES):
+        where = series_motion(points, t)
+        inside = np.all((where >= 0) & (where <= SERIES_SIZE - 1), axis=1)
+        ids = np.flatnonzero(inside)
+        rows.append(np.c_[ids, np.full(len(ids), t), where[inside]])
+    tracks = np.concatenate(rows)
+    return tracks[np.lexsort((tracks[:, 1], tracks[:, 0]))]
