@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ._parallel import Workspace, thread_workspace
@@ -183,21 +185,20 @@ def peak_covariance(
     if any(b - a < 3 for a, b in zip(low, high)):
         return np.full((d, d), np.nan)  # no curvature along some axis
     region = surface[tuple(slice(a, b) for a, b in zip(low, high))]
-    grid = np.meshgrid(
-        *[np.arange(a, b) - p for a, b, p in zip(low, high, peak)],
-        indexing="ij",
+    offsets = tuple(
+        (a - p, b - p) for a, b, p in zip(low, high, peak, strict=True)
     )
-    u = [g.ravel().astype(np.float64) for g in grid]
-    pairs = [(i, j) for i in range(d) for j in range(i, d)]
-    design = np.stack(
-        [np.ones_like(u[0]), *u, *[u[i] * u[j] for i, j in pairs]], axis=1
-    )
+    design, solver = _quadratic_design(offsets)
     values = region.ravel().astype(np.float64)
     finite = np.isfinite(values)
-    if finite.sum() < design.shape[1]:
+    if finite.all():
+        quadratic = (solver @ values)[1 + d :]
+    elif finite.sum() >= design.shape[1]:
+        fitted = np.linalg.lstsq(design[finite], values[finite], rcond=None)
+        quadratic = fitted[0][1 + d :]
+    else:
         return np.full((d, d), np.nan)
-    coefficients = np.linalg.lstsq(design[finite], values[finite], rcond=None)
-    quadratic = coefficients[0][1 + d :]
+    pairs = [(i, j) for i in range(d) for j in range(i, d)]
     # A = -Hessian: A_ii = -2 c_ii for u_i², A_ij = -c_ij for u_i u_j.
     normal = np.empty((d, d))
     for (i, j), c in zip(pairs, quadratic):
@@ -213,3 +214,20 @@ def peak_covariance(
     mismatch = max(1.0 - score, _SCORE_PRECISION)
     noise = 2 * mismatch / max(pixels - d, 1)
     return noise * (vectors / eigenvalues) @ vectors.T
+
+
+@functools.lru_cache(maxsize=64)
+def _quadratic_design(
+    offsets: tuple[tuple[int, int], ...],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Design matrix of a full quadratic over the offsets' box, and its
+    pseudo-inverse (the least-squares solver), cached: most peaks share
+    the whole 5 x 5 box."""
+    grid = np.meshgrid(*[np.arange(a, b) for a, b in offsets], indexing="ij")
+    u = [g.ravel().astype(np.float64) for g in grid]
+    d = len(u)
+    pairs = [(i, j) for i in range(d) for j in range(i, d)]
+    design = np.stack(
+        [np.ones_like(u[0]), *u, *[u[i] * u[j] for i, j in pairs]], axis=1
+    )
+    return design, np.linalg.pinv(design)
