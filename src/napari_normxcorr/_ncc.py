@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 import numpy.typing as npt
 
 from ._arrays import scaled
-from ._kernel import PreparedTemplate, fft_shape, ncc_valid
+from ._kernel import PreparedTemplate
+from ._lazy_ncc import is_lazy, lazy_normalized_cross_correlation
 from ._masked import MIN_OVERLAP, masked_normalized_cross_correlation
-from ._parallel import (
-    TILE_PIXELS,
-    band_count,
-    map_in_threads,
-    thread_workspace,
-)
+from ._tiles import mode_padding, tiled_ncc_valid
 from ._validate import (
     as_real_array,
     check_mode,
     check_template_fits,
     fft_dtype,
 )
+
+if TYPE_CHECKING:
+    import dask.array as da
+    import zarr
 
 
 def crop_start(template_shape: Sequence[int], mode: str) -> tuple[int, ...]:
@@ -39,115 +39,42 @@ def crop_start(template_shape: Sequence[int], mode: str) -> tuple[int, ...]:
     return tuple(m - 1 for m in template_shape)
 
 
-def _padding(
-    template_shape: Sequence[int], mode: str
-) -> list[tuple[int, int]]:
-    """Zero padding that turns a 'full' or 'same' NCC into a 'valid' one."""
-    if mode == "full":
-        return [(m - 1, m - 1) for m in template_shape]
-    return [(m - 1 - (m - 1) // 2, (m - 1) // 2) for m in template_shape]
+@overload
+def normalized_cross_correlation(
+    template: npt.ArrayLike,
+    image: da.Array | zarr.Array,
+    mode: str = ...,
+    *,
+    fft_precision: str = ...,
+    template_mask: npt.ArrayLike | None = ...,
+    image_mask: Any = ...,
+    min_overlap: float = ...,
+) -> da.Array: ...
 
 
-def _fill_centred(
-    buffer: np.ndarray,
-    image: np.ndarray,
-    mean: float,
-    start: Sequence[int],
-    size: Sequence[int],
-) -> None:
-    """Write image[start:start + size] - mean into the corner of `buffer`.
-
-    `start` may reach outside `image` (padding in 'full' and 'same' modes):
-    what lies outside, and the rest of `buffer`, become 0, the centred
-    image's mean.
-    """
-    source: list[slice] = []
-    target: list[slice] = []
-    for a, n, length in zip(start, size, image.shape):
-        lo, hi = max(a, 0), min(a + n, length)
-        source.append(slice(lo, max(hi, lo)))
-        target.append(slice(lo - a, lo - a + max(hi - lo, 0)))
-    np.subtract(image[tuple(source)], mean, out=buffer[tuple(target)])
-    # Zero what the image did not fill, one slab per axis side.
-    for axis, t in enumerate(target):
-        before = (slice(None),) * axis + (slice(0, t.start),)
-        after = (slice(None),) * axis + (slice(t.stop, None),)
-        buffer[before] = 0.0
-        buffer[after] = 0.0
-
-
-def _tile_counts(out_shape: Sequence[int], m: Sequence[int]) -> list[int]:
-    """How many tiles along each axis, for the outputs `out_shape`.
-
-    Bands across the whole width are best where one of at least m rows
-    fits in TILE_PIXELS: fewer overlap pixels than square tiles.
-    """
-    cross = int(np.prod([o + k - 1 for o, k in zip(out_shape[1:], m[1:])]))
-    rows = TILE_PIXELS // cross - m[0] + 1
-    if rows >= m[0]:
-        return [band_count(out_shape[0], rows)] + [1] * (len(m) - 1)
-    side = round(TILE_PIXELS ** (1 / len(m)))
-    return [
-        max(1, int(np.ceil(o / max(side - k + 1, k))))
-        for o, k in zip(out_shape, m)
-    ]
-
-
-def _tiled_ncc_valid(
-    template: PreparedTemplate,
-    image: np.ndarray,
-    mean: float,
-    padding: Sequence[tuple[int, int]],
-) -> np.ndarray:
-    """'valid' NCC of `image` - `mean`, zero-padded by `padding`.
-
-    Tiles run side by side on all cores (numpy and scipy.fft release the
-    GIL); every tile carries the m - 1 extra pixels its windows need, and
-    is centred and padded on its way into the buffer of its transform.
-    """
-    m = template.shape
-    padded = [n + a + b for n, (a, b) in zip(image.shape, padding)]
-    out_shape = [i - k + 1 for i, k in zip(padded, m)]
-    counts = _tile_counts(out_shape, m)
-    edges = [
-        np.linspace(0, o, c + 1).astype(int) for o, c in zip(out_shape, counts)
-    ]
-    tiles = list(
-        itertools.product(*[list(itertools.pairwise(e)) for e in edges])
-    )
-    out = np.empty(out_shape)
-    workers = 1 if len(tiles) > 1 else -1
-
-    def run(tile):
-        start = [a - before for (a, _), (before, _) in zip(tile, padding)]
-        size = [b - a + k - 1 for (a, b), k in zip(tile, m)]
-        workspace = thread_workspace()
-        buffer = workspace.get("tile", fft_shape(size))
-        _fill_centred(buffer, image, mean, start, size)
-        target = tuple(slice(a, b) for a, b in tile)
-        ncc_valid(
-            template, buffer, workers, workspace, out[target], shape=size
-        )
-
-    # The template spectra are filled in before threads share the cache.
-    for tile in {
-        tuple(b - a + k - 1 for (a, b), k in zip(t, m)) for t in tiles
-    }:
-        template.spectrum(fft_shape(tile), workers=-1)
-    map_in_threads(run, tiles)
-    return out
+@overload
+def normalized_cross_correlation(
+    template: npt.ArrayLike,
+    image: npt.ArrayLike,
+    mode: str = ...,
+    *,
+    fft_precision: str = ...,
+    template_mask: npt.ArrayLike | None = ...,
+    image_mask: npt.ArrayLike | None = ...,
+    min_overlap: float = ...,
+) -> np.ndarray: ...
 
 
 def normalized_cross_correlation(
     template: npt.ArrayLike,
-    image: npt.ArrayLike,
+    image: Any,
     mode: str = "full",
     *,
     fft_precision: str = "double",
     template_mask: npt.ArrayLike | None = None,
-    image_mask: npt.ArrayLike | None = None,
+    image_mask: Any = None,
     min_overlap: float = MIN_OVERLAP,
-) -> np.ndarray:
+) -> np.ndarray | da.Array:
     """Normalized cross-correlation of `template` with every window of `image`.
 
     Parameters
@@ -156,7 +83,13 @@ def normalized_cross_correlation(
         Pattern to look for; real numbers, same number of axes as `image`
         and no longer than it along any axis.
     image : (M0, M1[, ...]) array_like
-        Array to search; real numbers (integers keep full precision).
+        Array to search; real numbers (integers keep full precision). A
+        dask or zarr array gives a lazy result, one task per chunk, each
+        with a halo of m - 1 pixels from its neighbours: every chunk must
+        be at least as long as the template along each axis (a
+        ValueError suggests a rechunk), and chunks several times its
+        size repeat little. Without masks the image is read once up
+        front for its mean; masks may be dask, zarr or numpy arrays.
     mode : {'full', 'same', 'valid'}, optional
         Which positions to return, with the meanings of
         :func:`scipy.signal.correlate`: 'full' (default) every overlap,
@@ -179,7 +112,7 @@ def normalized_cross_correlation(
 
     Returns
     -------
-    ncc : ndarray of float64
+    ncc : ndarray of float64 (dask array for a dask or zarr `image`)
         Correlation coefficient in [-1, 1] for every template position
         (NaN where a masked overlap is too small). Element k (in 'full'
         mode) puts the template's first element at image index k - (m - 1).
@@ -215,31 +148,34 @@ def normalized_cross_correlation(
     .. [2] D. Padfield, "Masked object registration in the Fourier domain",
        IEEE Transactions on Image Processing 21(5), 2706-2718, 2012.
     """
+    if is_lazy(image):
+        return lazy_normalized_cross_correlation(
+            template,
+            image,
+            mode,
+            fft_precision=fft_precision,
+            template_mask=template_mask,
+            image_mask=image_mask,
+            min_overlap=min_overlap,
+        )
     check_mode(mode)
     dtype = fft_dtype(fft_precision)
     if template_mask is not None or image_mask is not None:
-        shape = np.shape(template)
         return masked_normalized_cross_correlation(
             template,
             template_mask,
             image,
             image_mask,
-            [(0, 0)] * len(shape)
-            if mode == "valid"
-            else _padding(shape, mode),
+            mode_padding(np.shape(template), mode),
             min_overlap,
         )
     template = scaled(as_real_array("template", template))
     image = scaled(as_real_array("image", image))
     check_template_fits(template, image)
     prepared = PreparedTemplate(template, template.ndim, dtype)
-    padding = (
-        [(0, 0)] * image.ndim
-        if mode == "valid"
-        else _padding(template.shape, mode)
-    )
+    padding = mode_padding(template.shape, mode)
     # Zero padding of the centred image = padding with the image's mean.
-    return _tiled_ncc_valid(
+    return tiled_ncc_valid(
         prepared, image, image.mean(dtype=np.float64), padding
     )
 
