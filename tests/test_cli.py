@@ -325,3 +325,56 @@ def test_masks_and_nodata_mark_pixels_without_data(files):
         "outside image",
     ]
     assert float(rows[1]["offset-0"]) == pytest.approx(SHIFT[0], abs=0.01)
+
+
+def test_track_writes_one_row_per_vertex(tmp_path, capsys):
+    from napari_normxcorr import track_points
+    from napari_normxcorr._sample_data import drifting_series
+
+    stack, _, points = (layer[0] for layer in drifting_series())
+    stack, points = stack[:8], points[::6]
+    tifffile.imwrite(tmp_path / "series.tif", stack)
+    lines = ["index,axis-0,axis-1,axis-2"]
+    lines += [f"{i},{t},{r},{c}" for i, (t, r, c) in enumerate(points)]
+    (tmp_path / "points.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "tracks.csv"
+    code = run(
+        "track",
+        tmp_path / "series.tif",
+        tmp_path / "points.csv",
+        "-o",
+        out,
+        "--template-radius",
+        10,
+        "--search-radius",
+        20,
+    )
+    assert code == 0
+    assert "vertices ok" in capsys.readouterr().err
+    rows = read(out)
+    assert len(rows) == len(points) * len(stack)
+    expected = track_points(
+        stack, points, template_radius=10, search_radius=20
+    ).to_table()
+    for name in ("position-0", "position-1", "score"):
+        np.testing.assert_allclose(
+            [float(r[name]) for r in rows], expected[name], rtol=1e-12
+        )
+    assert [r["status"] for r in rows] == list(expected["status"])
+
+
+def test_track_without_a_time_column_exits_1(files, capsys):
+    stack = np.stack([tifffile.imread(files / "before.tif")] * 3)
+    tifffile.imwrite(files / "stack.tif", stack, photometric="minisblack")
+    code = run(
+        "track",
+        files / "stack.tif",
+        files / "points.csv",
+        "-o",
+        files / "t.csv",
+    )
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("napari-normxcorr: error:")
+    assert len(err.strip().splitlines()) == 1
+    assert not (files / "t.csv").exists()

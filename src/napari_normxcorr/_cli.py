@@ -1,7 +1,9 @@
-"""Command line: match points, or register two images, without a viewer.
+"""Command line: match points, register two images, or track points
+through a time series, without a viewer.
 
 napari-normxcorr match TEMPLATE IMAGE POINTS.csv -o matched.csv
 napari-normxcorr register TEMPLATE IMAGE POINTS.csv -o transform.json
+napari-normxcorr track STACK POINTS.csv -o tracks.csv
 """
 
 from __future__ import annotations
@@ -9,7 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ from ._io import (
     InputError,
     check_output_directory,
     check_output_file,
+    open_zarr,
     read_image,
     read_points,
 )
@@ -42,6 +46,19 @@ distinctiveness, second_score, consistency, refined, transform_residual,
 transform_inlier and status (one row per input point).
 """
 
+TRACK_EXAMPLE = """\
+example:
+  napari-normxcorr track frames.tif points.csv -o tracks.csv \\
+      --template-radius 15 --search-radius 30 --reference adaptive
+
+STACK is a time series, time first: (t, rows, cols) or (t, z, rows, cols).
+POINTS.csv is napari's points CSV of a Points layer over it, the time
+column first (axis-0 = t): each point is tracked forwards and backwards
+from its frame. The output has one row per vertex: track_id (-1 where
+lost), point, t, position-* (one per frame axis), score,
+distinctiveness, status and refreshed.
+"""
+
 REGISTER_EXAMPLE = """\
 example:
   napari-normxcorr register before.tif after.tif points.csv \\
@@ -56,9 +73,10 @@ the inliers, residuals and RMS, and the points with their matches.
 """
 
 
-def as_grey(image: np.ndarray, ndim: int) -> np.ndarray:
-    """RGB(A) images (one extra trailing axis of 3 or 4) become luminance."""
-    return np.asarray(grey(image)) if is_colour(image, ndim) else image
+def as_grey(image: Any, ndim: int) -> Any:
+    """RGB(A) images (one extra trailing axis of 3 or 4) become luminance
+    (lazily for zarr)."""
+    return grey(image) if is_colour(image, ndim) else image
 
 
 def radius(text: str) -> int | tuple[int, ...]:
@@ -74,6 +92,13 @@ def radius(text: str) -> int | tuple[int, ...]:
     return values[0] if len(values) == 1 else values
 
 
+def _worker_count(text: str) -> int:
+    """'2': a number of worker processes, at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number >= 1")
+    return int(text)
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(
         prog="napari-normxcorr",
@@ -83,6 +108,7 @@ def parser() -> argparse.ArgumentParser:
     commands = main.add_subparsers(dest="command", required=True)
     _add_match(commands)
     _add_register(commands)
+    _add_track(commands)
     return main
 
 
@@ -125,6 +151,25 @@ def _add_match(commands: Any) -> None:
         metavar="DIR",
         help="also write each point's correlation surface as "
         "DIR/surface-<index>.npy",
+    )
+    _add_cluster(match)
+
+
+def _add_cluster(command: argparse.ArgumentParser) -> None:
+    """--scheduler or --workers: run the matching on a dask cluster."""
+    where = command.add_mutually_exclusive_group()
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="match on the dask.distributed cluster at ADDRESS (e.g. "
+        "tcp://10.0.0.1:8786); its workers must read the input files",
+    )
+    where.add_argument(
+        "--workers",
+        type=_worker_count,
+        metavar="N",
+        help="match on a local dask cluster of N worker processes, "
+        "started and stopped by this command",
     )
 
 
@@ -171,14 +216,59 @@ def _add_register(commands: Any) -> None:
     )
 
 
+def _add_track(commands: Any) -> None:
+    """The `track` command and its options."""
+    track = commands.add_parser(
+        "track",
+        help="track the points of a CSV through every frame of STACK",
+        description="Track the points of POINTS.csv (napari's points CSV, "
+        "time column first) through every frame of STACK.",
+        epilog=TRACK_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    track.add_argument(
+        "stack", type=Path, help="time series, time first (or .zarr)"
+    )
+    track.add_argument("points", type=Path, help="napari points CSV")
+    track.add_argument(
+        "-o", "--output", type=Path, required=True, help="CSV to write"
+    )
+    track.add_argument(
+        "--template-radius",
+        type=radius,
+        default=15,
+        help="patch radius in pixels, or one per axis (default 15)",
+    )
+    track.add_argument(
+        "--search-radius",
+        type=radius,
+        default=30,
+        help="search radius around the predicted position (default 30)",
+    )
+    track.add_argument(
+        "--reference",
+        choices=("adaptive", "first", "previous"),
+        default="adaptive",
+        help="which frame each template comes from (default adaptive: "
+        "the point's first frame until its score drops, then refreshed)",
+    )
+    track.add_argument(
+        "--no-subpixel", action="store_true", help="whole-pixel tracks only"
+    )
+
+
 def _add_inputs(
     command: argparse.ArgumentParser,
     output: str,
     points_optional: bool = False,
 ) -> None:
     """The arguments `match` and `register` share."""
-    command.add_argument("template", type=Path, help="image the points are on")
-    command.add_argument("image", type=Path, help="image to find them in")
+    command.add_argument(
+        "template", type=Path, help="image the points are on (or .zarr)"
+    )
+    command.add_argument(
+        "image", type=Path, help="image to find them in (or .zarr)"
+    )
     command.add_argument(
         "points",
         type=Path,
@@ -215,11 +305,13 @@ def main(argv: list[str] | None = None) -> int:
     grid = getattr(args, "grid", None)
     if (args.points is None) == (grid is None):
         commands.error("give either POINTS.csv or --grid SPACING")
-    command = _match if args.command == "match" else _register
     try:
         _check_outputs(args)
-        template, image, points = _read_inputs(args)
-        command(args, template, image, points)
+        if args.command == "track":
+            _track(args)
+        else:
+            command = _match if args.command == "match" else _register
+            command(args, *_read_inputs(args))
     except (InputError, ValueError, OSError) as error:
         print(f"napari-normxcorr: error: {error}", file=sys.stderr)
         return 1
@@ -239,16 +331,16 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 def _read_inputs(
     args: argparse.Namespace,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[Any, Any, np.ndarray]:
     """The two images (grey) and the points: from the CSV, or a grid."""
-    raw = read_image(args.template)
+    raw = _read_image(args.template)
     if args.points is not None:
         points, _ = read_points(args.points)
         ndim = points.shape[1]
     else:
         ndim = matched_axes(args.template_radius, args.search_radius, raw.ndim)
     template = as_grey(raw, ndim)
-    image = as_grey(read_image(args.image), ndim)
+    image = as_grey(_read_image(args.image), ndim)
     if args.points is None:
         if template.ndim != ndim:
             raise ValueError(
@@ -259,6 +351,13 @@ def _read_inputs(
             template.shape, args.grid, margin=args.template_radius
         )
     return template, image, points
+
+
+def _read_image(path: Path) -> Any:
+    """An image file read whole, or a zarr array opened lazily."""
+    if path.suffix.lower() == ".zarr":
+        return open_zarr(path)
+    return read_image(path)
 
 
 def _mask_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -284,18 +383,20 @@ def _window_options(args: argparse.Namespace, count: int) -> dict[str, Any]:
 
 def _match(
     args: argparse.Namespace,
-    template: np.ndarray,
-    image: np.ndarray,
+    template: Any,
+    image: Any,
     points: np.ndarray,
 ) -> None:
     """`match`: one CSV row per point, and the surfaces when asked."""
-    result = match_points(
-        template,
-        image,
-        points,
-        **_window_options(args, len(points)),
-        **_mask_options(args),
-    )
+    with _cluster(args) as client:
+        result = match_points(
+            template,
+            image,
+            points,
+            **_window_options(args, len(points)),
+            **_mask_options(args),
+            client=client,
+        )
     result.to_csv(args.output)
     if args.surfaces:
         args.surfaces.mkdir(parents=True, exist_ok=True)
@@ -314,8 +415,8 @@ def _match(
 
 def _register(
     args: argparse.Namespace,
-    template: np.ndarray,
-    image: np.ndarray,
+    template: Any,
+    image: Any,
     points: np.ndarray,
 ) -> None:
     """`register`: the transform as JSON, and the warped image if asked."""
@@ -355,15 +456,72 @@ def _register(
     )
 
 
-def _progress_bar(total: int) -> Callable[[int, int], None] | None:
+def _track(args: argparse.Namespace) -> None:
+    """`track`: one CSV row per vertex (point and frame)."""
+    from ._track import track_points
+
+    stack = _read_image(args.stack)
+    points, _ = read_points(args.points)
+    result = track_points(
+        stack,
+        points,
+        template_radius=args.template_radius,
+        search_radius=args.search_radius,
+        reference=args.reference,
+        subpixel=not args.no_subpixel,
+        progress=_progress_bar(len(stack), "frames"),
+    )
+    result.to_csv(args.output)
+    status = np.asarray(result.status)
+    ok = int(np.count_nonzero(status == Status.OK))
+    print(
+        f"{len(points)} points through {status.shape[1]} frames: {ok} of "
+        f"{status.size} vertices ok; wrote {args.output}",
+        file=sys.stderr,
+    )
+
+
+@contextmanager
+def _cluster(args: argparse.Namespace) -> Iterator[Any]:
+    """The distributed.Client that --scheduler or --workers ask for, or
+    None; a local cluster lives as long as the block."""
+    address = getattr(args, "scheduler", None)
+    workers = getattr(args, "workers", None)
+    if address is None and workers is None:
+        yield None
+        return
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise InputError(
+            "--scheduler and --workers need dask.distributed: pip install "
+            "napari-normxcorr[distributed]"
+        ) from None
+    if address is not None:
+        with Client(address) as client:
+            yield client
+        return
+    # One thread per worker process: match_points uses every core itself.
+    with (
+        LocalCluster(
+            n_workers=workers, threads_per_worker=1, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+def _progress_bar(
+    total: int, unit: str = "points"
+) -> Callable[[int, int], None] | None:
     """A text progress bar on stderr, for runs long enough to need one."""
-    if total < 50 or not sys.stderr.isatty():
+    if total < (50 if unit == "points" else 5) or not sys.stderr.isatty():
         return None
 
     def show(done: int, of: int) -> None:
         filled = int(30 * done / of)
         bar = "#" * filled + "." * (30 - filled)
-        print(f"\r[{bar}] {done}/{of} points", end="", file=sys.stderr)
+        print(f"\r[{bar}] {done}/{of} {unit}", end="", file=sys.stderr)
         if done == of:
             print(file=sys.stderr)
 

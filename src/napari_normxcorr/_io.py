@@ -6,6 +6,7 @@ import csv
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +40,36 @@ def read_image(path: Path) -> np.ndarray:
         raise InputError(
             f"{path}: cannot read it as an image ({error})"
         ) from error
+
+
+def open_zarr(path: Path) -> Any:
+    """A zarr array, opened read-only: windows are read when needed.
+
+    A group (an OME-Zarr image, say) gives its full-resolution array
+    ``0``; any other group must be named down to the array.
+    """
+    if not path.exists():
+        raise InputError(f"{path}: no such zarr store")
+    try:
+        import zarr
+    except ImportError:
+        raise InputError(
+            f"{path}: reading zarr needs pip install "
+            "napari-normxcorr[distributed]"
+        ) from None
+    try:
+        store = zarr.open(str(path), mode="r")
+    except Exception as error:
+        raise InputError(f"{path}: cannot open it as zarr ({error})") from None
+    if isinstance(store, zarr.Group):
+        if "0" in store:
+            return store["0"]
+        names = ", ".join(sorted(store.array_keys())) or "none"
+        raise InputError(
+            f"{path}: is a zarr group; name one of its arrays ({names}), "
+            f"e.g. {path}/<array>"
+        )
+    return store
 
 
 def read_points(path: Path) -> tuple[np.ndarray, list[str]]:

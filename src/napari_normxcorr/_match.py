@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from ._arrays import Image, LazyArray, as_image
+from ._distributed import match_on_cluster
 from ._estimators import apply_matrix
 from ._guided import GuidedMatcher, transform_matrix
 from ._masked import MIN_OVERLAP
 from ._matcher import Matcher, NoData
 from ._passes import ForwardPass, back_match_distances
-from ._result import MatchResult
+from ._result import MatchResult, Status
 from ._transform import TransformFit
 from ._validate import (
     fft_dtype,
@@ -60,6 +62,7 @@ def match_points(
     image_mask: Image | None = None,
     nodata: float | None = None,
     min_valid: float = MIN_OVERLAP,
+    client: Any = None,
 ) -> MatchResult:
     """Find where each point of interest went from one image to another.
 
@@ -150,6 +153,14 @@ def match_points(
         not matched (status ``too little data``); positions of a masked
         surface where fewer than this share of the template's pixels hold
         data in both windows score NaN.
+    client : distributed.Client, optional
+        Run on this dask.distributed cluster: the points are split into
+        tasks of thousands, grouped by position, and the workers read
+        their own windows (zarr and dask arrays and numpy memmaps by
+        reference to their storage; in-memory numpy arrays are sent to
+        the workers once). The result is the local run's, row for row;
+        `progress` reports points done as tasks finish. Needs
+        ``pip install napari-normxcorr[distributed]``.
 
     Returns
     -------
@@ -183,6 +194,10 @@ def match_points(
     .. [1] D. Padfield, "Masked object registration in the Fourier domain",
        IEEE Transactions on Image Processing 21(5), 2706-2718, 2012.
     """
+    if client is not None:
+        # The tasks run this very function: it is handed over, so that
+        # _distributed needs no import of this module.
+        return match_on_cluster(match_points, dict(locals()))
     batch_size = positive_int("batch_size", batch_size)
     limits = Thresholds(
         number("min_score", min_score),
@@ -209,8 +224,10 @@ def match_points(
     found.run(image_points, batch_size, progress)
     consistency = np.full(len(points), np.nan)
     if check_consistency:
+        # Rows flagged already keep their verdict: checking them is moot.
+        todo = (found.status == Status.OK) & (found.score >= limits.min_score)
         consistency = back_match_distances(
-            matcher, points, found.matched, found.status, batch_size
+            matcher, points, found.matched, todo, batch_size
         )
     columns = {
         "score": found.score,

@@ -215,14 +215,18 @@ def back_match_distances(
     matcher: Matcher,
     points: np.ndarray,
     matched: np.ndarray,
-    status: np.ndarray,
+    todo: np.ndarray,
     batch_size: int,
 ) -> np.ndarray:
-    """Distance from each point to the back-match of its match."""
+    """Distance from each point to the back-match of its match.
+
+    Only the rows in `todo` are checked (NaN elsewhere). The back-match
+    searches as far as the forward match did: a better copy of the match's
+    content anywhere in that window shows that the match is not mutual.
+    """
     d = matcher.ndim
     distance = np.full(len(points), np.nan)
-    # Rows already flagged keep their verdict; back-matching them is moot.
-    todo = (status == Status.OK) & np.isfinite(matched).all(axis=1)
+    todo = todo & np.isfinite(matched).all(axis=1)
     back_status = statuses(len(points), Status.OUTSIDE_IMAGE)
     back_status[todo] = Status.OK
     groups = matcher.place_all(matched, points, back_status, forward=False)

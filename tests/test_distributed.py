@@ -1,0 +1,217 @@
+"""match_points on a real dask.distributed cluster: same rows, same numbers.
+
+One LocalCluster of two worker processes serves the module; nothing is
+mocked. Task sizes are lowered (monkeypatch) so that small runs still
+make several tasks.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from napari_normxcorr import _distributed, match_points
+from napari_normxcorr._cli import main
+from napari_normxcorr._result import ROW_FIELDS
+
+distributed = pytest.importorskip("distributed")
+zarr = pytest.importorskip("zarr")
+
+RADII = {"template_radius": 7, "search_radius": 16}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Two worker processes of one thread each, closed after the module."""
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            processes=True,
+            threads_per_worker=1,
+            dashboard_address=None,
+        ) as local,
+        distributed.Client(local) as client,
+    ):
+        yield client
+
+
+@pytest.fixture
+def small_tasks(monkeypatch):
+    """Tasks of 100-300 points, so that a few thousand make many."""
+    monkeypatch.setattr(_distributed, "MIN_TASK_POINTS", 100)
+    monkeypatch.setattr(_distributed, "MAX_TASK_POINTS", 300)
+
+
+def textured_pair(shape, shift=(2.4, -1.7), seed=0):
+    """A smooth random image and its shifted, noisy copy (float32)."""
+    rng = np.random.default_rng(seed)
+    template = ndimage.gaussian_filter(rng.normal(size=shape), 1.5)
+    moved = ndimage.shift(template, (0,) * (len(shape) - 2) + shift)
+    moved += 0.02 * rng.normal(size=shape)
+    return template.astype(np.float32), moved.astype(np.float32)
+
+
+def random_points(count, shape, seed=1):
+    """Points in random order over the matched axes (and planes), a few
+    of them outside the image."""
+    rng = np.random.default_rng(seed)
+    high = np.array(shape, dtype=float) - 1
+    points = rng.uniform(-3, high + 3, size=(count, len(shape)))
+    points[:, :-2] = np.rint(np.clip(points[:, :-2], 0, high[:-2]))
+    return points
+
+
+def assert_same(local, cluster):
+    """Every column equal, row for row (NaN equal to NaN)."""
+    assert len(local) == len(cluster)
+    for name in ROW_FIELDS:
+        np.testing.assert_array_equal(
+            getattr(cluster, name), getattr(local, name), err_msg=name
+        )
+
+
+def to_zarr(path, values, chunks):
+    """`values` stored as zarr at `path`, opened read-only."""
+    array = zarr.open(
+        str(path), mode="w", shape=values.shape, chunks=chunks, dtype="f4"
+    )
+    array[...] = values
+    return zarr.open(str(path), mode="r")
+
+
+def test_numpy_images_match_the_local_run(cluster):
+    """In-memory images: rows in input order, numbers identical."""
+    template, image = textured_pair((160, 200))
+    points = random_points(600, template.shape)
+    local = match_points(template, image, points, **RADII)
+    found = match_points(template, image, points, client=cluster, **RADII)
+    assert_same(local, found)
+    np.testing.assert_array_equal(found.points, points)
+    assert (found.status == "ok").sum() > 400
+
+
+def test_zarr_images_match_the_local_run(cluster, small_tasks, tmp_path):
+    """zarr arrays are read by the workers; progress counts the points
+    of each finished task; surfaces are recomputed on the client."""
+    values = textured_pair((192, 256))
+    template, image = (
+        to_zarr(tmp_path / f"{name}.zarr", v, (64, 64))
+        for name, v in zip(("template", "image"), values)
+    )
+    points = random_points(700, template.shape)
+    local = match_points(template, image, points, **RADII)
+    calls = []
+    found = match_points(
+        template,
+        image,
+        points,
+        client=cluster,
+        progress=lambda done, total: calls.append((done, total)),
+        **RADII,
+    )
+    assert_same(local, found)
+    # 700 points, 4 tasks per thread on 2 threads: 7 tasks of 100.
+    assert len(calls) == 7
+    assert calls[-1] == (700, 700)
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+    row = int(np.flatnonzero(found.status == "ok")[0])
+    np.testing.assert_array_equal(
+        found.surface(row).values, local.surface(row).values
+    )
+
+
+def test_a_stack_matches_the_local_run(cluster, small_tasks):
+    """(t, row, col) points on an in-memory stack: same rows, same
+    numbers (its small planes get variance maps: one task)."""
+    template, image = textured_pair((3, 96, 96))
+    points = random_points(450, template.shape)
+    local = match_points(template, image, points, **RADII)
+    found = match_points(template, image, points, client=cluster, **RADII)
+    assert_same(local, found)
+    assert set(np.unique(found.points[:, 0])) == {0.0, 1.0, 2.0}
+
+
+def test_the_neighbour_verdict_is_given_on_the_whole_result(cluster):
+    """Outliers are judged across tasks, with the caller's threshold."""
+    template, image = textured_pair((128, 128))
+    points = np.stack(
+        np.meshgrid(np.arange(10, 118, 6.0), np.arange(10, 118, 6.0)), -1
+    ).reshape(-1, 2)
+    options = dict(RADII, max_neighbour_residual=0.5)
+    local = match_points(template, image, points, **options)
+    found = match_points(template, image, points, client=cluster, **options)
+    assert_same(local, found)
+    assert np.isfinite(found.neighbour_residual).sum() > 100
+
+
+def test_a_worker_killed_mid_run_loses_no_row(cluster, small_tasks, tmp_path):
+    """A worker process dies after the first task: its tasks run again
+    elsewhere and the result is complete and identical to the local run.
+    """
+    values = textured_pair((3, 64, 160))
+    template, image = (
+        to_zarr(tmp_path / f"{name}.zarr", v, (1, 64, 64))
+        for name, v in zip(("template", "image"), values)
+    )
+    points = random_points(1200, template.shape)
+    local = match_points(template, image, points, **RADII)
+    before = cluster.run(os.getpid)
+    killed = []
+
+    def kill_a_busy_worker(done, total):
+        if killed:
+            return
+        busy = [w for w, keys in cluster.processing().items() if keys]
+        killed.append(before[busy[0]])
+        os.kill(killed[0], signal.SIGKILL)
+
+    found = match_points(
+        template,
+        image,
+        points,
+        client=cluster,
+        progress=kill_a_busy_worker,
+        **RADII,
+    )
+    assert killed
+    assert_same(local, found)
+    cluster.wait_for_workers(2, timeout=60)
+    assert killed[0] not in cluster.run(os.getpid).values()
+
+
+def test_a_client_that_is_not_one_is_refused():
+    template, image = textured_pair((64, 64))
+    with pytest.raises(ValueError, match=r"distributed\.Client"):
+        match_points(template, image, [[30, 30]], client="tcp://x:8786")
+
+
+def test_the_cli_on_local_workers_writes_the_same_csv(tmp_path):
+    """`match --workers 2` on zarr inputs: the CSV of the local run."""
+    values = textured_pair((128, 160))
+    paths = []
+    for name, v in zip(("template", "image"), values):
+        paths.append(str(tmp_path / f"{name}.zarr"))
+        to_zarr(paths[-1], v, (64, 64))
+    points = random_points(300, values[0].shape)
+    csv = tmp_path / "points.csv"
+    rows = [f"{i},{r},{c}" for i, (r, c) in enumerate(points)]
+    csv.write_text("index,axis-0,axis-1\n" + "\n".join(rows) + "\n")
+    common = [*paths, str(csv), "--template-radius", "7"]
+    common += ["--search-radius", "16"]
+    out_local, out_cluster = tmp_path / "local.csv", tmp_path / "cluster.csv"
+    assert main(["match", *common, "-o", str(out_local)]) == 0
+    command = ["match", *common, "-o", str(out_cluster), "--workers", "2"]
+    assert main(command) == 0
+    assert out_cluster.read_text() == out_local.read_text()
+
+
+def test_the_cli_refuses_both_scheduler_and_workers(tmp_path):
+    with pytest.raises(SystemExit):
+        main(
+            ["match", "a.npy", "b.npy", "p.csv", "-o", str(tmp_path / "o")]
+            + ["--workers", "2", "--scheduler", "tcp://x:1"]
+        )
