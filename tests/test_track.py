@@ -13,6 +13,7 @@ from scipy import ndimage
 from helpers import texture
 from napari_normxcorr import Status, TrackResult, estimate_drift, track_points
 from napari_normxcorr._drift import ShiftedFrames
+from napari_normxcorr._track import retrack
 
 FRAMES = 30
 SHAPE = (128, 128)
@@ -433,3 +434,115 @@ def test_result_is_a_track_result(drifting_tracks):
     _, result = drifting_tracks
     assert isinstance(result, TrackResult)
     assert result.status.shape == (len(result), FRAMES)
+
+
+def test_a_frame_range_is_tracked_alone(drifting):
+    """frames=(first, last): vertices outside are lost, those inside are
+    those of tracking the range as a stack of its own."""
+    points = np.array([[5, 60.0, 61.0], [8, 50.0, 70.0]])
+    result = track_points(drifting, points, frames=(3, 10))
+    alone = track_points(drifting[3:11], points - [3, 0, 0])
+    assert result.status.shape == (2, FRAMES)
+    assert np.all(result.status[:, :3] == Status.LOST)
+    assert np.all(result.status[:, 11:] == Status.LOST)
+    np.testing.assert_array_equal(result.position[:, 3:11], alone.position)
+    np.testing.assert_array_equal(result.points, points)
+    data, _, _ = result.to_napari()
+    assert set(data[:, 1]) == set(range(3, 11))
+
+
+@pytest.mark.parametrize(
+    ("frames", "message"),
+    [
+        ((4, 4), "first < last"),
+        ((0, FRAMES), "first < last"),
+        ((6, 12), "outside the frames"),
+    ],
+)
+def test_bad_frame_ranges_are_refused(drifting, frames, message):
+    with pytest.raises(ValueError, match=message):
+        track_points(drifting, [[5, 60, 60]], frames=frames)
+
+
+@pytest.fixture(scope="module")
+def corrected(drifting_tracks, drifting):
+    """Point 5 moved at frame 12 by a pixel, tracked again from there."""
+    _, result = drifting_tracks
+    moved = result.position[5, 12] + [1.0, -0.5]
+    again = retrack(result, drifting, 5, 12, moved)
+    return result, moved, again
+
+
+def test_retrack_changes_only_that_point_from_t_on(corrected):
+    """Other points and the frames before t keep their vertices."""
+    result, moved, again = corrected
+    others = np.arange(len(result)) != 5
+    for name in ("position", "score", "status", "refreshed"):
+        before, after = getattr(result, name), getattr(again, name)
+        np.testing.assert_array_equal(after[others], before[others])
+        np.testing.assert_array_equal(after[5, :12], before[5, :12])
+    np.testing.assert_array_equal(again.position[5, 12], moved)
+    assert np.abs(again.position[5, 13:] - result.position[5, 13:]).min() > 0.3
+
+
+def test_retrack_matches_tracking_from_the_corrected_vertex(
+    corrected, drifting
+):
+    """From t on: the vertices of track_points given (t, position)."""
+    _, moved, again = corrected
+    direct = track_points(drifting, [[12, *moved]])
+    for name in ("position", "score", "status", "refreshed"):
+        np.testing.assert_array_equal(
+            getattr(again, name)[5, 12:], getattr(direct, name)[0, 12:]
+        )
+
+
+def test_retrack_to_the_true_place_is_accurate(corrected, drifting):
+    """Moved back onto the truth, the point is tracked within 0.02 px."""
+    original, _, again = corrected
+    p0 = original.points[5, 1:]
+    truth = true_position(p0, 12, False)
+    back = retrack(again, drifting, 5, 12, truth)
+    assert back.ok[5].all()
+    assert rms(errors(back, grid_points(), False)[5]) <= 0.02
+    # The result it started from is not modified.
+    assert np.abs(again.position[5, 12:] - back.position[5, 12:]).min() > 0.3
+
+
+def test_retrack_before_the_first_vertex_goes_backwards_too(drifting):
+    """A track that starts at frame 10, corrected at frame 5: tracked
+    both ways from there, over the whole series."""
+    p0 = np.array([60.0, 61.0])
+    start = true_position(p0, 10, False)
+    result = track_points(drifting, [[10, *start]], frames=(10, FRAMES - 1))
+    assert not result.ok[0, :10].any()
+    again = retrack(result, drifting, 0, 5, true_position(p0, 5, False))
+    assert again.ok.all()
+    assert rms(errors(again, p0[None], False)) <= 0.02
+
+
+def test_retrack_at_the_last_frame(drifting_tracks, drifting):
+    """Only the last vertex changes: it is where it was put."""
+    _, result = drifting_tracks
+    moved = result.position[2, -1] + 0.5
+    again = retrack(result, drifting, 2, FRAMES - 1, moved)
+    np.testing.assert_array_equal(again.position[2, -1], moved)
+    np.testing.assert_array_equal(
+        again.position[:, :-1], result.position[:, :-1]
+    )
+
+
+@pytest.mark.parametrize(
+    ("point", "t", "position", "message"),
+    [
+        (16, 3, [60, 60], "point must lie"),
+        (0, FRAMES, [60, 60], "outside the stack"),
+        (0, 3, [60], "points has shape"),
+    ],
+)
+def test_retrack_refuses_what_does_not_fit(
+    drifting_tracks, drifting, point, t, position, message
+):
+    _, result = drifting_tracks
+    with pytest.raises(ValueError, match=message):
+        retrack(result, drifting, point, t, position)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple, cast
 
 import numpy as np
@@ -65,6 +65,7 @@ def track_points(
     patience: int = 3,
     fft_precision: str = "single",
     batch_size: int = 8,
+    frames: tuple[int, int] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> TrackResult:
     """Follow points of interest through every frame of a time series.
@@ -114,6 +115,10 @@ def track_points(
         Transform precision of the correlations.
     batch_size : int, optional
         Points correlated together; bounds memory.
+    frames : (first, last) tuple of int, optional
+        Track through these frames only (inclusive; default: all). Every
+        point must be given in one of them; vertices outside are
+        ``lost``. The result still has one vertex per frame of `stack`.
     progress : callable, optional
         Called as ``progress(done, total)`` after each frame.
 
@@ -164,6 +169,7 @@ def track_points(
     """
     stack = checked_stack(stack)
     points = checked_points(points, stack)
+    first, last = checked_frames(frames, stack, points)
     ndim = matched_axes(template_radius, search_radius, stack.ndim - 1)
     if reference not in REFERENCES:
         raise ValueError(
@@ -192,9 +198,151 @@ def track_points(
         fft_precision=fft_precision,
         batch_size=batch_size,
     )
-    tracker = _Tracker(stack, points, options)
+    if (first, last) == (0, stack.shape[0] - 1):
+        tracker = _Tracker(stack, points, options)
+        tracker.run(progress)
+        return tracker.result
+    # The range as a stack of its own: its frame k is frame first + k.
+    window = _Planes(stack, np.arange(first, last + 1))
+    shifted = points.copy()
+    shifted[:, 0] -= first
+    tracker = _Tracker(window, shifted, options)
     tracker.run(progress)
-    return tracker.result
+    return _in_whole_stack(tracker.result, stack, points, first)
+
+
+def retrack(
+    result: TrackResult,
+    stack: Image | Sequence[Image],
+    point: int,
+    t: int,
+    position: npt.ArrayLike,
+    *,
+    frames: tuple[int, int] | None = None,
+    **options: Any,
+) -> TrackResult:
+    """Track one point again from a vertex corrected by hand.
+
+    The point is tracked afresh (as by :func:`track_points`) from
+    `position` in frame `t` onwards; its vertices from `t` on are
+    replaced, those before `t` kept. When it has no vertex before `t`
+    (it was moved in or before its first frame) it is tracked backwards
+    from there too, and its whole track replaced. Other points keep their
+    vertices.
+
+    Parameters
+    ----------
+    result : TrackResult
+        Tracks of `stack` (not modified).
+    stack : (T, ..., M0, M1[, M2]) array_like, or a list of T frames
+        The stack `result` was tracked through.
+    point : int
+        Row of the point (as in ``result.points``) to track again.
+    t : int
+        Frame of the corrected vertex.
+    position : (D,) array_like
+        Its corrected position in frame `t`: every axis of a frame, in
+        pixels (as in ``result.position``).
+    frames : (first, last) tuple of int, optional
+        The frame range `result` was tracked through.
+    **options
+        The other keywords of the :func:`track_points` call that made
+        `result` (radii, reference, ...): the same options track the
+        point again.
+
+    Returns
+    -------
+    TrackResult
+        A copy of `result` with the point's new vertices.
+
+    Raises
+    ------
+    ValueError
+        When `point`, `t` or `position` do not fit `result` and `stack`.
+    """
+    stack = checked_stack(stack)
+    count, length = result.status.shape
+    if length != stack.shape[0]:
+        raise ValueError(
+            f"result has {length} frames but stack has {stack.shape[0]}."
+        )
+    if not 0 <= point < count:
+        raise ValueError(f"point must lie in 0 .. {count - 1}, got {point}.")
+    given = np.array([[t, *np.ravel(position)]], dtype=np.float64)
+    first, last = checked_frames(frames, stack, checked_points(given, stack))
+    tracked = result.status[point] != Status.LOST
+    backwards = not tracked[first:t].any()
+    # A range needs two frames: from the last frame, one before it too.
+    start = first if backwards else min(t, last - 1)
+    again = track_points(stack, given, frames=(start, last), **options)
+    replaced = slice(first if backwards else t, last + 1)
+    return _with_vertices(result, point, replaced, again)
+
+
+def checked_frames(
+    frames: tuple[int, int] | None, stack: LazyArray, points: np.ndarray
+) -> tuple[int, int]:
+    """The (first, last) frames to track through, or raise."""
+    count = stack.shape[0]
+    if frames is None:
+        return 0, count - 1
+    first, last = (int(f) for f in frames)
+    if (first, last) != tuple(frames) or not 0 <= first < last < count:
+        raise ValueError(
+            f"frames must be (first, last) with 0 <= first < last <= "
+            f"{count - 1}, got {frames!r}."
+        )
+    times = np.rint(points[:, 0])
+    outside = np.flatnonzero((times < first) | (times > last))
+    if outside.size:
+        raise ValueError(
+            f"points {outside[:5].tolist()} have times "
+            f"{points[outside[:5], 0].tolist()} outside the frames "
+            f"{first} to {last} to track through."
+        )
+    return first, last
+
+
+# The arrays of a TrackResult with one vertex per point and frame.
+_VERTEX_FIELDS = (
+    "position",
+    "score",
+    "distinctiveness",
+    "status",
+    "refreshed",
+)
+
+
+def _in_whole_stack(
+    part: TrackResult, stack: LazyArray, points: np.ndarray, first: int
+) -> TrackResult:
+    """`part`, tracked through frames first.., with a vertex per frame of
+    `stack`: those outside its frames are lost."""
+    n, frames = len(points), stack.shape[0]
+    whole = TrackResult(
+        points=points,
+        position=np.full((n, frames, stack.ndim - 1), np.nan),
+        score=np.full((n, frames), np.nan),
+        distinctiveness=np.full((n, frames), np.nan),
+        status=np.full((n, frames), Status.LOST, dtype=object),
+        refreshed=np.zeros((n, frames), dtype=bool),
+        stack=stack,
+    )
+    inside = slice(first, first + part.status.shape[1])
+    for name in _VERTEX_FIELDS:
+        getattr(whole, name)[:, inside] = getattr(part, name)
+    return whole
+
+
+def _with_vertices(
+    result: TrackResult, point: int, frames: slice, source: TrackResult
+) -> TrackResult:
+    """A copy of `result` whose point `point` has the vertices of the one
+    point of `source` in `frames`."""
+    arrays = {name: getattr(result, name).copy() for name in _VERTEX_FIELDS}
+    for name, values in arrays.items():
+        values[point, frames] = getattr(source, name)[0, frames]
+    return replace(result, points=result.points.copy(), **arrays)
 
 
 def checked_stack(stack: Image | Sequence[Image]) -> LazyArray:

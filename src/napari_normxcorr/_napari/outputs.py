@@ -51,12 +51,16 @@ SUFFIXES = {
     "matched": " matched",
     "surface": " NCC surface",
     "displacement": " displacement",
+    "uncertainty": " uncertainty",
     "peaks": " peaks",
     "height field": " NCC height field",
     "field row": " field row",
     "field col": " field col",
     "field z": " field z",
     "field magnitude": " field magnitude",
+    "tracks": " tracks",
+    "tracked": " tracked",
+    "drift corrected": " drift corrected",
 }
 
 

@@ -18,6 +18,7 @@ from magicgui.widgets import (
 from .._result import MatchResult
 from .._verdicts import MAX_NEIGHBOUR_RESIDUAL
 from . import jobs
+from .ellipses import UncertaintyEllipses
 from .fields import FieldSection
 from .inputs import InputProblem, prepare_run
 from .layers import reconnect
@@ -27,6 +28,7 @@ from .pickers import LayerPickers
 from .register import RegisterSection
 from .session import MatchOptions, MatchSession, RunInputs
 from .table import ResultsTable
+from .tracking import TrackingSection
 
 if TYPE_CHECKING:
     import napari
@@ -50,6 +52,8 @@ class MatchWidget(Container):
         Fits a transform to the matches and overlays the images.
     fields : FieldSection
         Grid points, the vectors' colouring and the dense field.
+    tracking : TrackingSection
+        Tracks the points through the template's frames.
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):
@@ -70,6 +74,9 @@ class MatchWidget(Container):
             lambda: self.height_field.value,
             lambda: self.fields.coloring.value,
         )
+        self._ellipses = UncertaintyEllipses(
+            viewer, self.session, lambda: self.ellipses.value
+        )
         self._live = LiveMatching(
             self.session, viewer, lambda: self.live.value, self._report_error
         )
@@ -86,8 +93,18 @@ class MatchWidget(Container):
             self._outputs.redraw_matches,
         )
         self.fields.follow_template_radius(self.template_radius.value)
+        self.tracking = TrackingSection(
+            self.session,
+            viewer,
+            lambda: self.template_layer.value,
+            lambda: self.points_layer.value,
+            self.match_options,
+        )
+        self.tracking.follow_template(self.template_layer.value)
+        self.template_layer.changed.connect(self.tracking.follow_template)
         self.native.layout().addWidget(self.register.native)
         self.native.layout().addWidget(self.fields.native)
+        self.native.layout().addWidget(self.tracking.native)
         self._add_callbacks()
         # Closing the viewer deletes the Qt widgets before running work
         # ends: the session stops it and drops what it would show.
@@ -152,6 +169,12 @@ class MatchWidget(Container):
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.undo_button = PushButton(text="Undo last point edit")
+        self.ellipses = CheckBox(
+            value=False,
+            text="uncertainty ellipses",
+            tooltip="Draw each match's 2-sigma uncertainty ellipse (long "
+            "and thin along the edge for 'edge only' matches)",
+        )
         self.height_field = CheckBox(
             value=False,
             text="surface as 3-D height field",
@@ -174,6 +197,7 @@ class MatchWidget(Container):
                 self.run_button,
                 self.cancel_button,
                 self.undo_button,
+                self.ellipses,
                 self.height_field,
             ]
         )
@@ -184,6 +208,7 @@ class MatchWidget(Container):
         self.cancel_button.changed.connect(lambda: self.cancel())
         self.undo_button.changed.connect(lambda: self.undo())
         self.height_field.changed.connect(self._outputs.redraw_surface)
+        self.ellipses.changed.connect(lambda: self._ellipses.redraw())
         self.template_radius.changed.connect(
             self.fields.follow_template_radius
         )

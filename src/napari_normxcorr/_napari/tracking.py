@@ -1,0 +1,393 @@
+"""The widget's Track through time section: the points followed through
+the frames of the template image, and tracks corrected by hand.
+
+The template's first axis is time; its points are (t, row, col) and each
+is tracked both ways from its frame (`track_points`). Moving a vertex of
+``<points> tracked`` tracks that point again from there (`retrack`), in
+the background, and Undo puts its track back. Input layers never change.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    Label,
+    PushButton,
+    SpinBox,
+)
+
+from .._track import REFERENCES
+from .._tracks import TrackResult
+from . import jobs, track_jobs
+from .inputs import InputProblem, prepare_run
+from .session import MatchOptions, MatchSession
+from .track_session import TrackRun, TrackSession
+from .track_views import TRACK_COLORINGS, TrackLayers, TrackSummaries
+
+if TYPE_CHECKING:
+    import napari
+
+_NO_TIME_AXIS = (
+    "Tracking needs a time-lapse: pick a template image with time first, "
+    "(t, rows, cols)."
+)
+_REFERENCE_TIP = (
+    "adaptive: the first template while it scores at least 0.9, then "
+    "renewed from the current frame; first: never renewed (no drift, "
+    "loses points that change); previous: renewed every frame (follows "
+    "change, error adds up)"
+)
+
+
+def frame_count(layer: napari.layers.Image | None) -> int:
+    """Frames of an image whose first axis is time; 0 without one."""
+    if layer is None or layer.ndim < 3:
+        return 0
+    data = layer.data[0] if layer.multiscale else layer.data
+    return int(data.shape[0])
+
+
+class TrackingSection(Container):
+    """Track the points through the template's frames; correct by hand.
+
+    Parameters
+    ----------
+    match_session : MatchSession
+        The widget's session: once it is closed, workers stop.
+    viewer : napari.Viewer
+        Where the tracks are drawn.
+    template_layer, points_layer : callable
+        The template image and the Points layer picked in the widget.
+    options : callable
+        The widget's matching options (radii, sub-pixel, min score).
+
+    Attributes
+    ----------
+    session : TrackSession
+        The latest tracking run, its result and the corrections to undo.
+    """
+
+    def __init__(
+        self,
+        match_session: MatchSession,
+        viewer: napari.Viewer,
+        template_layer: Callable[[], napari.layers.Image | None],
+        points_layer: Callable[[], napari.layers.Points | None],
+        options: Callable[[], MatchOptions],
+    ):
+        super().__init__()
+        self._match_session = match_session
+        self._viewer = viewer
+        self._template_layer = template_layer
+        self._points_layer = points_layer
+        self._options = options
+        self.session = TrackSession()
+        self._worker: Any = None
+        self._stop = threading.Event()
+        # Whether the running run's result arrived (before its end).
+        self._delivered = False
+        # Vertices moved while a correction runs: point -> (t, position).
+        self._pending: dict[int, tuple[int, np.ndarray]] = {}
+        self._correcting: Any = None
+        self._add_controls()
+        self._layers = TrackLayers(
+            viewer,
+            self.session,
+            lambda: self.coloring.value,
+            lambda: self.drift.value,
+        )
+        self.summaries = TrackSummaries(self.session)
+        self.native.layout().addWidget(self.summaries.native)
+        self._add_callbacks()
+
+    def _add_controls(self) -> None:
+        self.note = Label(value=_NO_TIME_AXIS)
+        self.first = SpinBox(value=0, min=0, max=0, label="first frame")
+        self.last = SpinBox(value=0, min=0, max=0, label="last frame")
+        self.reference = ComboBox(
+            choices=REFERENCES,
+            value="adaptive",
+            label="reference",
+            tooltip=_REFERENCE_TIP,
+        )
+        self.coloring = ComboBox(
+            choices=TRACK_COLORINGS, value="score", label="colour tracks by"
+        )
+        self.drift = CheckBox(
+            value=False,
+            text="drift-corrected view",
+            tooltip="Add the template with each frame shifted back by the "
+            "median motion of the ok points",
+        )
+        self.track_button = PushButton(text="Track")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.undo_button = PushButton(
+            text="Undo last track edit", enabled=False
+        )
+        self.extend(
+            [
+                Label(value="<b>Track through time</b>"),
+                self.note,
+                self.first,
+                self.last,
+                self.reference,
+                self.coloring,
+                self.drift,
+                self.track_button,
+                self.cancel_button,
+                self.undo_button,
+            ]
+        )
+
+    def _add_callbacks(self) -> None:
+        # QPushButton.clicked passes a bool: wrap the calls.
+        self.track_button.changed.connect(lambda: self.track())
+        self.cancel_button.changed.connect(lambda: self.cancel())
+        self.undo_button.changed.connect(lambda: self.undo())
+        self.coloring.changed.connect(self._layers.recolor)
+        self.drift.changed.connect(self._on_drift)
+        self._layers.vertex_moved.connect(self._on_vertex_moved)
+        self.session.changed.connect(self._on_changed)
+        self._match_session.closed.connect(self.cancel)
+
+    def follow_template(self, layer: napari.layers.Image | None) -> None:
+        """Offer tracking when `layer` has a time axis: its frames become
+        the range; without one the section is disabled and says why."""
+        frames = frame_count(layer)
+        self.enabled = frames >= 2
+        self.note.visible = frames < 2
+        self.native.setToolTip("" if frames >= 2 else _NO_TIME_AXIS)
+        if frames >= 2:
+            for box in (self.first, self.last):
+                box.max = frames - 1
+            self.first.value, self.last.value = 0, frames - 1
+
+    # --- the state, for scripts and tests ------------------------------
+
+    @property
+    def result(self) -> TrackResult | None:
+        """The tracks of the last run, with the corrections since."""
+        return self.session.result
+
+    @property
+    def busy(self) -> bool:
+        """Whether a run or a correction is running or waits to."""
+        return (
+            self._worker is not None
+            or self._correcting is not None
+            or bool(self._pending)
+        )
+
+    def wait_until_done(self, timeout: float = 60.0) -> None:
+        """Process GUI events until nothing runs any more.
+
+        Raises
+        ------
+        TimeoutError
+            When work still runs after `timeout` seconds.
+        """
+        from qtpy.QtWidgets import QApplication
+
+        deadline = time.monotonic() + timeout
+        while self.busy:
+            QApplication.processEvents()
+            time.sleep(0.002)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"tracking still runs after {timeout} s")
+
+    # --- tracking -----------------------------------------------------
+
+    def track(self) -> Any:
+        """Track the points through the frames in a background worker.
+
+        Returns the started worker, or None when the layers cannot be
+        tracked (a notification says why; nothing changes).
+        """
+        from napari.utils.notifications import show_warning
+
+        try:
+            run, points = self._prepare()
+        except InputProblem as problem:
+            show_warning(str(problem))
+            return None
+        self.session.start()
+        self._pending.clear()
+        stop = self._stop = threading.Event()
+        job = partial(
+            track_jobs.track_in_steps, keywords=run.keywords(), stop=stop
+        )
+        self._set_running(True)
+        self._worker = jobs.start(
+            job,
+            run.inputs,
+            points,
+            points,
+            session=self._match_session,
+            on_result=lambda result: self._on_tracked(run, result),
+            on_error=self._report_error,
+            on_finished=lambda: self._on_run_finished(stop),
+            progress={"total": _steps(points, run.frames), "desc": "Tracking"},
+        )
+        return self._worker
+
+    def _prepare(self) -> tuple[TrackRun, np.ndarray]:
+        """The run and its points in template pixels, or InputProblem."""
+        template, points = self._template_layer(), self._points_layer()
+        if frame_count(template) < 2:
+            name = "" if template is None else f" '{template.name}'"
+            raise InputProblem(
+                f"The template{name} has no time axis. " + _NO_TIME_AXIS
+            )
+        assert template is not None
+        if points is not None and points.ndim == template.ndim - 1:
+            raise InputProblem(
+                f"The points of '{points.name}' have no time column: they "
+                f"are {points.ndim}-D and '{template.name}' is "
+                f"{template.ndim}-D. Click them on the time-lapse, so that "
+                "each has its frame first."
+            )
+        frames = (int(self.first.value), int(self.last.value))
+        if frames[0] >= frames[1]:
+            raise InputProblem(
+                f"The first frame ({frames[0]}) must come before the last "
+                f"({frames[1]})."
+            )
+        inputs, world = prepare_run(
+            template, template, points, self._options()
+        )
+        pixels, _ = inputs.pixels(world)
+        _check_frames(pixels, frames, inputs.points_layer.name)
+        return TrackRun(inputs, frames, self.reference.value), pixels
+
+    def cancel(self) -> None:
+        """Stop the running tracking after its current frame."""
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.quit()
+
+    def _set_running(self, running: bool) -> None:
+        if not running:
+            self._worker = None
+        self.track_button.enabled = not running
+        self.cancel_button.enabled = running
+
+    def _on_tracked(self, run: TrackRun, result: TrackResult | None) -> None:
+        """Keep a finished run and show it, unless it was cancelled or its
+        layers are gone."""
+        if result is None:
+            return
+        self._delivered = True
+        layers = self._viewer.layers
+        mine = (run.inputs.template_layer, run.inputs.points_layer)
+        if any(layer not in layers for layer in mine):
+            return
+        self.session.finish(run, result)
+
+    def _on_run_finished(self, stop: threading.Event) -> None:
+        """Say so when the run ended cancelled: a worker told to quit may
+        end without a signal of its own (superqt emits no ``returned``
+        then, and ``aborted`` only between frames)."""
+        from napari.utils.notifications import show_info
+
+        self._set_running(False)
+        if stop.is_set() and not self._delivered:
+            show_info("Tracking cancelled; no layers were changed.")
+        self._delivered = False
+
+    def _report_error(self, error: Exception) -> None:
+        from napari.utils.notifications import show_error
+
+        show_error(f"Tracking failed: {error}")
+
+    def _on_changed(self, points: list[int] | None = None) -> None:
+        self.undo_button.enabled = self.session.can_undo
+
+    def _on_drift(self, on: bool) -> None:
+        if not on:
+            self._layers.remove_drift()
+        elif self.session.result is not None:
+            self._layers.draw_drift()
+
+    # --- correction by hand -------------------------------------------
+
+    def undo(self) -> bool:
+        """Put back the track before the last correction; False when
+        there is none."""
+        self._pending.clear()
+        return self.session.undo() is not None
+
+    def _on_vertex_moved(self, point: int, t: int, position: Any) -> None:
+        # A full run under way replaces every track: nothing to correct.
+        if self._worker is not None or self.session.result is None:
+            return
+        self._pending[point] = (t, np.asarray(position, dtype=float))
+        self._correct_next()
+
+    def _correct_next(self) -> None:
+        """Track the next moved point again, unless one is being done."""
+        run, result = self.session.run, self.session.result
+        if self._correcting is not None or not self._pending:
+            return
+        assert run is not None and result is not None
+        point = next(iter(self._pending))
+        t, position = self._pending.pop(point)
+        given = np.array([[t, *position]])
+        job = partial(
+            track_jobs.retrack_vertex,
+            result=result,
+            point=point,
+            keywords=run.keywords(),
+        )
+        self._correcting = jobs.start(
+            job,
+            run.inputs,
+            given,
+            given,
+            session=self._match_session,
+            on_result=lambda found: self._on_corrected(point, found, result),
+            on_error=self._report_error,
+            on_finished=self._on_correction_finished,
+        )
+
+    def _on_corrected(
+        self, point: int, found: TrackResult, base: TrackResult
+    ) -> None:
+        """Show the new track, unless it is stale: the tracks changed
+        since it started (a run, an undo) or the point moved again."""
+        if self.session.result is not base or point in self._pending:
+            return
+        self.session.correct(point, found)
+
+    def _on_correction_finished(self) -> None:
+        self._correcting = None
+        self._correct_next()
+
+
+def _steps(points: np.ndarray, frames: tuple[int, int]) -> int:
+    """Frames a run goes through: forwards from the earliest point's frame
+    and backwards from the latest's (the progress bar's total)."""
+    times = np.rint(points[:, 0])
+    first, last = frames
+    return max(1, int(last - times.min()) + int(times.max() - first))
+
+
+def _check_frames(
+    points: np.ndarray, frames: tuple[int, int], name: str
+) -> None:
+    times = np.rint(points[:, 0])
+    outside = np.flatnonzero((times < frames[0]) | (times > frames[1]))
+    if outside.size:
+        raise InputProblem(
+            f"{outside.size} of the {len(points)} points of '{name}' lie "
+            f"outside frames {frames[0]} to {frames[1]}: widen the frame "
+            "range or remove them."
+        )
