@@ -167,7 +167,9 @@ def series_motion(points: np.ndarray, t: float) -> np.ndarray:
     return centre + rotated + drift
 
 
-def series_frame(base: np.ndarray, t: int, rng: np.random.Generator):
+def series_frame(
+    base: np.ndarray, t: int, rng: np.random.Generator
+) -> np.ndarray:
     """Frame `t`: `base` moved by `series_motion`, dimmer, with 1 % noise."""
     grid = np.indices((SERIES_SIZE, SERIES_SIZE), dtype=float)
     pixels = grid.reshape(2, -1).T
