@@ -540,7 +540,7 @@ def _write_image(path, values):
     else:
         import tifffile
 
-        tifffile.imwrite(path, values)
+        tifffile.imwrite(path, values, photometric="minisblack")
 
 
 def _read_csv(path):
