@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, Label, PushButton, SpinBox
+from magicgui.widgets import ComboBox, Container, PushButton, SpinBox
 
 from .._field import displacement_field, field_magnitude
 from .._grid import grid_points
@@ -224,7 +224,6 @@ class FieldSection(Container):
         )
         self.extend(
             [
-                Label(value="<b>Dense field</b>"),
                 self.spacing,
                 self.margin,
                 self.region,

@@ -145,7 +145,6 @@ class RegisterSection(Container):
         )
         self.extend(
             [
-                Label(value="<b>Register</b>"),
                 self.model,
                 self.robust,
                 self.fit_button,

@@ -111,6 +111,8 @@ class TrackingSection(Container):
 
     def _add_controls(self) -> None:
         self.note = Label(value=_NO_TIME_AXIS)
+        # Wrapped: one long line would set the width of the whole dock.
+        self.note.native.setWordWrap(True)
         self.first = SpinBox(value=0, min=0, max=0, label="first frame")
         self.last = SpinBox(value=0, min=0, max=0, label="last frame")
         self.reference = ComboBox(
@@ -135,7 +137,6 @@ class TrackingSection(Container):
         )
         self.extend(
             [
-                Label(value="<b>Track through time</b>"),
                 self.note,
                 self.first,
                 self.last,

@@ -32,6 +32,7 @@ from .tracking import TrackingSection
 
 if TYPE_CHECKING:
     import napari
+    from qtpy.QtWidgets import QWidget
 
 
 class MatchWidget(Container):
@@ -102,9 +103,13 @@ class MatchWidget(Container):
         )
         self.tracking.follow_template(self.template_layer.value)
         self.template_layer.changed.connect(self.tracking.follow_template)
-        self.native.layout().addWidget(self.register.native)
-        self.native.layout().addWidget(self.fields.native)
-        self.native.layout().addWidget(self.tracking.native)
+        # Folded until wanted: the matching controls stay on one screen.
+        for title, section in (
+            ("Register", self.register),
+            ("Dense field", self.fields),
+            ("Track through time", self.tracking),
+        ):
+            self.native.layout().addWidget(_folded(title, section))
         self._add_callbacks()
         # Closing the viewer deletes the Qt widgets before running work
         # ends: the session stops it and drops what it would show.
@@ -386,3 +391,13 @@ class MatchWidget(Container):
             self.points_layer.value = layer
         else:
             layer.data = points
+
+
+def _folded(title: str, section: Container) -> QWidget:
+    """`section` in a collapsible box titled `title`, folded."""
+    from superqt import QCollapsible
+
+    box = QCollapsible(title)
+    box.addWidget(section.native)
+    box.collapse(animate=False)
+    return box
