@@ -437,3 +437,60 @@ def test_local_maxima_match_a_maximum_filter(shape):
         values, size=size, mode="constant", cval=-np.inf
     )
     np.testing.assert_array_equal(local_maxima(values), expected)
+
+
+@pytest.mark.parametrize("shape", [(31, 31), (4, 30), (3, 3), (7, 9, 11)])
+def test_stacked_peaks_equal_one_surface_at_a_time(shape):
+    """Peaks, second peaks, shifts and covariances of a stack of surfaces
+    are those of each surface alone, to the bit."""
+    from napari_normxcorr import _peaks
+
+    sigma = (0,) + (1.5,) * len(shape)
+    rng = np.random.default_rng(3)
+    stack = ndimage.gaussian_filter(rng.normal(size=(9, *shape)), sigma)
+    stack = (stack / np.abs(stack).max()).astype(np.float32)
+    stack[2] = 0.5  # flat: no second peak outside the main one's reach
+    peaks = _peaks.argmax_indices(stack)
+    scores = stack[(np.arange(9), *peaks.T)].astype(float)
+    pixels = np.arange(9) * 50 + 10
+    index, second = _peaks.second_peaks(stack, peaks)
+    shifts = _peaks.parabolic_shifts(stack, peaks)
+    covariance = _peaks.peak_covariances(stack, peaks, scores, pixels)
+    for k, surface in enumerate(stack):
+        peak = _peaks.argmax_index(surface)
+        assert peak == tuple(peaks[k])
+        alone = _peaks.second_peak(surface)
+        assert (alone[0] is None) == (index[k, 0] < 0)
+        np.testing.assert_array_equal(alone[1], second[k])
+        np.testing.assert_array_equal(
+            _peaks.parabolic_shift(surface, peak), shifts[k]
+        )
+        np.testing.assert_array_equal(
+            _peaks.peak_covariance(surface, peak, scores[k], pixels[k]),
+            covariance[k],
+        )
+
+
+def test_results_do_not_depend_on_the_batch_size(pair):
+    """Small windows are worked on many batches at a time: every column
+    stays what each batch alone gives, whatever the batch size."""
+    base, moved = pair
+    rng = np.random.default_rng(4)
+    points = rng.uniform(-5, 320, (60, 2))
+    runs = [
+        match_points(
+            base,
+            moved,
+            points,
+            template_radius=6,
+            search_radius=14,
+            batch_size=size,
+        )
+        for size in (1, 3, 8, 1000)
+    ]
+    for other in runs[1:]:
+        for name in ("matched", "score", "second_score", "covariance"):
+            np.testing.assert_array_equal(
+                getattr(runs[0], name), getattr(other, name)
+            )
+        assert list(runs[0].status) == list(other.status)

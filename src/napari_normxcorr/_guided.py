@@ -139,6 +139,17 @@ class GuidedMatcher(Matcher):
         axes = [np.arange(-r, r + 1.0) for r in self.template_radius]
         self.offsets = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
 
+    def place_all(
+        self,
+        points: np.ndarray,
+        guesses: np.ndarray,
+        status: np.ndarray,
+        forward: bool = True,
+    ) -> list[list[Window]]:
+        """As :meth:`Matcher.place_all`, placing one row at a time (each
+        resampled template has its own source region)."""
+        return self.place_each(points, guesses, status, forward)
+
     def place(
         self,
         row: int,

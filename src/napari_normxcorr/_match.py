@@ -139,9 +139,12 @@ def match_points(
     fft_precision : {'single', 'double'}, optional
         Transform precision; single keeps peaks and scores within 1e-4.
     batch_size : int >= 1, optional
-        Points correlated together; bounds memory.
+        Points correlated together; bounds memory. Batches of small
+        windows are worked on several at a time (up to about 2**18
+        search pixels), each correlated as if alone.
     progress : callable, optional
-        Called as ``progress(done, total)`` after each batch.
+        Called as ``progress(done, total)`` after each batch (or each
+        run of batches worked on together).
     template_mask, image_mask : array_like of bool, optional
         True where a pixel of `template_image` (resp. `image`) holds no
         data; the shape of its image, numpy or lazy (read window by window

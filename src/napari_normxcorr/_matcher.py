@@ -9,6 +9,7 @@ and recomputes a point's surface on demand.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, cast
 
@@ -22,13 +23,19 @@ from ._result import Status, Surface
 from ._validate import number
 from ._variance import MAX_MAP_PIXELS, VarianceMap
 from ._window_sums import is_flat
-from ._windows import Window, all_finite, as_slices, inside, window_bounds
+from ._windows import (
+    Window,
+    all_finite,
+    as_slices,
+    inside,
+    inside_all,
+    window_bounds,
+)
 
 # Maps pay off when the search windows cover their plane this many times.
 _MAP_COVERAGE = 1
-# The pixels of read windows, and the maps of windows that all have one.
+# The pixels of read windows.
 _Arrays = list[np.ndarray]
-_Maps = list[VarianceMap]
 
 
 @dataclass
@@ -143,7 +150,51 @@ class Matcher:
     ) -> list[list[Window]]:
         """Windows of every row still ``ok`` in `status`, grouped by shape
         and in reading order; rows that cannot be placed get their status.
+
+        As `place` for each row, but all rows at once.
         """
+        source, target = self.template_image, self.image
+        source_mask, target_mask = self.template_mask, self.image_mask
+        if not forward:
+            source, target = target, source
+            source_mask, target_mask = target_mask, source_mask
+        rows = np.flatnonzero(status == Status.OK)
+        placed = _Placement.of(self, rows, points, guesses, source, target)
+        status[placed.outside] = Status.OUTSIDE_IMAGE
+        status[placed.no_fit] = Status.NO_FIT
+        groups = []
+        for members in placed.groups():
+            groups.append(
+                [
+                    Window(
+                        row,
+                        plane,
+                        t_start,
+                        s_start,
+                        source,
+                        plane + t_slices,
+                        target,
+                        plane + s_slices,
+                        source_mask=source_mask,
+                        target_mask=target_mask,
+                        nodata=self.nodata,
+                    )
+                    for row, plane, t_start, s_start, t_slices, s_slices in (
+                        placed.windows(members)
+                    )
+                ]
+            )
+        return groups
+
+    def place_each(
+        self,
+        points: np.ndarray,
+        guesses: np.ndarray,
+        status: np.ndarray,
+        forward: bool = True,
+    ) -> list[list[Window]]:
+        """`place_all`, one call of `place` per row (for subclasses whose
+        windows need more than their bounds)."""
         groups = defaultdict(list)
         for row in range(len(points)):
             if status[row] != Status.OK:
@@ -162,32 +213,56 @@ class Matcher:
         windows: list[Window],
         workers: int = -1,
         workspace: Workspace | None = None,
+        runs: Sequence[int] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """'valid' NCC surfaces of read windows that share their shapes.
 
         Returns the surfaces and, per window, whether its template is flat.
-        The surfaces live in `workspace`: the next call with it overwrites
-        them. Windows with pixels without data get a masked NCC (NaN where
-        the overlap is below `min_valid`); the others keep the plain path.
+        The surfaces may live in `workspace`: the next call with it
+        overwrites them. Windows with pixels without data get a masked NCC
+        (NaN where the overlap is below `min_valid`); the others keep the
+        plain path. `runs` numbers the batch each window belongs to: the
+        plain windows of a batch take variance maps together or not at
+        all, as if each batch were correlated alone (default: one batch).
         """
+        runs = [0] * len(windows) if runs is None else runs
         masked = [k for k, w in enumerate(windows) if w.masked]
-        if not masked:
-            return self._plain_surfaces(windows, workers, workspace)
-        plain = [k for k, w in enumerate(windows) if not w.masked]
+        batches: dict[int, list[int]] = defaultdict(list)
+        for k, w in enumerate(windows):
+            if not w.masked:
+                batches[runs[k]].append(k)
+        paths: dict[bool, list[int]] = {True: [], False: []}
+        for members in batches.values():
+            mapped = self._mapped([windows[k] for k in members])
+            paths[mapped].extend(members)
+        if not masked and not (paths[True] and paths[False]):
+            return self._plain_surfaces(
+                windows, workers, workspace, bool(paths[True])
+            )
         template, search = windows[0].shapes
         out_shape = [n - m + 1 for n, m in zip(search, template)]
         # In the plain path's precision: a plain window's results do not
         # depend on whether its batch holds masked windows.
         surfaces = np.empty((len(windows), *out_shape), self.fft_dtype)
         flat = np.zeros(len(windows), dtype=bool)
-        if plain:
-            part = [windows[k] for k in plain]
-            surfaces[plain], flat[plain] = self._plain_surfaces(
-                part, workers, workspace
-            )
+        for mapped, members in paths.items():
+            if members:
+                part = [windows[k] for k in members]
+                surfaces[members], flat[members] = self._plain_surfaces(
+                    part, workers, workspace, mapped
+                )
         for k in masked:
             surfaces[k], flat[k] = self._masked_surface(windows[k], workers)
         return surfaces, flat
+
+    def _mapped(self, windows: list[Window]) -> bool:
+        """Whether all of these plain windows take their variances from
+        maps; a map holds the plane's own values: unscaled windows only."""
+        box = windows[0].shapes[0]
+        return all(
+            (id(w.target), w.plane, box) in self.maps and w.scale == 1.0
+            for w in windows
+        )
 
     def _masked_surface(
         self, window: Window, workers: int
@@ -215,19 +290,19 @@ class Matcher:
         windows: list[Window],
         workers: int,
         workspace: Workspace | None,
+        mapped: bool,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Surfaces of windows without masked pixels (see `surfaces`)."""
+        """Surfaces of windows without masked pixels (see `surfaces`),
+        `mapped`: from their planes' variance maps."""
         # The windows are read: their pixels are arrays, not None.
         templates = np.stack(cast(_Arrays, [w.template for w in windows]))
         prepared = PreparedTemplate(templates, self.ndim, self.fft_dtype)
-        maps = [self.maps.get(_map_key(w)) for w in windows]
         workspace = workspace or Workspace()
-        # A map holds the plane's own values: only for unscaled windows.
-        if all(m is not None for m in maps) and all(
-            w.scale == 1.0 for w in windows
-        ):
+        if mapped:
+            box = windows[0].shapes[0]
+            maps = [self.maps[(id(w.target), w.plane, box)] for w in windows]
             surfaces = self._surfaces_from_maps(
-                windows, prepared, cast(_Maps, maps), workers, workspace
+                windows, prepared, maps, workers, workspace
             )
         else:
             searches = np.stack(cast(_Arrays, [w.search for w in windows]))
@@ -302,9 +377,12 @@ class Matcher:
         coverage: dict[tuple, int] = defaultdict(int)
         windows_by_key: dict[tuple, Window] = {}
         for windows in groups:
+            # The windows of a group share their shapes.
+            template, search = windows[0].shapes
+            size = int(np.prod(search))
             for w in windows:
-                key = _map_key(w)
-                coverage[key] += int(np.prod(w.shapes[1]))
+                key = (id(w.target), w.plane, template)
+                coverage[key] += size
                 windows_by_key[key] = w
         for key, w in windows_by_key.items():
             if not isinstance(w.target, np.ndarray):
@@ -367,6 +445,104 @@ class NoData(NamedTuple):
         return dict(masks, nodata=nodata, min_valid=self.min_valid)
 
 
-def _map_key(window: Window) -> tuple:
-    """Which plane of which image a window searches, for which template."""
-    return id(window.target), window.plane, window.shapes[0]
+class _Placement(NamedTuple):
+    """Where the windows of many rows lie (see `Matcher.place_all`).
+
+    `outside` and `no_fit` are the rows that cannot be placed; the
+    others are `rows`, with their planes and window bounds.
+    """
+
+    outside: np.ndarray
+    no_fit: np.ndarray
+    rows: np.ndarray
+    planes: np.ndarray
+    template: tuple[np.ndarray, np.ndarray]
+    search: tuple[np.ndarray, np.ndarray]
+
+    @classmethod
+    def of(
+        cls,
+        matcher: Matcher,
+        rows: np.ndarray,
+        points: np.ndarray,
+        guesses: np.ndarray,
+        source: LazyArray,
+        target: LazyArray,
+    ) -> _Placement:
+        """The placement of `rows`: templates around `points` in `source`,
+        searches around `guesses` in `target`."""
+        d = matcher.ndim
+        point, guess = points[rows], guesses[rows]
+        # Inside first: a NaN or infinite coordinate has no plane.
+        placed = inside_all(point, source.shape) & inside_all(
+            guess, target.shape
+        )
+        planes = np.rint(point[placed, :-d])
+        placed[placed] = np.all(planes == np.rint(guess[placed, :-d]), axis=1)
+        point, guess = point[placed], guess[placed]
+        template = window_bounds(
+            point[:, -d:], matcher.template_radius, source.shape[-d:]
+        )
+        search = window_bounds(
+            guess[:, -d:], matcher.search_radius, target.shape[-d:]
+        )
+        fits = np.all(
+            template[1] - template[0] <= search[1] - search[0], axis=1
+        )
+        return cls(
+            rows[~placed],
+            rows[placed][~fits],
+            rows[placed][fits],
+            np.rint(point[fits, :-d]).astype(np.int64),
+            (template[0][fits], template[1][fits]),
+            (search[0][fits], search[1][fits]),
+        )
+
+    def groups(self) -> list[np.ndarray]:
+        """Indices into `rows` per window shape (in order of first
+        appearance), each in reading order (see `Window.reading_order`)."""
+        if not len(self.rows):
+            return []
+        search = self.search[1] - self.search[0]
+        shapes = np.concatenate(
+            [self.template[1] - self.template[0], search], axis=1
+        )
+        _, first, inverse = np.unique(
+            shapes, axis=0, return_index=True, return_inverse=True
+        )
+        rank = np.empty(len(first), dtype=np.int64)
+        rank[np.argsort(first)] = np.arange(len(first))
+        group = rank[inverse.ravel()]
+        start = self.search[0]
+        bands = start[:, :-1] // search[:, :-1]
+        # lexsort sorts by its last key first; it is stable, as list.sort.
+        keys = (start[:, -1], *bands.T[::-1], *self.planes.T[::-1], group)
+        order = np.lexsort(keys)
+        ends = np.flatnonzero(np.diff(group[order])) + 1
+        return np.split(order, ends)
+
+    def windows(self, members: np.ndarray) -> Iterator[tuple]:
+        """Row, plane, template and search starts and slices of each of
+        the placed rows `members` (indices into `rows`)."""
+        (t_start, t_stop), (s_start, s_stop) = (
+            (start[members], stop[members])
+            for start, stop in (self.template, self.search)
+        )
+        # Python ints for the slices, in one conversion per array.
+        listed = zip(
+            self.rows[members].tolist(),
+            self.planes[members].tolist(),
+            t_start.tolist(),
+            t_stop.tolist(),
+            s_start.tolist(),
+            s_stop.tolist(),
+        )
+        for k, (row, plane, t_low, t_high, s_low, s_high) in enumerate(listed):
+            yield (
+                row,
+                tuple(plane),
+                t_start[k],
+                s_start[k],
+                as_slices(t_low, t_high),
+                as_slices(s_low, s_high),
+            )

@@ -5,7 +5,7 @@ for the consistency check), batch by batch on all cores.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -14,17 +14,21 @@ from ._masked import unscored_at_floor
 from ._matcher import Matcher
 from ._parallel import Workspace, batches, in_threads
 from ._peaks import (
-    argmax_index,
-    parabolic_shift,
-    peak_covariance,
-    second_peak,
+    argmax_indices,
+    parabolic_shifts,
+    peak_covariances,
+    second_peaks,
 )
 from ._result import Status, Surface, statuses
 from ._subpixel import refine_shift
 from ._windows import Window
 
-# What the worker threads make of one window and its surface.
-Analyse = Callable[[Window, np.ndarray], object]
+# Units of work hold about this many search pixels: enough windows that
+# the calls around their arithmetic are paid once for many.
+UNIT_PIXELS = 2**18
+# What the worker threads make of windows and their stacked surfaces:
+# one entry per window.
+Analyse = Callable[[list[Window], np.ndarray], list]
 
 
 class Found(NamedTuple):
@@ -36,6 +40,7 @@ class Found(NamedTuple):
     second: float
     on_border: bool
     covariance: np.ndarray  # (d, d) px², NaN when unbounded
+    uncertainty: float  # px, the largest standard deviation
     surface: np.ndarray | None
 
 
@@ -74,123 +79,201 @@ class ForwardPass:
         groups = matcher.place_all(self.points, guesses, self.status)
         matcher.prepare_maps(groups)
         total, done = sum(len(g) for g in groups), 0
-        work = _worker(matcher, self.analyse)
-        for batch, found in in_threads(work, batches(groups, batch_size)):
-            for window, f in zip(batch, found):
-                self.record(window, f)
+        work = _worker(matcher, self.analyse, batch_size)
+        for batch, found in in_threads(work, work_units(groups, batch_size)):
+            self.record(batch, found)
             done += len(batch)
             if progress is not None:
                 progress(done, total)
         matcher.maps.clear()  # the result keeps the matcher, not the maps
 
-    def analyse(self, window: Window, surface: np.ndarray) -> Found:
-        """Peak, sub-pixel position and second peak of one surface.
+    def analyse(
+        self, windows: list[Window], surfaces: np.ndarray
+    ) -> list[Found]:
+        """Peaks, sub-pixel positions and second peaks of stacked surfaces.
 
-        Runs in the worker threads: all per-point work uses every core.
+        Runs in the worker threads: all per-point work uses every core,
+        and the steps that need no window's pixels run on the whole stack.
         """
-        kept = surface
-        if window.masked:
-            surface = unscored_at_floor(surface)
-        peak = argmax_index(surface)
-        corner, best, is_refined = _locate(
-            window, surface, peak, self.subpixel
-        )
-        assert window.template is not None
-        pixels = window.template.size
-        if window.template_valid is not None:
-            pixels = int(np.count_nonzero(window.template_valid))
-        return Found(
-            corner,
-            best,
-            is_refined,
-            second_peak(surface)[1],
-            on_border(peak, surface.shape),
-            peak_covariance(surface, peak, best, pixels),
-            kept.copy() if self.keep_surfaces else None,
-        )
+        kept = surfaces
+        surfaces = floored(windows, surfaces)
+        peaks = argmax_indices(surfaces)
+        shifts = parabolic_shifts(surfaces, peaks)
+        located = [
+            _locate(w, surfaces[k], peaks[k], shifts[k], self.subpixel)
+            for k, w in enumerate(windows)
+        ]
+        scores = np.array([best for _, best, _ in located])
+        pixels = np.array([_template_pixels(w) for w in windows])
+        covariance = peak_covariances(surfaces, peaks, scores, pixels)
+        uncertainty = largest_stds(covariance)
+        second = second_peaks(surfaces, peaks)[1]
+        border = on_borders(peaks, surfaces.shape[1:])
+        return [
+            Found(
+                corner,
+                best,
+                is_refined,
+                float(second[k]),
+                bool(border[k]),
+                covariance[k],
+                float(uncertainty[k]),
+                kept[k].copy() if self.keep_surfaces else None,
+            )
+            for k, (corner, best, is_refined) in enumerate(located)
+        ]
 
-    def record(self, window: Window, found: Found | Status) -> None:
-        """Keep what was found for the window's row."""
-        row, d = window.row, self.matcher.ndim
-        if isinstance(found, Status):
-            self.status[row] = found
+    def record(self, windows: Sequence[Window], found: list) -> None:
+        """Keep what was found (a Found or a Status) for each window's
+        row."""
+        d = self.matcher.ndim
+        matched = []
+        for window, f in zip(windows, found):
+            if isinstance(f, Status):
+                self.status[window.row] = f
+            else:
+                matched.append((window, f))
+        if not matched:
             return
-        self.score[row], self.second[row] = found.score, found.second
-        self.refined[row] = found.refined
-        self.on_border[row] = found.on_border
-        self.covariance[row] = found.covariance
-        self.uncertainty[row] = largest_std(found.covariance)
-        point = self.points[row]
-        origin = window.origin(point[-d:])
-        if found.surface is not None:
-            self.surfaces[row] = Surface(found.surface, origin, window.plane)
-        self.matched[row, :-d] = point[:-d]
-        self.matched[row, -d:] = origin + found.corner
+        rows = np.array([w.row for w, _ in matched])
+        columns = [f for _, f in matched]
+        self.score[rows] = [f.score for f in columns]
+        self.second[rows] = [f.second for f in columns]
+        self.refined[rows] = [f.refined for f in columns]
+        self.on_border[rows] = [f.on_border for f in columns]
+        self.covariance[rows] = [f.covariance for f in columns]
+        self.uncertainty[rows] = [f.uncertainty for f in columns]
+        points = self.points[rows]
+        origins = np.array(
+            [w.origin(p) for (w, _), p in zip(matched, points[:, -d:])]
+        )
+        for (w, f), origin in zip(matched, origins):
+            if f.surface is not None:
+                self.surfaces[w.row] = Surface(f.surface, origin, w.plane)
+        self.matched[rows, :-d] = points[:, :-d]
+        self.matched[rows, -d:] = origins + [f.corner for f in columns]
 
 
-def largest_std(covariance: np.ndarray) -> float:
-    """Square root of the largest eigenvalue; infinite when NaN."""
-    if not np.isfinite(covariance).all():
-        return np.inf
-    return float(np.sqrt(max(np.linalg.eigvalsh(covariance).max(), 0.0)))
+def largest_stds(covariances: np.ndarray) -> np.ndarray:
+    """Square roots of the largest eigenvalues of (n, d, d) `covariances`;
+    infinite where one holds NaN."""
+    out = np.full(len(covariances), np.inf)
+    finite = np.isfinite(covariances).all(axis=(1, 2))
+    if finite.any():
+        largest = np.linalg.eigvalsh(covariances[finite]).max(axis=1)
+        out[finite] = np.sqrt(np.maximum(largest, 0.0))
+    return out
 
 
-def on_border(peak: tuple[int, ...], shape: tuple[int, ...]) -> bool:
-    """Whether `peak` touches an edge of a surface of `shape`.
+def on_borders(peaks: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Whether each of (n, d) `peaks` touches an edge of a surface of
+    `shape`.
 
     An axis one position wide is all edge: the window could not move
     along it, so the match there is unknown, never confirmed.
     """
-    return any(p == 0 or p == s - 1 for p, s in zip(peak, shape))
+    last = np.asarray(shape) - 1
+    return np.any((peaks == 0) | (peaks == last), axis=1)
+
+
+def floored(windows: list[Window], surfaces: np.ndarray) -> np.ndarray:
+    """`surfaces` with the unscored positions of masked windows at the
+    floor (see `unscored_at_floor`), a copy when there are any."""
+    masked = [k for k, w in enumerate(windows) if w.masked]
+    if not masked:
+        return surfaces
+    surfaces = surfaces.copy()
+    surfaces[masked] = unscored_at_floor(surfaces[masked])
+    return surfaces
+
+
+def _template_pixels(window: Window) -> int:
+    """Pixels of a read window's template that hold data."""
+    assert window.template is not None
+    if window.template_valid is None:
+        return window.template.size
+    return int(np.count_nonzero(window.template_valid))
+
+
+def work_units(
+    groups: list[list[Window]], batch_size: int
+) -> Iterator[Sequence[Window]]:
+    """Runs of whole batches of `batch_size` windows of each group, as
+    many batches as hold about UNIT_PIXELS search pixels (at least one).
+
+    Small windows cost mostly the calls around their arithmetic: worked
+    on together, they pay them once per unit, not once per batch.
+    """
+    for windows in groups:
+        pixels = int(np.prod(windows[0].shapes[1])) * batch_size
+        count = max(1, UNIT_PIXELS // max(pixels, 1))
+        yield from batches([windows], count * batch_size)
 
 
 def _worker(
-    matcher: Matcher, analyse: Analyse
+    matcher: Matcher, analyse: Analyse, batch_size: int
 ) -> Callable[[Sequence[Window], int, Workspace], list]:
-    """Worker body: read a batch, correlate it, analyse each window.
+    """Worker body: read a unit of batches, correlate it, analyse it.
 
-    Returns one entry per window: ``analyse(window, surface)``, or the
-    Status of a window that cannot be matched (``non-finite data``,
-    ``too little data``, ``flat template``: its NCC is 0 everywhere, with
-    no position to find). Pixels are read here, so only the
-    batches being worked on are in memory.
+    Returns one entry per window: its entry of ``analyse(windows,
+    surfaces)``, or the Status of a window that cannot be matched
+    (``non-finite data``, ``too little data``, ``flat template``: its NCC
+    is 0 everywhere, with no position to find). Pixels are read here,
+    so only the units being worked on are in memory. Each batch of
+    `batch_size` windows takes its path (variance maps or not) alone.
     """
 
     def run(
-        batch: Sequence[Window], workers: int, workspace: Workspace
+        unit: Sequence[Window], workers: int, workspace: Workspace
     ) -> list:
         found: dict[int, object] = {}
-        for window in batch:
+        for window in unit:
             found[window.row] = (
                 matcher.data_status(window)
                 if window.read()
                 else Status.NON_FINITE
             )
-        good = [w for w in batch if found[w.row] == Status.OK]
+        good = [w for w in unit if found[w.row] == Status.OK]
         if good:
-            results = matcher.surfaces(good, workers, workspace)
-            for window, surface, is_flat in zip(good, *results):
+            position = {w.row: k for k, w in enumerate(unit)}
+            runs = [position[w.row] // batch_size for w in good]
+            surfaces, flat = matcher.surfaces(good, workers, workspace, runs)
+            usable = []
+            for k, window in enumerate(good):
                 # No position kept enough data in both windows.
-                if window.masked and np.isnan(surface).all():
+                if window.masked and np.isnan(surfaces[k]).all():
                     found[window.row] = Status.TOO_LITTLE_DATA
-                elif is_flat:
+                elif flat[k]:
                     found[window.row] = Status.FLAT_TEMPLATE
                 else:
-                    found[window.row] = analyse(window, surface)
-        for window in batch:
+                    usable.append(k)
+            if usable:
+                windows = [good[k] for k in usable]
+                results = analyse(windows, surfaces[usable])
+                for window, result in zip(windows, results):
+                    found[window.row] = result
+        for window in unit:
             window.release()
-        return [found[w.row] for w in batch]
+        return [found[w.row] for w in unit]
 
     return run
 
 
 def _locate(
-    window: Window, surface: np.ndarray, peak: tuple[int, ...], subpixel: bool
+    window: Window,
+    surface: np.ndarray,
+    peak: np.ndarray,
+    shift: np.ndarray,
+    subpixel: bool,
 ) -> tuple[np.ndarray, float, bool]:
-    """Corner of the template in the search window, its score, refined?"""
-    integer = np.asarray(peak, dtype=np.float64)
+    """Corner of the template in the search window, its score, refined?
+
+    `shift` is the parabola fit's at `peak`, the fallback of Gauss-Newton.
+    """
+    integer = peak.astype(np.float64)
+    score = float(surface[tuple(peak)])
     if not subpixel:
-        return integer, float(surface[peak]), False
+        return integer, score, False
     # A surface one position wide has nothing to refine along that axis;
     # Gauss-Newton on the template patch would use the masked pixels.
     assert window.template is not None and window.search is not None
@@ -201,14 +284,11 @@ def _locate(
         and min(window.template.shape) >= 3
         and not window.masked
     ):
-        refinement = refine_shift(window.template, window.search, peak)
+        position = tuple(int(p) for p in peak)
+        refinement = refine_shift(window.template, window.search, position)
         if refinement.converged:
             return refinement.position, refinement.score, True
-    return (
-        integer + parabolic_shift(surface, peak),
-        float(surface[peak]),
-        False,
-    )
+    return integer + shift, score, False
 
 
 def back_match_distances(
@@ -232,14 +312,14 @@ def back_match_distances(
     groups = matcher.place_all(matched, points, back_status, forward=False)
     matcher.prepare_maps(groups)
 
-    def analyse(window: Window, surface: np.ndarray) -> np.ndarray:
-        if window.masked:
-            surface = unscored_at_floor(surface)
-        peak = argmax_index(surface)
-        return np.asarray(peak) + parabolic_shift(surface, peak)
+    def analyse(windows: list[Window], surfaces: np.ndarray) -> list:
+        surfaces = floored(windows, surfaces)
+        peaks = argmax_indices(surfaces)
+        return list(peaks + parabolic_shifts(surfaces, peaks))
 
-    back_match = _worker(matcher, analyse)
-    for batch, found in in_threads(back_match, batches(groups, batch_size)):
+    back_match = _worker(matcher, analyse, batch_size)
+    units = work_units(groups, batch_size)
+    for batch, found in in_threads(back_match, units):
         for window, corner in zip(batch, found):
             row = window.row
             if isinstance(corner, Status):

@@ -91,6 +91,42 @@ def _running_maximum(
         )
 
 
+def argmax_indices(surfaces: np.ndarray) -> np.ndarray:
+    """(n, d) indices of the largest value of each of n stacked surfaces
+    (the first one in C order on ties), as `argmax_index` of each."""
+    flat = np.argmax(surfaces.reshape(len(surfaces), -1), axis=1)
+    return np.stack(np.unravel_index(flat, surfaces.shape[1:]), axis=-1)
+
+
+def parabolic_shifts(surfaces: np.ndarray, peaks: np.ndarray) -> np.ndarray:
+    """`parabolic_shift` of each of n stacked surfaces at its (n, d)
+    `peaks`, in the same arithmetic (the surfaces' precision)."""
+    n, d = peaks.shape
+    stack = np.arange(n)
+    centre = surfaces[(stack, *peaks.T)]
+    shift = np.zeros((n, d))
+    for axis in range(d):
+        last = surfaces.shape[axis + 1] - 1
+        index = peaks[:, axis]
+        low, high = (
+            surfaces[(stack, *_moved(peaks, axis, step, last).T)]
+            for step in (-1, 1)
+        )
+        curvature = low - 2 * centre + high
+        fit = (index > 0) & (index < last) & (curvature < 0)
+        # Only where the curvature is negative: no division by zero.
+        vertex = 0.5 * (low[fit] - high[fit]) / curvature[fit]
+        shift[fit, axis] = np.clip(vertex, -0.5, 0.5)
+    return shift
+
+
+def _moved(peaks: np.ndarray, axis: int, step: int, last: int) -> np.ndarray:
+    """`peaks` moved by `step` along `axis`, kept within 0..`last`."""
+    moved = peaks.copy()
+    moved[:, axis] = np.clip(peaks[:, axis] + step, 0, last)
+    return moved
+
+
 def peak_half_widths(surface: np.ndarray, peak: tuple[int, ...]) -> list[int]:
     """How far the peak stays above half its height, along each axis.
 
@@ -98,26 +134,36 @@ def peak_half_widths(surface: np.ndarray, peak: tuple[int, ...]) -> list[int]:
     broad peak (smooth texture) gets a broad neighbourhood. The median of
     a few thousand evenly spread values serves, at a fraction of the cost.
     """
-    values = surface.ravel()
-    sample = values[:: max(1, values.size // 4096)].copy()
-    middle = sample.size // 2
-    sample.partition(middle)
-    typical = sample[middle]
-    level = 0.5 * (surface[peak] + typical)
-    widths = []
-    for axis, index in enumerate(peak):
-        through: tuple[int | slice, ...] = (
-            *peak[:axis],
-            slice(None),
-            *peak[axis + 1 :],
-        )
-        line = surface[through]
-        below = np.flatnonzero(line <= level)
-        before = below[below < index]
-        after = below[below > index]
-        left = index - before[-1] if before.size else index + 1
-        right = after[0] - index if after.size else line.size - index
-        widths.append(int(max(left, right)))
+    widths = half_widths(surface[np.newaxis], np.asarray([peak]))
+    return [int(w) for w in widths[0]]
+
+
+def half_widths(surfaces: np.ndarray, peaks: np.ndarray) -> np.ndarray:
+    """`peak_half_widths` of each of n stacked surfaces at its (n, d)
+    `peaks`: an (n, d) array of int."""
+    n, d = peaks.shape
+    values = surfaces.reshape(n, -1)
+    sample = values[:, :: max(1, values.shape[1] // 4096)].copy()
+    middle = sample.shape[1] // 2
+    sample.partition(middle, axis=1)
+    typical = sample[:, middle]
+    stack = np.arange(n)
+    level = 0.5 * (surfaces[(stack, *peaks.T)] + typical)
+    widths = np.empty((n, d), dtype=np.int64)
+    for axis in range(d):
+        size = surfaces.shape[axis + 1]
+        along = np.arange(size)
+        # The line through each peak along `axis`: (n, size).
+        index = [stack[:, np.newaxis]] + [
+            along if a == axis else peaks[:, a, np.newaxis] for a in range(d)
+        ]
+        below = surfaces[tuple(index)] <= level[:, np.newaxis]
+        at = peaks[:, axis, np.newaxis]
+        # The nearest positions below the level on either side; without
+        # one, the line's ends one step beyond it.
+        before = np.where(below & (along < at), along, -1).max(axis=1)
+        after = np.where(below & (along > at), along, size).min(axis=1)
+        widths[:, axis] = np.maximum(at[:, 0] - before, after - at[:, 0])
     return widths
 
 
@@ -130,29 +176,58 @@ def second_peak(
     height, and at least 2 pixels. The best local maximum outside it wins;
     without one, the best value outside; without any, ``(None, nan)``.
     """
-    peak = argmax_index(surface)
-    reach = [max(w, 2) for w in peak_half_widths(surface, peak)]
-    low = [max(p - r, 0) for p, r in zip(peak, reach)]
-    high = [p + r + 1 for p, r in zip(peak, reach)]
-    # One surface at a time, so that its scratch arrays stay in cache.
-    maxima = local_maxima(surface[np.newaxis], thread_workspace())[0]
+    peaks = argmax_indices(surface[np.newaxis])
+    index, value = second_peaks(surface[np.newaxis], peaks)
+    if index[0, 0] < 0:
+        return None, np.nan
+    return tuple(int(i) for i in index[0]), float(value[0])
+
+
+def second_peaks(
+    surfaces: np.ndarray,
+    peaks: np.ndarray,
+    workspace: Workspace | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`second_peak` of each of n stacked surfaces whose main peaks are
+    the (n, d) `peaks`: (n, d) indices (-1 where there is none) and their
+    values (NaN where there is none)."""
+    n = len(peaks)
+    reach = np.maximum(half_widths(surfaces, peaks), 2)
+    low, high = np.maximum(peaks - reach, 0), peaks + reach + 1
+    maxima = local_maxima(surfaces, workspace or thread_workspace())
     # Local maxima are few on a correlation surface: look at them alone.
-    candidates = np.flatnonzero(maxima)
-    coords = np.unravel_index(candidates, surface.shape)
-    outside = np.zeros(candidates.size, dtype=bool)
-    for c, a, b in zip(coords, low, high):
-        outside |= (c < a) | (c >= b)
-    candidates = candidates[outside]
-    if candidates.size:
-        best = candidates[np.argmax(surface.ravel()[candidates])]
-    else:
-        masked = surface.astype(np.float64)
-        masked[tuple(slice(a, b) for a, b in zip(low, high))] = -np.inf
-        best = np.argmax(masked)
-        if masked.ravel()[best] == -np.inf:
-            return None, np.nan
-    index = tuple(int(i) for i in np.unravel_index(best, surface.shape))
-    return index, float(surface[index])
+    stack, *coords = np.nonzero(maxima)
+    outside = np.zeros(stack.size, dtype=bool)
+    for axis, c in enumerate(coords):
+        outside |= (c < low[stack, axis]) | (c >= high[stack, axis])
+    flat = surfaces.reshape(n, -1)
+    candidates = np.ravel_multi_index(coords, surfaces.shape[1:])[outside]
+    stack = stack[outside]
+    # Per surface the best value, the first in C order on ties.
+    order = np.lexsort((candidates, -flat[stack, candidates], stack))
+    first = np.flatnonzero(np.diff(stack[order], prepend=-1))
+    best = np.full(n, -1)
+    best[stack[order[first]]] = candidates[order[first]]
+    for k in np.flatnonzero(best < 0):
+        box = tuple(slice(a, b) for a, b in zip(low[k], high[k]))
+        best[k] = _best_outside(surfaces[k], box)
+    missing = best < 0
+    index = np.stack(
+        np.unravel_index(np.maximum(best, 0), surfaces.shape[1:]), axis=-1
+    )
+    index[missing] = -1
+    values = flat[np.arange(n), best].astype(np.float64)
+    values[missing] = np.nan
+    return index, values
+
+
+def _best_outside(surface: np.ndarray, box: tuple[slice, ...]) -> int:
+    """Flat index of the best value of `surface` outside `box`, or -1 when
+    it covers everything."""
+    masked = surface.astype(np.float64)
+    masked[box] = -np.inf
+    best = int(np.argmax(masked))
+    return -1 if masked.ravel()[best] == -np.inf else best
 
 
 # The quadratic of `peak_covariance` is fitted over this reach (5 x 5).
@@ -214,6 +289,89 @@ def peak_covariance(
     mismatch = max(1.0 - score, _SCORE_PRECISION)
     noise = 2 * mismatch / max(pixels - d, 1)
     return noise * (vectors / eigenvalues) @ vectors.T
+
+
+def peak_covariances(
+    surfaces: np.ndarray,
+    peaks: np.ndarray,
+    scores: np.ndarray,
+    pixels: np.ndarray,
+) -> np.ndarray:
+    """`peak_covariance` of each of n stacked surfaces at its (n, d)
+    `peaks`, with its `scores` and template `pixels`: (n, d, d) px².
+
+    Peaks whose whole fit box lies on the surface and holds finite values
+    share one solver and are fitted together; the others (boxes clipped
+    at the border, unscored positions) one at a time.
+    """
+    n, d = peaks.shape
+    out = np.full((n, d, d), np.nan)
+    inside = np.all(
+        (peaks >= _FIT_REACH)
+        & (peaks < np.asarray(surfaces.shape[1:]) - _FIT_REACH),
+        axis=1,
+    )
+    rows = np.flatnonzero(inside)
+    values = _fit_patches(surfaces, rows, peaks[rows])
+    finite = np.isfinite(values).all(axis=1)
+    together = np.zeros(n, dtype=bool)
+    together[rows[finite]] = True
+    for k in np.flatnonzero(~together):
+        peak = tuple(int(p) for p in peaks[k])
+        out[k] = peak_covariance(surfaces[k], peak, scores[k], pixels[k])
+    if together.any():
+        out[together] = _fitted_covariances(
+            values[finite], scores[together], pixels[together], d
+        )
+    return out
+
+
+def _fit_patches(
+    surfaces: np.ndarray, rows: np.ndarray, peaks: np.ndarray
+) -> np.ndarray:
+    """The fit boxes around `peaks` of surfaces `rows`, flattened in C
+    order, in float64: (len(rows), 5**d)."""
+    d = peaks.shape[1]
+    steps = np.arange(-_FIT_REACH, _FIT_REACH + 1)
+    index = [rows.reshape((-1,) + (1,) * d)]
+    for axis in range(d):
+        shape = [1] * (d + 1)
+        shape[axis + 1] = len(steps)
+        index.append(
+            peaks[:, axis].reshape((-1,) + (1,) * d) + steps.reshape(shape)
+        )
+    patches = surfaces[tuple(index)].reshape(len(rows), len(steps) ** d)
+    return patches.astype(np.float64)
+
+
+def _fitted_covariances(
+    values: np.ndarray, scores: np.ndarray, pixels: np.ndarray, d: int
+) -> np.ndarray:
+    """Covariances from whole, finite fit boxes of `d` axes, flattened
+    (see `peak_covariance`)."""
+    n = len(values)
+    offsets = ((-_FIT_REACH, _FIT_REACH + 1),) * d
+    _, solver = _quadratic_design(offsets)
+    # One product per box, as `peak_covariance` does (the same rounding).
+    quadratic = np.matmul(solver, values[..., np.newaxis])[:, 1 + d :, 0]
+    pairs = [(i, j) for i in range(d) for j in range(i, d)]
+    normal = np.empty((n, d, d))
+    for (i, j), c in zip(pairs, quadratic.T):
+        normal[:, i, j] = normal[:, j, i] = -2 * c if i == j else -c
+    eigenvalues, vectors = np.linalg.eigh(normal)
+    largest = eigenvalues.max(axis=1)
+    bounded = largest > 0
+    eigenvalues = np.maximum(
+        eigenvalues, _MIN_CURVATURE * largest[:, np.newaxis]
+    )
+    mismatch = np.maximum(1.0 - scores, _SCORE_PRECISION)
+    noise = 2 * mismatch / np.maximum(pixels - d, 1)
+    scaled = noise[:, np.newaxis, np.newaxis] * (
+        vectors / eigenvalues[:, np.newaxis, :]
+    )
+    covariance = scaled @ np.swapaxes(vectors, 1, 2)
+    covariance[~bounded] = np.nan
+    return covariance
 
 
 @functools.lru_cache(maxsize=64)

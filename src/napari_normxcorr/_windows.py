@@ -51,8 +51,13 @@ def as_slices(
 
 def inside(point: np.ndarray, shape: tuple[int, ...]) -> bool:
     """Whether the pixel nearest `point` lies in an array of `shape`."""
-    rounded = np.rint(point)
-    return bool(np.all((rounded >= 0) & (rounded < np.asarray(shape))))
+    return bool(inside_all(np.asarray(point)[np.newaxis], shape)[0])
+
+
+def inside_all(points: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """`inside` of each of (N, D) `points`: an (N,) mask."""
+    rounded = np.rint(points)
+    return np.all((rounded >= 0) & (rounded < np.asarray(shape)), axis=1)
 
 
 def all_finite(values: np.ndarray, total: float | None = None) -> bool:
