@@ -1,4 +1,5 @@
-"""match_points on a real dask.distributed cluster: same rows, same numbers.
+"""match_points and track_points on a real dask.distributed cluster: same
+rows, same numbers.
 
 One LocalCluster of two worker processes serves the module; nothing is
 mocked. Task sizes are lowered (monkeypatch) so that small runs still
@@ -14,14 +15,18 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from napari_normxcorr import _distributed, match_points
+from napari_normxcorr import _distributed, match_points, track_points
 from napari_normxcorr._cli import main
 from napari_normxcorr._result import ROW_FIELDS
+from napari_normxcorr._tracks import VERTEX_FIELDS
 
 distributed = pytest.importorskip("distributed")
 zarr = pytest.importorskip("zarr")
 
 RADII = {"template_radius": 7, "search_radius": 16}
+# Small windows for short runs; a high refresh score, so that references
+# are refreshed along the tracks too.
+TRACKING = {"template_radius": 6, "search_radius": 10, "refresh_score": 0.99}
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +49,13 @@ def small_tasks(monkeypatch):
     """Tasks of 100-300 points, so that a few thousand make many."""
     monkeypatch.setattr(_distributed, "MIN_TASK_POINTS", 100)
     monkeypatch.setattr(_distributed, "MAX_TASK_POINTS", 300)
+
+
+@pytest.fixture
+def small_track_tasks(monkeypatch):
+    """Tracking tasks of 8-16 points, so that a hundred make many."""
+    monkeypatch.setattr(_distributed, "MIN_TASK_POINTS", 8)
+    monkeypatch.setattr(_distributed, "MAX_TASK_POINTS", 16)
 
 
 def textured_pair(shape, shift=(2.4, -1.7), seed=0):
@@ -92,6 +104,17 @@ def test_numpy_images_match_the_local_run(cluster):
     assert_same(local, found)
     np.testing.assert_array_equal(found.points, points)
     assert (found.status == "ok").sum() > 400
+
+
+def test_the_same_images_matched_again_at_once(cluster):
+    """A second run on the same in-memory images, right after the first:
+    its scattered copies do not collide with the first run's, being
+    released."""
+    template, image = textured_pair((96, 96))
+    points = random_points(200, template.shape)
+    first = match_points(template, image, points, client=cluster, **RADII)
+    again = match_points(template, image, points, client=cluster, **RADII)
+    assert_same(first, again)
 
 
 def test_zarr_images_match_the_local_run(cluster, small_tasks, tmp_path):
@@ -189,6 +212,12 @@ def test_a_client_that_is_not_one_is_refused():
         match_points(template, image, [[30, 30]], client="tcp://x:8786")
 
 
+def test_tracking_with_a_client_that_is_not_one_is_refused():
+    stack = moving_series(frames=3)
+    with pytest.raises(ValueError, match=r"distributed\.Client"):
+        track_points(stack, [[0, 40, 60]], client="tcp://x:8786")
+
+
 def test_the_cli_on_local_workers_writes_the_same_csv(tmp_path):
     """`match --workers 2` on zarr inputs: the CSV of the local run."""
     values = textured_pair((128, 160))
@@ -215,3 +244,154 @@ def test_the_cli_refuses_both_scheduler_and_workers(tmp_path):
             ["match", "a.npy", "b.npy", "p.csv", "-o", str(tmp_path / "o")]
             + ["--workers", "2", "--scheduler", "tcp://x:1"]
         )
+
+
+def moving_series(frames=12, shape=(96, 128), seed=0):
+    """(frames, *shape) float32: a smooth texture that turns, zooms and
+    swings back and forth a little more each frame (points near the
+    border leave and come back), with noise."""
+    rng = np.random.default_rng(seed)
+    base = ndimage.gaussian_filter(rng.normal(size=shape), 2.0)
+    base /= base.std()
+    centre = np.asarray(shape) / 2
+    stack = np.empty((frames, *shape), np.float32)
+    for t in range(frames):
+        a = np.deg2rad(0.8 * t)
+        turn = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+        swing = np.array([5 * np.sin(t / 2), -3 * np.sin(t / 3)])
+        matrix = turn / (1 + 0.005 * t)
+        offset = centre - matrix @ (centre + swing)
+        stack[t] = ndimage.affine_transform(base, matrix, offset, order=3)
+        stack[t] += 0.1 * rng.normal(size=shape)
+    return stack
+
+
+def track_starts(count, stack, seed=1, frames=None):
+    """(t, row, col) points in random order: random frames (within
+    `frames`), anywhere in the frame (some too close to the border)."""
+    rng = np.random.default_rng(seed)
+    first, last = frames or (0, stack.shape[0] - 1)
+    high = np.asarray(stack.shape[1:]) - 1
+    return np.column_stack(
+        [
+            rng.integers(first, last + 1, count),
+            rng.uniform(0, high, (count, 2)),
+        ]
+    )
+
+
+def assert_same_tracks(local, found):
+    """Every array equal, point for point, and so the same track ids and
+    graph."""
+    for name in ("points", *VERTEX_FIELDS):
+        np.testing.assert_array_equal(
+            getattr(found, name), getattr(local, name), err_msg=name
+        )
+    ids, graph = found.track_ids()
+    local_ids, local_graph = local.track_ids()
+    np.testing.assert_array_equal(ids, local_ids)
+    assert graph == local_graph
+
+
+@pytest.fixture(scope="module")
+def moving():
+    """A numpy series, points on it, and their local tracks."""
+    stack = moving_series()
+    points = track_starts(72, stack)
+    return stack, points, track_points(stack, points, **TRACKING)
+
+
+def test_tracks_of_a_numpy_stack_match_the_local_run(
+    cluster, small_track_tasks, moving
+):
+    """Every vertex, track id and link as in the local run; progress
+    counts the points of each finished task."""
+    stack, points, local = moving
+    calls = []
+    found = track_points(
+        stack,
+        points,
+        client=cluster,
+        progress=lambda done, total: calls.append((done, total)),
+        **TRACKING,
+    )
+    assert_same_tracks(local, found)
+    assert found.stack is not None and found.stack.shape == stack.shape
+    # 72 points, 4 tasks per thread on 2 threads: 8 tasks of 9.
+    assert len(calls) == 8 and calls[-1] == (72, 72)
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+    # The run is worth comparing: tracks found, lost, refreshed.
+    assert (local.status == "ok").sum() > 200
+    assert (local.status == "lost").sum() > 100
+    assert local.refreshed.sum() > 20
+
+
+def test_track_rows_line_up_with_points_in_any_order(
+    cluster, small_track_tasks, moving
+):
+    """Shuffled points: row k is the local run's track of point k."""
+    stack, points, local = moving
+    order = np.random.default_rng(3).permutation(len(points))
+    found = track_points(stack, points[order], client=cluster, **TRACKING)
+    for name in ("points", *VERTEX_FIELDS):
+        np.testing.assert_array_equal(
+            getattr(found, name), getattr(local, name)[order], err_msg=name
+        )
+
+
+def test_tracks_of_a_zarr_stack_match_the_local_run(
+    cluster, small_track_tasks, tmp_path
+):
+    """The workers read a zarr stack themselves; a frame range and
+    reference='previous' are passed on to the tasks."""
+    stack = to_zarr(tmp_path / "stack.zarr", moving_series(), (1, 48, 64))
+    points = track_starts(60, stack, seed=4, frames=(2, 9))
+    options = dict(TRACKING, frames=(2, 9), reference="previous")
+    local = track_points(stack, points, **options)
+    found = track_points(stack, points, client=cluster, **options)
+    assert_same_tracks(local, found)
+    assert (found.status[:, [0, 1, 10, 11]] == "lost").all()
+
+
+def test_a_worker_killed_mid_tracking_loses_no_point(
+    cluster, small_track_tasks, tmp_path
+):
+    """A worker process dies after the first task: its tasks run again
+    elsewhere, and the tracks are complete and identical to the local
+    run's."""
+    stack = to_zarr(tmp_path / "stack.zarr", moving_series(), (1, 48, 64))
+    points = track_starts(128, stack, seed=5)
+    local = track_points(stack, points, **TRACKING)
+    before = cluster.run(os.getpid)
+    killed = []
+
+    def kill_a_busy_worker(done, total):
+        if killed:
+            return
+        busy = [w for w, keys in cluster.processing().items() if keys]
+        killed.append(before[busy[0]])
+        os.kill(killed[0], signal.SIGKILL)
+
+    found = track_points(
+        stack, points, client=cluster, progress=kill_a_busy_worker, **TRACKING
+    )
+    assert killed
+    assert_same_tracks(local, found)
+    cluster.wait_for_workers(2, timeout=60)
+    assert killed[0] not in cluster.run(os.getpid).values()
+
+
+def test_the_cli_tracks_on_local_workers_into_the_same_csv(tmp_path):
+    """`track --workers 2` on a zarr stack: the CSV of the local run."""
+    path = tmp_path / "stack.zarr"
+    stack = to_zarr(path, moving_series(frames=8), (1, 48, 64))
+    points = track_starts(40, stack, seed=6)
+    csv = tmp_path / "points.csv"
+    rows = [f"{i},{t},{r},{c}" for i, (t, r, c) in enumerate(points)]
+    csv.write_text("index,axis-0,axis-1,axis-2\n" + "\n".join(rows) + "\n")
+    common = ["track", str(path), str(csv), "--template-radius", "6"]
+    common += ["--search-radius", "10"]
+    out_local, out_cluster = tmp_path / "local.csv", tmp_path / "cluster.csv"
+    assert main([*common, "-o", str(out_local)]) == 0
+    assert main([*common, "-o", str(out_cluster), "--workers", "2"]) == 0
+    assert out_cluster.read_text() == out_local.read_text()

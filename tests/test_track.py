@@ -201,6 +201,33 @@ def test_point_given_in_a_middle_frame_is_tracked_both_ways(drifting):
     assert rms(errors(result, p0, False)) <= 0.02
 
 
+def test_a_point_is_tracked_alone(deformed):
+    """A point's vertices are the same, to the bit, whichever other points
+    are tracked with it (what lets a cluster split the points): its
+    regions' boxes fit its own warp, and its samples do not depend on
+    where its box sits among the others."""
+    rng = np.random.default_rng(7)
+    stack = deformed[:16]
+    points = np.column_stack(
+        [rng.integers(0, 16, 40), rng.uniform(8, 120, (40, 2))]
+    )
+    options = {"template_radius": 7, "search_radius": 12}
+    together = track_points(stack, points, **options)
+    for rows in (np.arange(0, 40, 3), rng.permutation(40)[:17]):
+        alone = track_points(stack, points[rows], **options)
+        for name in ("position", "score", "distinctiveness", "status"):
+            np.testing.assert_array_equal(
+                getattr(alone, name), getattr(together, name)[rows], name
+            )
+        assert (alone.refreshed == together.refreshed[rows]).all()
+
+
+def test_no_points_give_an_empty_result(drifting):
+    result = track_points(drifting[:4], np.empty((0, 3)))
+    assert result.position.shape == (0, 4, 2)
+    assert result.to_table()["track_id"].size == 0
+
+
 def sweeping(frames=24):
     """Translation series sweeping 14 px right and back (frames, 96, 128)."""
     texture = waves(5)
@@ -415,6 +442,8 @@ def test_bad_input_is_refused_clearly(stack, points, message):
         ({"refresh_score": 2.0}, "refresh_score"),
         ({"patience": -1}, "patience"),
         ({"shape_order": 3}, "shape_order"),
+        ({"fft_precision": "half"}, "fft_precision"),
+        ({"batch_size": 0}, "batch_size"),
     ],
 )
 def test_bad_options_are_refused(drifting, options, message):

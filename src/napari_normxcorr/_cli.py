@@ -155,20 +155,22 @@ def _add_match(commands: Any) -> None:
     _add_cluster(match)
 
 
-def _add_cluster(command: argparse.ArgumentParser) -> None:
-    """--scheduler or --workers: run the matching on a dask cluster."""
+def _add_cluster(
+    command: argparse.ArgumentParser, verb: str = "match"
+) -> None:
+    """--scheduler or --workers: `verb` (match, track) on a dask cluster."""
     where = command.add_mutually_exclusive_group()
     where.add_argument(
         "--scheduler",
         metavar="ADDRESS",
-        help="match on the dask.distributed cluster at ADDRESS (e.g. "
+        help=f"{verb} on the dask.distributed cluster at ADDRESS (e.g. "
         "tcp://10.0.0.1:8786); its workers must read the input files",
     )
     where.add_argument(
         "--workers",
         type=_worker_count,
         metavar="N",
-        help="match on a local dask cluster of N worker processes, "
+        help=f"{verb} on a local dask cluster of N worker processes, "
         "started and stopped by this command",
     )
 
@@ -255,6 +257,7 @@ def _add_track(commands: Any) -> None:
     track.add_argument(
         "--no-subpixel", action="store_true", help="whole-pixel tracks only"
     )
+    _add_cluster(track, "track")
 
 
 def _add_inputs(
@@ -462,15 +465,23 @@ def _track(args: argparse.Namespace) -> None:
 
     stack = _read_image(args.stack)
     points, _ = read_points(args.points)
-    result = track_points(
-        stack,
-        points,
-        template_radius=args.template_radius,
-        search_radius=args.search_radius,
-        reference=args.reference,
-        subpixel=not args.no_subpixel,
-        progress=_progress_bar(len(stack), "frames"),
-    )
+    with _cluster(args) as client:
+        # On a cluster, progress comes as points done (tasks finished).
+        progress = (
+            _progress_bar(stack.shape[0], "frames")
+            if client is None
+            else _progress_bar(len(points))
+        )
+        result = track_points(
+            stack,
+            points,
+            template_radius=args.template_radius,
+            search_radius=args.search_radius,
+            reference=args.reference,
+            subpixel=not args.no_subpixel,
+            progress=progress,
+            client=client,
+        )
     result.to_csv(args.output)
     status = np.asarray(result.status)
     ok = int(np.count_nonzero(status == Status.OK))

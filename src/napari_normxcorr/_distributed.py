@@ -1,4 +1,5 @@
-"""match_points on a dask.distributed cluster: tasks of many points each.
+"""match_points and track_points on a dask.distributed cluster: tasks of
+many points each.
 
 The points are sorted by position (plane, band of rows, column) and cut
 into tasks of thousands of points, so that the windows of one task share
@@ -8,6 +9,11 @@ their own windows, run :func:`match_points` on their task and send back a
 MatchResult without images. The client puts the rows back in input order
 and gives the neighbour verdict once, on the whole result, so that the
 numbers are those of a local run.
+
+track_points goes the same way: a point is tracked alone, so a task
+tracks its points through the whole series and sends back their
+vertices; the client puts the rows back in input order, and the track
+ids follow from the whole result.
 """
 
 from __future__ import annotations
@@ -20,13 +26,14 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import product
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
 from ._arrays import LazyArray, as_image
 from ._estimators import apply_matrix
 from ._result import MatchResult, Surface
+from ._tracks import VERTEX_FIELDS, TrackResult
 from ._validate import point_array
 from ._variance import MAX_MAP_PIXELS
 from ._verdicts import judge_neighbours
@@ -41,6 +48,9 @@ MAX_TASK_POINTS = 8192
 # Tasks per worker thread: enough to balance the load (and to lose
 # little when a worker dies), few enough for the scheduler.
 TASKS_PER_THREAD = 4
+# A tracking task's vertices (points times frames) stay below this, so
+# that its result (about 40 bytes a vertex) stays small.
+MAX_TASK_VERTICES = 2**21
 # In-memory images up to this size are copied to every worker at once;
 # larger ones go to one worker and travel between workers on demand.
 BROADCAST_BYTES = 2**26
@@ -57,6 +67,8 @@ _NOT_FORWARDED = (
 )
 
 Match = Callable[..., MatchResult]
+Track = Callable[..., TrackResult]
+Part = TypeVar("Part")
 
 
 def match_on_cluster(match: Match, arguments: dict[str, Any]) -> MatchResult:
@@ -76,7 +88,7 @@ def match_on_cluster(match: Match, arguments: dict[str, Any]) -> MatchResult:
         One row per point, in input order, equal to the local run's; its
         surfaces are recomputed locally from the caller's images.
     """
-    client = _checked_client(arguments["client"])
+    client = _checked_client(arguments["client"], "match_points")
     points, guesses, context = _validated(match, arguments)
     if len(points) == 0:
         return context
@@ -109,18 +121,21 @@ def match_on_cluster(match: Match, arguments: dict[str, Any]) -> MatchResult:
         )
         for rows in tasks
     ]
-    parts = _gather(client, futures, tasks, arguments["progress"])
+    parts: list[MatchResult] = _gather(
+        client, futures, tasks, arguments["progress"]
+    )
     result = assemble(parts, tasks, context)
     return judge_neighbours(result, arguments["max_neighbour_residual"], ndim)
 
 
-def _checked_client(client: object) -> Any:
-    """`client` if it is a distributed.Client, else raise."""
+def _checked_client(client: object, caller: str) -> Any:
+    """`client` (of a call to `caller`) if it is a distributed.Client,
+    else raise."""
     try:
         import distributed
     except ImportError as error:
         raise ImportError(
-            f"match_points(client=...) needs dask.distributed: {INSTALL_HINT}"
+            f"{caller}(client=...) needs dask.distributed: {INSTALL_HINT}"
         ) from error
     if not isinstance(client, distributed.Client):
         raise ValueError(
@@ -250,7 +265,7 @@ def _gather(
     futures: list,
     tasks: list[np.ndarray],
     progress: Callable[[int, int], None] | None,
-) -> list[MatchResult]:
+) -> list[Part]:
     """The results of `futures` in task order, reporting points done.
 
     A worker that dies has its tasks rerun elsewhere by the scheduler:
@@ -259,7 +274,7 @@ def _gather(
     from distributed import as_completed
 
     index = {future.key: k for k, future in enumerate(futures)}
-    parts: list[MatchResult | None] = [None] * len(futures)
+    parts: list[Part | None] = [None] * len(futures)
     total, done = sum(len(rows) for rows in tasks), 0
     try:
         for future in as_completed(futures):
@@ -281,6 +296,16 @@ def assemble(
     `context` (the empty local run) lends its Matcher, so that surfaces
     are recomputed from the caller's images.
     """
+    result = MatchResult.concatenate(parts).take(_input_order(parts, tasks))
+    result._context = context._context
+    if any(part._surfaces for part in parts):
+        result._surfaces = _surfaces(parts, tasks)
+    return result
+
+
+def _input_order(parts: list[Any], tasks: list[np.ndarray]) -> np.ndarray:
+    """Where each input row is in the tasks' parts, one after another;
+    raises unless each part has one row per point of its task."""
     for part, rows in zip(parts, tasks, strict=True):
         if len(part) != len(rows):
             raise RuntimeError(
@@ -289,11 +314,7 @@ def assemble(
     order = np.concatenate(tasks)
     inverse = np.empty_like(order)
     inverse[order] = np.arange(len(order))
-    result = MatchResult.concatenate(parts).take(inverse)
-    result._context = context._context
-    if any(part._surfaces for part in parts):
-        result._surfaces = _surfaces(parts, tasks)
-    return result
+    return inverse
 
 
 def _surfaces(
@@ -331,6 +352,104 @@ def run_task(
     # The result travels back: without the Matcher and its images.
     result._context = None
     return result
+
+
+def track_on_cluster(
+    track: Track,
+    arguments: dict[str, Any],
+    stack: LazyArray,
+    points: np.ndarray,
+) -> TrackResult:
+    """Run `track` (track_points) with `arguments` on their ``client``.
+
+    Parameters
+    ----------
+    track : callable
+        :func:`track_points`; handed over by its caller so that this
+        module needs no import of it (it runs on the workers).
+    arguments : dict
+        Every argument of the track_points call, ``client`` included,
+        already checked.
+    stack : LazyArray
+        The checked stack, for the result (the tasks get
+        ``arguments['stack']`` as given).
+    points : (N, 1 + D) ndarray
+        The checked points.
+
+    Returns
+    -------
+    TrackResult
+        One row per point, in input order, equal to the local run's.
+    """
+    client = _checked_client(arguments["client"], "track_points")
+    options = {
+        k: v
+        for k, v in arguments.items()
+        if k not in ("stack", "points", "client", "progress")
+    }
+    if len(points) == 0:
+        return track(stack, points, **options)
+    shipped = _ship_stack(client, arguments["stack"])
+    frames = stack.shape[0]
+    size = _task_points(len(points), client)
+    size = max(1, min(size, MAX_TASK_VERTICES // frames))
+    # Grouped by where they are in a frame (plane or depth, band of
+    # rows, column), not by the frame they are given in.
+    band = _band_rows(arguments["stack"])
+    tasks = task_rows(points[:, 1:], 2, size, band=band)
+    logger.info("%d points in %d tracking tasks", len(points), len(tasks))
+    futures = [
+        client.submit(
+            run_track_task, track, shipped, points[rows], options, pure=False
+        )
+        for rows in tasks
+    ]
+    parts: list[TrackResult] = _gather(
+        client, futures, tasks, arguments["progress"]
+    )
+    return assemble_tracks(parts, tasks, stack)
+
+
+def _ship_stack(client: Any, stack: Any) -> Any:
+    """`stack` sent to the workers by :func:`ship`: a list of frames
+    frame by frame."""
+    if isinstance(stack, list | tuple):
+        return [ship(client, frame) for frame in stack]
+    return ship(client, stack)
+
+
+def run_track_task(
+    track: Track,
+    shipped: Any,
+    points: np.ndarray,
+    options: dict[str, Any],
+) -> TrackResult:
+    """Body of one tracking task, on a worker: track `points` through the
+    stack that :func:`ship` sent, drop the stack."""
+    if isinstance(shipped, list):
+        stack = [opened_image(frame) for frame in shipped]
+    else:
+        stack = opened_image(shipped)
+    result = track(stack, points, **options)
+    # The result travels back: without the stack.
+    result.stack = None
+    return result
+
+
+def assemble_tracks(
+    parts: list[TrackResult], tasks: list[np.ndarray], stack: LazyArray
+) -> TrackResult:
+    """One TrackResult from the tasks' parts, rows back in input order.
+
+    Only the per-point arrays are assembled: the track ids and their
+    graph follow from the statuses of the whole result.
+    """
+    inverse = _input_order(parts, tasks)
+    arrays = {
+        name: np.concatenate([getattr(part, name) for part in parts])[inverse]
+        for name in ("points", *VERTEX_FIELDS)
+    }
+    return TrackResult(**arrays, stack=stack)
 
 
 @dataclass(frozen=True)
@@ -386,11 +505,22 @@ def ship(client: Any, image: Any) -> Any:
         )
     if isinstance(image, np.ndarray):
         small = image.nbytes <= BROADCAST_BYTES
-        return client.scatter(Shipped(image), broadcast=small)
+        return _scatter(client, image, broadcast=small)
     size = len(pickle.dumps(image))
     if size > BROADCAST_BYTES:
         logger.warning("%s pickles to %d bytes", type(image).__name__, size)
-    return client.scatter(Shipped(image), broadcast=True)
+    return _scatter(client, image, broadcast=True)
+
+
+def _scatter(client: Any, image: Any, *, broadcast: bool) -> Any:
+    """A future of `image` (wrapped in Shipped) on the workers.
+
+    Under a key of its own (not the data's hash): the same image sent
+    again by the next run would get the key the scheduler is still
+    releasing from the last, and its tasks would be cancelled for lost
+    dependencies (dask/distributed#8576); nor is the image hashed.
+    """
+    return client.scatter(Shipped(image), broadcast=broadcast, hash=False)
 
 
 def opened_image(value: Any) -> Any:

@@ -10,19 +10,21 @@ import numpy as np
 import numpy.typing as npt
 
 from ._arrays import Image, LazyArray, as_image
+from ._distributed import track_on_cluster
 from ._match import match_points, matched_axes
 from ._result import Status
 from ._shape import (
     FILTER_REACH,
     MAX_TRAVEL,
     Reference,
+    Refined,
     Regions,
     reference_subsets,
     refine,
 )
 from ._shape_functions import ShapeFunction
-from ._tracks import TrackResult
-from ._validate import per_axis
+from ._tracks import VERTEX_FIELDS, TrackResult
+from ._validate import fft_dtype, per_axis, positive_int
 
 REFERENCES = ("adaptive", "first", "previous")
 # Verdicts that mean nothing was found where the point should be.
@@ -48,6 +50,9 @@ _COARSE_VERDICTS = (
 _PREDICTION_TRUST = 1.0
 # Cubic B-spline taps reach 2 pixels beyond a sample; rounding 0.5 more.
 _TAPS = 2.5
+# Sampled coordinates are rounded to this (pixels), far below the
+# refinement's tolerance, so that they add exactly (see _SteadyRegions).
+_COORDINATE_STEP = 2.0**-24
 
 
 def track_points(
@@ -67,6 +72,7 @@ def track_points(
     batch_size: int = 8,
     frames: tuple[int, int] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    client: Any = None,
 ) -> TrackResult:
     """Follow points of interest through every frame of a time series.
 
@@ -120,7 +126,16 @@ def track_points(
         point must be given in one of them; vertices outside are
         ``lost``. The result still has one vertex per frame of `stack`.
     progress : callable, optional
-        Called as ``progress(done, total)`` after each frame.
+        Called as ``progress(done, total)`` after each frame (on a
+        cluster: points done, as tasks finish).
+    client : distributed.Client, optional
+        Track on this dask.distributed cluster: the points are split into
+        tasks of many points, grouped by position, each tracked through
+        the whole series by a worker, which reads its own windows (zarr
+        and dask stacks and numpy memmaps by reference to their storage;
+        in-memory numpy stacks are sent to the workers once). The result
+        is the local run's, point for point. Needs
+        ``pip install napari-normxcorr[distributed]``.
 
     Returns
     -------
@@ -166,7 +181,11 @@ def track_points(
     position with its last good template; found again (status ``ok``), it
     continues as a new track segment, linked to the old one in
     :meth:`TrackResult.to_napari`'s graph.
+
+    A point is tracked alone: its vertices do not depend on the other
+    points tracked with it (which is what lets a cluster split them).
     """
+    arguments = dict(locals())
     stack = checked_stack(stack)
     points = checked_points(points, stack)
     first, last = checked_frames(frames, stack, points)
@@ -185,6 +204,8 @@ def track_points(
         or patience < 0
     ):
         raise ValueError(f"patience must be an int >= 0, got {patience!r}.")
+    # Checked here, not at the first match: before any work (or task).
+    fft_dtype(fft_precision)
     options = _Options(
         radius=per_axis("template_radius", template_radius, ndim),
         search=per_axis("search_radius", search_radius, ndim),
@@ -196,8 +217,12 @@ def track_points(
         refresh_score=float(refresh_score),
         patience=int(patience),
         fft_precision=fft_precision,
-        batch_size=batch_size,
+        batch_size=positive_int("batch_size", batch_size),
     )
+    if client is not None:
+        # The tasks run this very function: it is handed over, so that
+        # _distributed needs no import of this module.
+        return track_on_cluster(track_points, arguments, stack, points)
     if (first, last) == (0, stack.shape[0] - 1):
         tracker = _Tracker(stack, points, options)
         tracker.run(progress)
@@ -303,16 +328,6 @@ def checked_frames(
     return first, last
 
 
-# The arrays of a TrackResult with one vertex per point and frame.
-_VERTEX_FIELDS = (
-    "position",
-    "score",
-    "distinctiveness",
-    "status",
-    "refreshed",
-)
-
-
 def _in_whole_stack(
     part: TrackResult, stack: LazyArray, points: np.ndarray, first: int
 ) -> TrackResult:
@@ -329,7 +344,7 @@ def _in_whole_stack(
         stack=stack,
     )
     inside = slice(first, first + part.status.shape[1])
-    for name in _VERTEX_FIELDS:
+    for name in VERTEX_FIELDS:
         getattr(whole, name)[:, inside] = getattr(part, name)
     return whole
 
@@ -339,7 +354,7 @@ def _with_vertices(
 ) -> TrackResult:
     """A copy of `result` whose point `point` has the vertices of the one
     point of `source` in `frames`."""
-    arrays = {name: getattr(result, name).copy() for name in _VERTEX_FIELDS}
+    arrays = {name: getattr(result, name).copy() for name in VERTEX_FIELDS}
     for name, values in arrays.items():
         values[point, frames] = getattr(source, name)[0, frames]
     return replace(result, points=result.points.copy(), **arrays)
@@ -450,9 +465,26 @@ class _Options:
     batch_size: int
 
 
+class _SteadyRegions(Regions):
+    """Regions whose samples at a point do not depend on the points read
+    with it.
+
+    Regions offsets each coordinate by its box's place in the stack of
+    boxes, which rounds a coordinate's low bits differently at each
+    place; on a multiple of _COORDINATE_STEP the sum is exact (up to
+    2**29 pixels of stacked boxes), so a point's samples are those it
+    gets alone, and a task of a cluster gets the local run's numbers.
+    """
+
+    def sample(self, rows: np.ndarray, coords: np.ndarray) -> np.ndarray:
+        # Scaling by a power of two and rounding are exact.
+        steady = np.round(coords / _COORDINATE_STEP) * _COORDINATE_STEP
+        return super().sample(rows, steady)
+
+
 class _Sampled(NamedTuple):
-    """Regions read around the matches `rows` (indices into a step's
-    points) of a frame."""
+    """Regions of one box size read around the points `rows` (indices
+    into a step's points, sorted) of a frame; region k is of rows[k]."""
 
     regions: Regions
     rows: np.ndarray
@@ -634,8 +666,8 @@ class _Tracker:
         n, d = len(rows), self.ndim
         warp = self.options.shape.identity(centres)
         if n == 0:
-            empty = np.empty(0)
-            return _Found(np.empty((0, d)), empty, empty, empty, warp, empty)
+            empty, status = np.empty(0), np.empty(0, dtype=object)
+            return _Found(np.empty((0, d)), empty, empty, status, warp, empty)
         # One plane per pair of frames: (template frame, target frame).
         frames, index = np.unique(
             np.stack([source_frames, target_frames]),
@@ -656,6 +688,8 @@ class _Tracker:
             subpixel=False,
             min_score=o.min_score,
             min_distinctiveness=o.min_distinctiveness,
+            # Judges a point by the others; a track is judged alone.
+            max_neighbour_residual=np.inf,
             check_consistency=False,
             fft_precision=o.fft_precision,
             batch_size=o.batch_size,
@@ -678,18 +712,18 @@ class _Tracker:
         guess: np.ndarray,
         found: _Found,
         t: int,
-    ) -> tuple[_Found, _Sampled]:
+    ) -> tuple[_Found, list[_Sampled]]:
         """IC-GN from the coarse matches that are ok; the regions
         read for them serve new references."""
         close = np.abs(guess - found.position).max(axis=1) < _PREDICTION_TRUST
         start = np.where(close[:, None], guess, found.position)
         warp = _warps(start, state.warp[todo])
         ok = np.flatnonzero(found.status == Status.OK)
-        regions = self._regions(todo[ok], np.full(ok.size, t), warp[ok])
-        o = self.options
-        refined = refine(
-            state.reference, todo[ok], regions, warp[ok], o.shape, o.radius
-        )
+        sampled = [
+            part._replace(rows=ok[part.rows])
+            for part in self._regions(todo[ok], np.full(ok.size, t), warp[ok])
+        ]
+        refined = self._refined(state, todo, warp, ok, sampled)
         position, score = found.position.copy(), found.score.copy()
         status = found.status.copy()
         position[ok] = refined.warps[:, :, 0]
@@ -703,7 +737,36 @@ class _Tracker:
         left = ok[~self._fits(position[ok], warp[ok])]
         status[left] = Status.OUTSIDE_IMAGE
         found = _Found(position, score, score, status, warp, found.second)
-        return found, _Sampled(regions, ok)
+        return found, sampled
+
+    def _refined(
+        self,
+        state: _State,
+        todo: np.ndarray,
+        warp: np.ndarray,
+        ok: np.ndarray,
+        sampled: list[_Sampled],
+    ) -> Refined:
+        """IC-GN of the step's points `ok` from `warp`, one call per box
+        size of their regions; entries in the order of `ok`."""
+        o = self.options
+        refined = Refined(
+            warp[ok].copy(), np.empty(ok.size), np.empty(ok.size, bool)
+        )
+        for part in sampled:
+            where = np.searchsorted(ok, part.rows)
+            found = refine(
+                state.reference,
+                todo[part.rows],
+                part.regions,
+                warp[part.rows],
+                o.shape,
+                o.radius,
+            )
+            refined.warps[where] = found.warps
+            refined.score[where] = found.score
+            refined.converged[where] = found.converged
+        return refined
 
     def _update(
         self,
@@ -711,7 +774,7 @@ class _Tracker:
         todo: np.ndarray,
         found: _Found,
         t: int,
-        regions: _Sampled | None,
+        regions: list[_Sampled] | None,
     ) -> None:
         """Record the vertices of frame `t` and move the points on."""
         ok = found.status == Status.OK
@@ -755,7 +818,7 @@ class _Tracker:
         ok: np.ndarray,
         found: _Found,
         t: int,
-        regions: _Sampled | None,
+        regions: list[_Sampled] | None,
     ) -> None:
         """New references for the ok points whose rule asks for one."""
         reference = self.options.reference
@@ -770,19 +833,34 @@ class _Tracker:
         state.reference_frame[rows] = t
         state.reference_position[rows] = found.position[renew]
         self.result.refreshed[rows, t] = True
-        if regions is not None:
-            # Resampled through the current warp: the subset's offsets keep
-            # meaning the pixels of the original subset.
-            warps = _warps(found.position[renew], found.warp[renew])
-            part = reference_subsets(
-                regions.regions,
-                np.searchsorted(regions.rows, np.flatnonzero(renew)),
-                warps,
-                self.options.shape,
-                self.options.radius,
-            )
-            state.reference.put(rows, part)
-            state.alive[rows[~part.usable]] = False
+        for sampled in regions or ():
+            self._resample(state, todo, renew, found, sampled)
+
+    def _resample(
+        self,
+        state: _State,
+        todo: np.ndarray,
+        renew: np.ndarray,
+        found: _Found,
+        sampled: _Sampled,
+    ) -> None:
+        """New reference subsets of the points `renew` of a step that
+        `sampled` has regions of."""
+        picked = sampled.rows[renew[sampled.rows]]
+        if picked.size == 0:
+            return
+        # Resampled through the current warp: the subset's offsets keep
+        # meaning the pixels of the original subset.
+        warps = _warps(found.position[picked], found.warp[picked])
+        part = reference_subsets(
+            sampled.regions,
+            np.searchsorted(sampled.rows, picked),
+            warps,
+            self.options.shape,
+            self.options.radius,
+        )
+        state.reference.put(todo[picked], part)
+        state.alive[todo[picked][~part.usable]] = False
 
     def _lose(self, state: _State, rows: np.ndarray, t: int) -> None:
         """Points `rows` were not found in frame `t`: search from now on."""
@@ -806,11 +884,16 @@ class _Tracker:
         if not o.subpixel or keep.size == 0:
             reference.usable[keep] = True
             return reference
-        regions = self._regions(rows[keep], frames[keep], warps[keep])
-        part = reference_subsets(
-            regions, np.arange(keep.size), warps[keep], o.shape, o.radius
-        )
-        reference.put(keep, part)
+        for part in self._regions(rows[keep], frames[keep], warps[keep]):
+            chosen = keep[part.rows]
+            subsets = reference_subsets(
+                part.regions,
+                np.arange(chosen.size),
+                warps[chosen],
+                o.shape,
+                o.radius,
+            )
+            reference.put(chosen, subsets)
         return reference
 
     def _regions(
@@ -818,20 +901,32 @@ class _Tracker:
         rows: np.ndarray,
         frames: np.ndarray,
         warps: np.ndarray,
-    ) -> Regions:
+    ) -> list[_Sampled]:
         """Regions of points `rows` in `frames` around their `warps`, wide
         enough for refinement and for a new reference subset (with its
-        gradient margin)."""
+        gradient margin), one Regions per box size; their `rows` index
+        the arguments.
+
+        Each point's box fits its own warp, not the widest of the call:
+        the spline coefficients depend (slightly) on the box, and a
+        point's numbers must not depend on the other points.
+        """
         wide = tuple(r + 2 for r in self.options.radius)
-        extent = self.options.shape.extent(warps, wide).max(axis=0, initial=0)
+        extent = self.options.shape.extent(warps, wide)
         half = np.ceil(extent + MAX_TRAVEL + _TAPS).astype(np.int64)
-        return Regions(
-            self.stack,
-            frames,
-            self.plane[rows],
-            warps[:, :, 0],
-            half + FILTER_REACH,
-        )
+        sizes, group = np.unique(half, axis=0, return_inverse=True)
+        parts = []
+        for k, size in enumerate(sizes):
+            members = np.flatnonzero(group.ravel() == k)
+            regions = _SteadyRegions(
+                self.stack,
+                frames[members],
+                self.plane[rows[members]],
+                warps[members, :, 0],
+                size + FILTER_REACH,
+            )
+            parts.append(_Sampled(regions, members))
+        return parts
 
     def _fits(self, centres: np.ndarray, warps: np.ndarray) -> np.ndarray:
         """Which subsets, warped by `warps` around `centres`, lie inside

@@ -11,6 +11,15 @@ from ._arrays import LazyArray
 from ._io import write_columns
 from ._result import Status
 
+# The arrays of a TrackResult with one vertex per point and frame.
+VERTEX_FIELDS = (
+    "position",
+    "score",
+    "distinctiveness",
+    "status",
+    "refreshed",
+)
+
 
 @dataclass
 class TrackResult:
@@ -129,7 +138,7 @@ class TrackResult:
             "point": np.repeat(np.arange(count), frames),
             "t": np.tile(np.arange(frames), count),
         }
-        flat = self.position.reshape(count * frames, -1)
+        flat = self.position.reshape(count * frames, self.position.shape[-1])
         for axis in range(flat.shape[1]):
             table[f"position-{axis}"] = flat[:, axis]
         table["score"] = self.score.ravel()

@@ -106,12 +106,16 @@ def judge_neighbours(
     enough neighbours, or in a plane of fewer than MIN_JUDGED ok matches,
     is never an outlier.
     The residual of every row with enough neighbours goes to
-    ``neighbour_residual``. Returns `result`.
+    ``neighbour_residual``; an infinite `max_residual` turns the test
+    off (no residuals computed, NaN). Returns `result`.
     """
     status = result.status
     candidate = (status == Status.OK) | (status == Status.OUTLIER)
     status[status == Status.OUTLIER] = Status.OK
     residual = np.full(len(result), np.nan)
+    if max_residual == np.inf:
+        result.neighbour_residual = residual
+        return result
     planes = np.rint(result.points[:, :-ndim])
     for plane in _unique_rows(planes[candidate]):
         rows = np.flatnonzero(candidate & (planes == plane).all(axis=1))
