@@ -319,3 +319,35 @@ def test_closing_the_viewer_during_a_run_raises_nothing(
     viewer.close()
     # pytest-qt fails the test on any exception raised in a Qt callback.
     qtbot.waitUntil(lambda: bool(finished), timeout=60_000)
+
+
+def test_runs_in_chunks_judge_neighbours_over_all_points(
+    make_napari_viewer, qtbot
+):
+    viewer = make_napari_viewer()
+    base = texture((420, 420), seed=9)
+    after = np.roll(base, (2, 3), axis=(0, 1))
+    # More points than one chunk (256), and one planted outlier.
+    axis = np.arange(30.0, 391.0, 20.0)
+    points = np.stack(np.meshgrid(axis, axis, indexing="ij"), -1).reshape(
+        -1, 2
+    )
+    r, c = 210 + 11, 210 + 3
+    patch = (slice(r - 9, r + 10), slice(c - 9, c + 10))
+    after[patch] = np.roll(base, (11, 3), axis=(0, 1))[patch]
+    viewer.add_image(base, name="before")
+    viewer.add_image(after, name="after")
+    viewer.add_points(points, name="pois")
+    widget = open_widget(viewer)
+    widget.template_radius.value = 8
+    widget.search_radius.value = (20, 20)
+    run_and_wait(widget)
+    expected = match_points(
+        base, after, points, **widget.match_options().as_keywords()
+    )
+    assert len(points) > 256
+    assert list(widget.result.status) == list(expected.status)
+    np.testing.assert_array_equal(
+        widget.result.neighbour_residual, expected.neighbour_residual
+    )
+    assert "outlier" in [str(s) for s in expected.status]

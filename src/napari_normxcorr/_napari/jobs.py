@@ -107,7 +107,7 @@ def match_in_chunks(
                 inputs.target,
                 points[start:stop],
                 image_points=guesses[start:stop],
-                **inputs.options.as_keywords(),
+                **inputs.options.part_keywords(),
                 **no_data(inputs),
             )
         except Exception as error:
@@ -128,7 +128,7 @@ def match_and_surface(
             points,
             image_points=guesses,
             keep_surfaces=True,
-            **inputs.options.as_keywords(),
+            **inputs.options.part_keywords(),
             **no_data(inputs),
         )
     except Exception as error:

@@ -41,6 +41,12 @@ class MatchOptions:
         """The options as keyword arguments of `match_points`."""
         return asdict(self)
 
+    def part_keywords(self) -> dict[str, Any]:
+        """`as_keywords` for matching part of the points (a chunk, a live
+        edit): without the neighbour test, which the session runs on the
+        whole result."""
+        return {**asdict(self), "max_neighbour_residual": np.inf}
+
 
 @dataclass(frozen=True)
 class RunInputs:
@@ -113,8 +119,10 @@ class MatchSession:
     def finish(
         self, inputs: RunInputs, world: np.ndarray, result: MatchResult
     ) -> None:
-        """Take the result of a full run."""
+        """Take the result of a full run (matched in parts: its
+        neighbours are judged here, over all of it)."""
         self.inputs, self.world, self.result = inputs, world.copy(), result
+        self._judge_neighbours()
         self.selection = []
         self.changed.emit(None)
 
