@@ -414,6 +414,18 @@ def test_drift_and_corrected_view(drifting_tracks, drifting):
         assert view.shape == drifting.shape
 
 
+def test_drift_of_a_list_of_frames(drifting_tracks, drifting):
+    """A stack given as a list of frames drifts and corrects alike."""
+    p0, _ = drifting_tracks
+    points = np.column_stack([np.zeros(len(p0)), p0])
+    found = estimate_drift(track_points(list(drifting), points))
+    truth = np.stack([drift(t) - drift(0) for t in range(FRAMES)])
+    np.testing.assert_allclose(found.displacement, truth, atol=0.02)
+    last = np.asarray(found.corrected[FRAMES - 1])
+    assert last.shape == drifting.shape[1:]
+    assert np.asarray(found.corrected[1:3]).shape == (2, *drifting.shape[1:])
+
+
 @pytest.mark.parametrize(
     ("stack", "points", "message"),
     [

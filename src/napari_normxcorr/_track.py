@@ -428,8 +428,14 @@ class _FrameList:
         self.dtype = np.result_type(*[f.dtype for f in self.frames])
 
     def __getitem__(self, index: Any) -> np.ndarray:
-        frame, *rest = index
-        return np.asarray(self.frames[frame][tuple(rest)])
+        frame, *rest = index if isinstance(index, tuple) else (index,)
+        if isinstance(frame, int | np.integer):
+            return np.asarray(self.frames[frame][tuple(rest)])
+        # A slice or an array of frames (dask reads blocks so): stacked.
+        chosen = np.arange(len(self.frames))[frame]
+        return np.stack(
+            [np.asarray(self.frames[k][tuple(rest)]) for k in chosen]
+        )
 
 
 class _Planes:
@@ -446,7 +452,7 @@ class _Planes:
         self.dtype = stack.dtype
 
     def __getitem__(self, index: Any) -> npt.ArrayLike:
-        plane, *rest = index
+        plane, *rest = index if isinstance(index, tuple) else (index,)
         return self.stack[(int(self.frames[plane]), *rest)]
 
 
