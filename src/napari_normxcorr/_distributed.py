@@ -624,6 +624,9 @@ class ChunkCache:
         )
         values = np.asarray(self.array[region])
         with self._lock:
+            # Another thread may have read the same chunk meanwhile.
+            if block in self._blocks:
+                return self._blocks[block]
             self._blocks[block] = values
             self._bytes += values.nbytes
             while self._bytes > self.limit and len(self._blocks) > 1:

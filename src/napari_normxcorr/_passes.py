@@ -80,12 +80,15 @@ class ForwardPass:
         matcher.prepare_maps(groups)
         total, done = sum(len(g) for g in groups), 0
         work = _worker(matcher, self.analyse, batch_size)
-        for batch, found in in_threads(work, work_units(groups, batch_size)):
-            self.record(batch, found)
-            done += len(batch)
-            if progress is not None:
-                progress(done, total)
-        matcher.maps.clear()  # the result keeps the matcher, not the maps
+        try:
+            units = work_units(groups, batch_size)
+            for batch, found in in_threads(work, units):
+                self.record(batch, found)
+                done += len(batch)
+                if progress is not None:
+                    progress(done, total)
+        finally:
+            matcher.maps.clear()  # the result keeps the matcher, not maps
 
     def analyse(
         self, windows: list[Window], surfaces: np.ndarray
@@ -226,6 +229,15 @@ def _worker(
     def run(
         unit: Sequence[Window], workers: int, workspace: Workspace
     ) -> list:
+        try:
+            return _analysed(unit, workers, workspace)
+        finally:
+            for window in unit:
+                window.release()  # pixels of failed units are freed too
+
+    def _analysed(
+        unit: Sequence[Window], workers: int, workspace: Workspace
+    ) -> list:
         found: dict[int, object] = {}
         for window in unit:
             found[window.row] = (
@@ -252,8 +264,6 @@ def _worker(
                 results = analyse(windows, surfaces[usable])
                 for window, result in zip(windows, results):
                     found[window.row] = result
-        for window in unit:
-            window.release()
         return [found[w.row] for w in unit]
 
     return run
@@ -319,12 +329,14 @@ def back_match_distances(
 
     back_match = _worker(matcher, analyse, batch_size)
     units = work_units(groups, batch_size)
-    for batch, found in in_threads(back_match, units):
-        for window, corner in zip(batch, found):
-            row = window.row
-            if isinstance(corner, Status):
-                continue  # no data, or flat, around the match: no verdict
-            back = window.origin(matched[row, -d:]) + corner
-            distance[row] = float(np.linalg.norm(back - points[row, -d:]))
-    matcher.maps.clear()
+    try:
+        for batch, found in in_threads(back_match, units):
+            for window, corner in zip(batch, found):
+                row = window.row
+                if isinstance(corner, Status):
+                    continue  # no data, or flat, around the match
+                back = window.origin(matched[row, -d:]) + corner
+                distance[row] = float(np.linalg.norm(back - points[row, -d:]))
+    finally:
+        matcher.maps.clear()
     return distance

@@ -114,7 +114,8 @@ def _read_box(
     pad = [
         (int(a - s), int(t - b)) for s, a, b, t in zip(start, low, high, stop)
     ]
-    return np.pad(part, pad, mode="symmetric") if np.any(pad) else part
+    # "reflect" is numpy's name for the spline filter's "mirror" boundary.
+    return np.pad(part, pad, mode="reflect") if np.any(pad) else part
 
 
 @dataclass

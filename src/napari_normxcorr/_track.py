@@ -735,10 +735,13 @@ class _Tracker:
         position[ok] = refined.warps[:, :, 0]
         warp[ok] = refined.warps
         score[ok] = refined.score
-        status[ok[~refined.converged]] = Status.LOW_SCORE
-        position[ok[~refined.converged]] = found.position[
-            ok[~refined.converged]
-        ]
+        # Not converged: back to the coarse match, its position and score
+        # together (the refinement's are those of its starting warp).
+        failed = ok[~refined.converged]
+        status[failed] = Status.LOW_SCORE
+        position[failed] = found.position[failed]
+        score[failed] = found.score[failed]
+        warp[failed, :, 0] = found.position[failed]
         status[ok[~(score[ok] >= self.options.min_score)]] = Status.LOW_SCORE
         left = ok[~self._fits(position[ok], warp[ok])]
         status[left] = Status.OUTSIDE_IMAGE
