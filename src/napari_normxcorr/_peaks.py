@@ -234,7 +234,8 @@ def _best_outside(surface: np.ndarray, box: tuple[slice, ...]) -> int:
 _FIT_REACH = 2
 # Curvatures below this share of the largest are a ridge's: floored there.
 _MIN_CURVATURE = 1e-6
-_SCORE_PRECISION = 1e-4
+# Scores are exact to about this (single-precision transforms).
+SCORE_PRECISION = 1e-4
 
 
 def peak_covariance(
@@ -273,22 +274,9 @@ def peak_covariance(
         quadratic = fitted[0][1 + d :]
     else:
         return np.full((d, d), np.nan)
-    pairs = [(i, j) for i in range(d) for j in range(i, d)]
-    # A = -Hessian: A_ii = -2 c_ii for u_i², A_ij = -c_ij for u_i u_j.
-    normal = np.empty((d, d))
-    for (i, j), c in zip(pairs, quadratic):
-        normal[i, j] = normal[j, i] = -2 * c if i == j else -c
-    eigenvalues, vectors = np.linalg.eigh(normal)
-    if not eigenvalues.max() > 0:
-        return np.full((d, d), np.nan)
-    # Along a ridge the curvature vanishes (or turns): floored, so that
-    # the covariance stays finite and points along the edge.
-    eigenvalues = np.maximum(eigenvalues, _MIN_CURVATURE * eigenvalues.max())
-    # Scores are exact to about 1e-4 (single-precision transforms): a
-    # perfect score still leaves that much noise.
-    mismatch = max(1.0 - score, _SCORE_PRECISION)
-    noise = 2 * mismatch / max(pixels - d, 1)
-    return noise * (vectors / eigenvalues) @ vectors.T
+    return _covariances(
+        quadratic[np.newaxis], np.array([score]), np.array([pixels]), d
+    )[0]
 
 
 def peak_covariances(
@@ -349,22 +337,34 @@ def _fitted_covariances(
 ) -> np.ndarray:
     """Covariances from whole, finite fit boxes of `d` axes, flattened
     (see `peak_covariance`)."""
-    n = len(values)
     offsets = ((-_FIT_REACH, _FIT_REACH + 1),) * d
     _, solver = _quadratic_design(offsets)
     # One product per box, as `peak_covariance` does (the same rounding).
     quadratic = np.matmul(solver, values[..., np.newaxis])[:, 1 + d :, 0]
+    return _covariances(quadratic, scores, pixels, d)
+
+
+def _covariances(
+    quadratic: np.ndarray, scores: np.ndarray, pixels: np.ndarray, d: int
+) -> np.ndarray:
+    """Covariances from the quadratic coefficients (n, P) of fitted peaks
+    (see `peak_covariance`); NaN where no curvature is positive."""
+    n = len(quadratic)
     pairs = [(i, j) for i in range(d) for j in range(i, d)]
+    # A = -Hessian: A_ii = -2 c_ii for u_i², A_ij = -c_ij for u_i u_j.
     normal = np.empty((n, d, d))
     for (i, j), c in zip(pairs, quadratic.T):
         normal[:, i, j] = normal[:, j, i] = -2 * c if i == j else -c
     eigenvalues, vectors = np.linalg.eigh(normal)
     largest = eigenvalues.max(axis=1)
     bounded = largest > 0
+    # Along a ridge the curvature vanishes (or turns): floored, so that
+    # the covariance stays finite and points along the edge.
     eigenvalues = np.maximum(
         eigenvalues, _MIN_CURVATURE * largest[:, np.newaxis]
     )
-    mismatch = np.maximum(1.0 - scores, _SCORE_PRECISION)
+    # A perfect score still leaves the scores' own imprecision as noise.
+    mismatch = np.maximum(1.0 - scores, SCORE_PRECISION)
     noise = 2 * mismatch / np.maximum(pixels - d, 1)
     scaled = noise[:, np.newaxis, np.newaxis] * (
         vectors / eigenvalues[:, np.newaxis, :]

@@ -13,6 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._neighbours import normalized_median_residual
+from ._peaks import SCORE_PRECISION
 from ._result import MatchResult, Status
 
 # The usual limit of the normalized median test (Westerweel & Scarano).
@@ -20,8 +21,6 @@ MAX_NEIGHBOUR_RESIDUAL = 2.0
 # The neighbour test needs a dense set: a plane with fewer ok matches
 # (scattered clicks across depths, say) is not judged.
 MIN_JUDGED = 16
-# Scores are exact to about this (single-precision transforms).
-SCORE_PRECISION = 1e-4
 # A covariance whose axes' standard deviations differ by this factor (or
 # an unbounded one) is the ridge of a straight edge, not a blurred peak.
 EDGE_ELONGATION = 3.0

@@ -63,17 +63,11 @@ class TrackSession:
         self.result: TrackResult | None = None
         # (point, result before its correction), oldest first.
         self._history: list[tuple[int, TrackResult]] = []
-        self.generation = 0
 
     @property
     def can_undo(self) -> bool:
         """Whether there is a correction to undo."""
         return bool(self._history)
-
-    def start(self) -> int:
-        """A run starts: corrections still running are void."""
-        self.generation += 1
-        return self.generation
 
     def finish(self, run: TrackRun, result: TrackResult) -> None:
         """Take the result of a run (nothing to undo then)."""

@@ -220,7 +220,6 @@ class TrackingSection(Container):
         except InputProblem as problem:
             show_warning(str(problem))
             return None
-        self.session.start()
         self._pending.clear()
         stop = self._stop = threading.Event()
         job = partial(
