@@ -15,6 +15,7 @@ from ._matcher import Matcher
 from ._parallel import Workspace, batches, in_threads
 from ._peaks import (
     argmax_indices,
+    axis_variances,
     parabolic_shifts,
     peak_covariances,
     second_peaks,
@@ -109,7 +110,7 @@ class ForwardPass:
         scores = np.array([best for _, best, _ in located])
         pixels = np.array([_template_pixels(w) for w in windows])
         covariance = peak_covariances(surfaces, peaks, scores, pixels)
-        uncertainty = largest_stds(covariance)
+        uncertainty = np.sqrt(axis_variances(covariance)[:, -1])
         second = second_peaks(surfaces, peaks)[1]
         border = on_borders(peaks, surfaces.shape[1:])
         return [
@@ -155,17 +156,6 @@ class ForwardPass:
                 self.surfaces[w.row] = Surface(f.surface, origin, w.plane)
         self.matched[rows, :-d] = points[:, :-d]
         self.matched[rows, -d:] = origins + [f.corner for f in columns]
-
-
-def largest_stds(covariances: np.ndarray) -> np.ndarray:
-    """Square roots of the largest eigenvalues of (n, d, d) `covariances`;
-    infinite where one holds NaN."""
-    out = np.full(len(covariances), np.inf)
-    finite = np.isfinite(covariances).all(axis=(1, 2))
-    if finite.any():
-        largest = np.linalg.eigvalsh(covariances[finite]).max(axis=1)
-        out[finite] = np.sqrt(np.maximum(largest, 0.0))
-    return out
 
 
 def on_borders(peaks: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -374,6 +374,18 @@ def _covariances(
     return covariance
 
 
+def axis_variances(covariances: np.ndarray) -> np.ndarray:
+    """Variances (px²) along the axes of (n, d, d) `covariances`, smallest
+    first, none below 0; infinite in every row that holds NaN (an
+    unbounded peak)."""
+    out = np.full(covariances.shape[:2], np.inf)
+    finite = np.isfinite(covariances).all(axis=(1, 2))
+    if finite.any():
+        values = np.linalg.eigvalsh(covariances[finite])
+        out[finite] = np.maximum(values, 0.0)
+    return out
+
+
 @functools.lru_cache(maxsize=64)
 def _quadratic_design(
     offsets: tuple[tuple[int, int], ...],

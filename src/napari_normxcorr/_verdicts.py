@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._neighbours import normalized_median_residual
-from ._peaks import SCORE_PRECISION
+from ._peaks import SCORE_PRECISION, axis_variances
 from ._result import MatchResult, Status
 
 # The usual limit of the normalized median test (Westerweel & Scarano).
@@ -77,20 +77,15 @@ def judge_rows(
 def _elongation(covariance: np.ndarray) -> np.ndarray:
     """Ratio of the largest to the smallest standard deviation per row;
     infinite where the covariance is unbounded (NaN)."""
-    n = len(covariance)
-    out = np.full(n, np.inf)
-    finite = np.isfinite(covariance).all(axis=(1, 2))
+    variances = axis_variances(covariance)
     if covariance.shape[-1] < 2:
-        out[finite] = 1.0
-        return out
-    if finite.any():
-        eigenvalues = np.linalg.eigvalsh(covariance[finite])
-        low = np.maximum(eigenvalues[:, 0], 0.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.sqrt(eigenvalues[:, -1] / low)
-        # A zero covariance (a perfect match) has no shape.
-        out[finite] = np.where(eigenvalues[:, -1] > 0, ratio, 1.0)
-    return out
+        return np.where(np.isfinite(variances[:, 0]), 1.0, np.inf)
+    low, high = variances[:, 0], variances[:, -1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.sqrt(high / low)
+    # A zero covariance (a perfect match) has no shape.
+    ratio = np.where(high > 0, ratio, 1.0)
+    return np.where(np.isfinite(high), ratio, np.inf)
 
 
 def judge_neighbours(
