@@ -494,3 +494,55 @@ def test_results_do_not_depend_on_the_batch_size(pair):
                 getattr(runs[0], name), getattr(other, name)
             )
         assert list(runs[0].status) == list(other.status)
+
+
+class ChunkCounter:
+    """A zarr array that counts the chunks its reads decode."""
+
+    def __init__(self, array):
+        self.array = array
+        self.shape, self.dtype, self.ndim = array.shape, array.dtype, 2
+        self.chunks = array.chunks
+        self.decoded = []
+
+    def __getitem__(self, index):
+        rows, cols = (s.indices(n) for s, n in zip(index, self.shape))
+        (c0, c1) = self.chunks
+        self.decoded += [
+            (i, j)
+            for i in range(rows[0] // c0, -(-rows[1] // c0))
+            for j in range(cols[0] // c1, -(-cols[1] // c1))
+        ]
+        return self.array[index]
+
+
+def test_zarr_chunks_are_decoded_once_per_run(tmp_path):
+    """Neighbouring windows share their chunks: each chunk of a zarr image
+    is decoded once, and the result is that of the same pixels in memory."""
+    zarr = pytest.importorskip("zarr")
+    rng = np.random.default_rng(3)
+    values = ndimage.gaussian_filter(rng.normal(size=(512, 512)), 2)
+    moved = ndimage.shift(values, (1.5, -2.25), order=3)
+    stored = []
+    for name, pixels in (("template", values), ("image", moved)):
+        array = zarr.open(
+            str(tmp_path / f"{name}.zarr"),
+            mode="w",
+            shape=pixels.shape,
+            chunks=(128, 128),
+            dtype="f8",
+        )
+        array[:] = pixels
+        stored.append(ChunkCounter(zarr.open(str(array.store_path), mode="r")))
+    points = rng.uniform(40, 472, (300, 2))
+    lazy = match_points(*stored, points, template_radius=8, search_radius=12)
+    in_memory = match_points(
+        values, moved, points, template_radius=8, search_radius=12
+    )
+    for name in ("matched", "score", "uncertainty", "consistency"):
+        np.testing.assert_array_equal(
+            getattr(lazy, name), getattr(in_memory, name)
+        )
+    assert list(lazy.status) == list(in_memory.status)
+    for counter in stored:
+        assert len(counter.decoded) == len(set(counter.decoded)) <= 16

@@ -21,11 +21,8 @@ from __future__ import annotations
 import logging
 import mmap
 import pickle
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import product
 from typing import Any, Literal, TypeVar
 
 import numpy as np
@@ -56,8 +53,6 @@ MAX_TASK_VERTICES = 2**21
 BROADCAST_BYTES = 2**26
 # Rows of a band of the sort order when the storage has no chunks.
 BAND_ROWS = 256
-# A task's cache of decoded chunks (per image) stays below this.
-CACHE_BYTES = 2**28
 # Arguments that are not passed on to the tasks as they are.
 _SHIPPED = ("template_image", "image", "template_mask", "image_mask")
 _NOT_FORWARDED = (
@@ -524,28 +519,14 @@ def _scatter(client: Any, image: Any, *, broadcast: bool) -> Any:
 
 
 def opened_image(value: Any) -> Any:
-    """What a task reads windows from, given what `ship` sent."""
+    """What a task reads windows from, given what `ship` sent (the engine
+    keeps the chunks it decodes, see `_chunk_cache`)."""
     if isinstance(value, MemmapFile):
         return value.open()
     image = value.value
-    if isinstance(image, np.ndarray):
-        return image
     if hasattr(image, "dask"):
         return SyncReads(image)
-    if _regular_chunks(image) is not None:
-        return ChunkCache(image)
     return image
-
-
-def _regular_chunks(image: Any) -> tuple[int, ...] | None:
-    chunks = getattr(image, "chunks", None)
-    if (
-        isinstance(chunks, tuple)
-        and len(chunks) == image.ndim
-        and all(isinstance(c, int) for c in chunks)
-    ):
-        return chunks
-    return None
 
 
 class SyncReads:
@@ -562,101 +543,3 @@ class SyncReads:
 
     def __getitem__(self, index: Any) -> np.ndarray:
         return np.asarray(self.array[index].compute(scheduler="sync"))
-
-
-class ChunkCache:
-    """Windows of a chunked array (zarr), each chunk decoded once.
-
-    Windows of neighbouring points share chunks; decoding a chunk costs
-    more than correlating a window, so a task keeps the chunks it has
-    read (the least recently used go beyond CACHE_BYTES). Windows come
-    back as fresh C-ordered arrays, as zarr gives them.
-    """
-
-    def __init__(self, array: LazyArray, limit: int = CACHE_BYTES):
-        self.array = array
-        self.shape, self.dtype = tuple(array.shape), np.dtype(array.dtype)
-        self.ndim = len(self.shape)
-        self.chunks = _regular_chunks(array) or self.shape
-        self.limit = limit
-        self._blocks: OrderedDict[tuple, np.ndarray] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()  # the engine reads from threads
-
-    def __getitem__(self, index: Any) -> np.ndarray:
-        box = _box(index, self.shape)
-        if box is None:  # fancy indexing: straight from the array
-            return np.asarray(self.array[index])
-        starts, stops, kept = box
-        out = np.empty([b - a for a, b in zip(starts, stops)], self.dtype)
-        spans = [
-            range(a // c, -(-b // c)) if b > a else range(0)
-            for a, b, c in zip(starts, stops, self.chunks)
-        ]
-        for block in product(*spans):
-            self._copy(block, starts, stops, out)
-        return out.reshape([n for n, k in zip(out.shape, kept) if k])
-
-    def _copy(
-        self,
-        block: tuple[int, ...],
-        starts: list[int],
-        stops: list[int],
-        out: np.ndarray,
-    ) -> None:
-        """Copy the part of chunk `block` inside the box into `out`."""
-        values = self._chunk(block)
-        source, target = [], []
-        for i, a, b, c in zip(block, starts, stops, self.chunks):
-            low, high = max(a, i * c), min(b, (i + 1) * c)
-            source.append(slice(low - i * c, high - i * c))
-            target.append(slice(low - a, high - a))
-        out[tuple(target)] = values[tuple(source)]
-
-    def _chunk(self, block: tuple[int, ...]) -> np.ndarray:
-        with self._lock:
-            if block in self._blocks:
-                self._blocks.move_to_end(block)
-                return self._blocks[block]
-        region = tuple(
-            slice(i * c, min((i + 1) * c, n))
-            for i, c, n in zip(block, self.chunks, self.shape)
-        )
-        values = np.asarray(self.array[region])
-        with self._lock:
-            # Another thread may have read the same chunk meanwhile.
-            if block in self._blocks:
-                return self._blocks[block]
-            self._blocks[block] = values
-            self._bytes += values.nbytes
-            while self._bytes > self.limit and len(self._blocks) > 1:
-                _, dropped = self._blocks.popitem(last=False)
-                self._bytes -= dropped.nbytes
-        return values
-
-
-def _box(
-    index: Any, shape: tuple[int, ...]
-) -> tuple[list[int], list[int], list[bool]] | None:
-    """Start, stop and whether each axis is kept, for an index of ints
-    and unit-step slices; None for anything else."""
-    index = index if isinstance(index, tuple) else (index,)
-    if len(index) > len(shape):
-        return None
-    index = index + (slice(None),) * (len(shape) - len(index))
-    starts, stops, kept = [], [], []
-    for item, n in zip(index, shape):
-        if isinstance(item, (int, np.integer)):
-            i = int(item) + n if item < 0 else int(item)
-            if not 0 <= i < n:
-                return None
-            start, stop, keep = i, i + 1, False
-        elif isinstance(item, slice) and item.step in (None, 1):
-            start, stop, _ = item.indices(n)
-            stop, keep = max(start, stop), True
-        else:
-            return None
-        starts.append(start)
-        stops.append(stop)
-        kept.append(keep)
-    return starts, stops, kept

@@ -224,14 +224,17 @@ def match_points(
         NoData(template_mask, image_mask, nodata, min_valid),
     )
     found = ForwardPass(matcher, points, subpixel, keep_surfaces)
-    found.run(image_points, batch_size, progress)
     consistency = np.full(len(points), np.nan)
-    if check_consistency:
-        # Rows flagged already keep their verdict: checking them is moot.
-        todo = (found.status == Status.OK) & (found.score >= limits.min_score)
-        consistency = back_match_distances(
-            matcher, points, found.matched, todo, batch_size
-        )
+    with matcher.caching_chunks():
+        found.run(image_points, batch_size, progress)
+        if check_consistency:
+            # Rows flagged already keep their verdict: checking is moot.
+            todo = (found.status == Status.OK) & (
+                found.score >= limits.min_score
+            )
+            consistency = back_match_distances(
+                matcher, points, found.matched, todo, batch_size
+            )
     columns = {
         "score": found.score,
         "distinctiveness": found.score - found.second,

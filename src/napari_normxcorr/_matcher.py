@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import NamedTuple, cast
 
 import numpy as np
 
 from ._arrays import Image, LazyArray, as_image, safe_scale
+from ._chunk_cache import cached
 from ._kernel import PreparedTemplate, fft_shape, ncc_valid
 from ._masked import MIN_OVERLAP, mask_shape_check, masked_ncc_valid
 from ._parallel import Workspace
@@ -64,6 +66,17 @@ class Matcher:
     def ndim(self) -> int:
         """Number of matched axes (the last ones of the images)."""
         return len(self.template_radius)
+
+    @contextmanager
+    def caching_chunks(self) -> Iterator[None]:
+        """Within, windows placed read through caches of the images'
+        decoded chunks (see `_chunk_cache`); the images as given after."""
+        images = self.template_image, self.image
+        self.template_image, self.image = map(cached, images)
+        try:
+            yield
+        finally:
+            self.template_image, self.image = images
 
     def place(
         self,

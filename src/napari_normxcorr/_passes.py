@@ -21,7 +21,7 @@ from ._peaks import (
     second_peaks,
 )
 from ._result import Status, Surface, statuses
-from ._subpixel import refine_shift
+from ._subpixel import refine_shifts
 from ._windows import Window
 
 # Units of work hold about this many search pixels: enough windows that
@@ -103,11 +103,9 @@ class ForwardPass:
         surfaces = floored(windows, surfaces)
         peaks = argmax_indices(surfaces)
         shifts = parabolic_shifts(surfaces, peaks)
-        located = [
-            _locate(w, surfaces[k], peaks[k], shifts[k], self.subpixel)
-            for k, w in enumerate(windows)
-        ]
-        scores = np.array([best for _, best, _ in located])
+        corners, scores, refined = _locate(
+            windows, surfaces, peaks, shifts, self.subpixel
+        )
         pixels = np.array([_template_pixels(w) for w in windows])
         covariance = peak_covariances(surfaces, peaks, scores, pixels)
         uncertainty = np.sqrt(axis_variances(covariance)[:, -1])
@@ -115,16 +113,16 @@ class ForwardPass:
         border = on_borders(peaks, surfaces.shape[1:])
         return [
             Found(
-                corner,
-                best,
-                is_refined,
+                corners[k],
+                float(scores[k]),
+                bool(refined[k]),
                 float(second[k]),
                 bool(border[k]),
                 covariance[k],
                 float(uncertainty[k]),
                 kept[k].copy() if self.keep_surfaces else None,
             )
-            for k, (corner, best, is_refined) in enumerate(located)
+            for k in range(len(windows))
         ]
 
     def record(self, windows: Sequence[Window], found: list) -> None:
@@ -260,35 +258,54 @@ def _worker(
 
 
 def _locate(
-    window: Window,
-    surface: np.ndarray,
-    peak: np.ndarray,
-    shift: np.ndarray,
+    windows: list[Window],
+    surfaces: np.ndarray,
+    peaks: np.ndarray,
+    shifts: np.ndarray,
     subpixel: bool,
-) -> tuple[np.ndarray, float, bool]:
-    """Corner of the template in the search window, its score, refined?
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Corners of the templates in their search windows (n, d), their
+    scores and whether each was refined (Gauss-Newton converged).
 
-    `shift` is the parabola fit's at `peak`, the fallback of Gauss-Newton.
+    `shifts` are the parabola fits' at `peaks`, Gauss-Newton's fallback.
     """
-    integer = peak.astype(np.float64)
-    score = float(surface[tuple(peak)])
-    if not subpixel:
-        return integer, score, False
+    n = len(windows)
+    corners = peaks.astype(np.float64)
+    scores = surfaces[(np.arange(n), *peaks.T)].astype(np.float64)
+    refined = np.zeros(n, dtype=bool)
+    if not subpixel or n == 0:
+        return corners, scores, refined
+    corners += shifts
     # A surface one position wide has nothing to refine along that axis;
-    # Gauss-Newton on the template patch would use the masked pixels.
-    assert window.template is not None and window.search is not None
     # Gauss-Newton needs a template of at least 3 pixels along each axis
-    # (its gradients skip the outermost ones).
-    if (
-        all(s > 1 for s in surface.shape)
-        and min(window.template.shape) >= 3
-        and not window.masked
-    ):
-        position = tuple(int(p) for p in peak)
-        refinement = refine_shift(window.template, window.search, position)
-        if refinement.converged:
-            return refinement.position, refinement.score, True
-    return integer + shift, score, False
+    # (its gradients skip the outermost ones) and would use masked ones.
+    rows = [
+        k
+        for k, w in enumerate(windows)
+        if not w.masked and min(_template(w).shape) >= 3
+    ]
+    if not rows or min(surfaces.shape[1:]) < 2:
+        return corners, scores, refined
+    refinement = refine_shifts(
+        np.stack([_template(windows[k]) for k in rows]),
+        np.stack([_search(windows[k]) for k in rows]),
+        peaks[rows],
+    )
+    won = np.asarray(rows)[refinement.converged]
+    corners[won] = refinement.position[refinement.converged]
+    scores[won] = refinement.score[refinement.converged]
+    refined[won] = True
+    return corners, scores, refined
+
+
+def _template(window: Window) -> np.ndarray:
+    assert window.template is not None
+    return window.template
+
+
+def _search(window: Window) -> np.ndarray:
+    assert window.search is not None
+    return window.search
 
 
 def back_match_distances(

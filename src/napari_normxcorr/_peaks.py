@@ -366,11 +366,12 @@ def _covariances(
     # A perfect score still leaves the scores' own imprecision as noise.
     mismatch = np.maximum(1.0 - scores, SCORE_PRECISION)
     noise = 2 * mismatch / np.maximum(pixels - d, 1)
-    scaled = noise[:, np.newaxis, np.newaxis] * (
-        vectors / eigenvalues[:, np.newaxis, :]
+    covariance = np.full((n, d, d), np.nan)
+    # Unbounded peaks (no positive curvature) have no covariance.
+    scaled = noise[bounded, np.newaxis, np.newaxis] * (
+        vectors[bounded] / eigenvalues[bounded, np.newaxis, :]
     )
-    covariance = scaled @ np.swapaxes(vectors, 1, 2)
-    covariance[~bounded] = np.nan
+    covariance[bounded] = scaled @ np.swapaxes(vectors[bounded], 1, 2)
     return covariance
 
 

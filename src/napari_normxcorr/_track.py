@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._arrays import Image, LazyArray, as_image
+from ._chunk_cache import cached
 from ._distributed import track_on_cluster
 from ._match import match_points, matched_axes
 from ._result import Status
@@ -529,7 +530,9 @@ class _Tracker:
     def __init__(
         self, stack: LazyArray, points: np.ndarray, options: _Options
     ):
-        self.stack, self.options = stack, options
+        # Reads go through a cache of decoded chunks; the result keeps
+        # the stack as given.
+        self.stack, self.options = cached(stack), options
         d = len(options.radius)
         self.ndim = d
         self.frame_shape = np.asarray(stack.shape[-d:])

@@ -61,6 +61,7 @@ SUFFIXES = {
     "tracks": " tracks",
     "tracked": " tracked",
     "drift corrected": " drift corrected",
+    "track surface": " track surface",
 }
 
 
