@@ -316,3 +316,230 @@ def test_only_moves_correct_tracks(tracked, monkeypatch):
     assert len(shown) == 1 and "not supported" in shown[0]
     assert len(layer.data) == 4 * FRAMES
     assert section.result is before and not section.busy
+
+
+# --- the selected track: its vertices and its NCC surface -------------
+
+
+def cells(table):
+    """The text of every cell of a QTableWidget, row by row."""
+    return [
+        [table.item(r, c).text() for c in range(table.columnCount())]
+        for r in range(table.rowCount())
+    ]
+
+
+def headers(table):
+    return [
+        table.horizontalHeaderItem(c).text()
+        for c in range(table.columnCount())
+    ]
+
+
+def select_summary_of(section, point):
+    """Click the first row of the summary table that is `point`'s."""
+    summaries = section.summaries.native
+    column = headers(summaries).index("point")
+    rows = [
+        r
+        for r, row in enumerate(cells(summaries))
+        if row[column] == str(point)
+    ]
+    summaries.selectRow(rows[0])
+
+
+def assert_cells_are(table, expected, keys):
+    """Each cell holds its value of `expected` (columns of to_table)."""
+    shown = cells(table)
+    assert len(shown) == len(expected["t"])
+    for row, texts in enumerate(shown):
+        for text, key in zip(texts, keys, strict=True):
+            value = expected[key][row]
+            if key == "status":
+                assert text == value
+            elif key == "refreshed":
+                assert text == ("yes" if value else "")
+            elif key == "track_id":
+                assert text == (str(value) if value >= 0 else "–")
+            elif np.isfinite(value):
+                assert float(text) == pytest.approx(value, abs=0.005)
+            else:
+                assert text == "–"
+
+
+VERTEX_KEYS = [
+    "t",
+    "track_id",
+    "position-0",
+    "position-1",
+    "score",
+    "distinctiveness",
+    "status",
+    "refreshed",
+]
+
+
+def test_selecting_a_track_lists_its_vertices(tracked):
+    viewer, _, section = tracked
+    vertices = section.vertices
+    assert not vertices.native.isVisibleTo(section.native)
+    select_summary_of(section, MOVED)
+    assert section.session.point == MOVED
+    table = section.result.to_table()
+    mine = {
+        key: values[table["point"] == MOVED] for key, values in table.items()
+    }
+    assert headers(vertices.table) == [
+        "t",
+        "track",
+        "row",
+        "col",
+        "score",
+        "distinct.",
+        "status",
+        "refreshed",
+    ]
+    assert_cells_are(vertices.table, mine, VERTEX_KEYS)
+    assert f"Point {MOVED}" in vertices.caption.text()
+    assert vertices.native.isVisibleTo(section.native)
+
+    # Selecting a vertex of the tracked layer selects its track.
+    layer = viewer.layers["pois tracked"]
+    layer.selected_data = {vertex_index(layer, 3, 2)}
+    assert section.session.point == 3
+    mine = {key: values[table["point"] == 3] for key, values in table.items()}
+    assert_cells_are(vertices.table, mine, VERTEX_KEYS)
+    summaries = section.summaries.native
+    picked = summaries.selectionModel().selectedRows()[0].row()
+    assert summaries.item(picked, 0).text() == "3"
+
+    # Clicking a vertex shows its frame; the slider selects the row.
+    vertices.table.selectRow(7)
+    assert viewer.dims.current_step[0] == 7
+    viewer.dims.set_current_step(0, 4)
+    assert vertices.table.selectionModel().selectedRows()[0].row() == 4
+
+
+def brute_force_ncc(template, image, center, radius, offsets):
+    """NCC of `template` with the windows of `image` centred on
+    ``center + q`` for each q of `offsets` (numpy, no FFT)."""
+    t = template - template.mean()
+    values = np.empty(len(offsets))
+    for k, q in enumerate(offsets):
+        r, c = center + q
+        w = image[r - radius : r + radius + 1, c - radius : c + radius + 1]
+        w = w - w.mean()
+        values[k] = (t * w).sum() / np.sqrt((t * t).sum() * (w * w).sum())
+    return values
+
+
+def assert_surface_of(viewer, section, stack, point, t, source):
+    """The surface layer shows the NCC of `point`'s template at `source`
+    over frame t, under the vertex at t."""
+    result = section.result
+    layer = viewer.layers["pois track surface"]
+    assert layer.visible
+    assert layer.metadata["t"] == t and layer.metadata["point"] == point
+    values = np.asarray(layer.data)[0]
+    # Placed in the template's world at frame t, peak under the vertex.
+    peak = np.unravel_index(np.argmax(values), values.shape)
+    world = np.asarray(layer.data_to_world((0, *peak)))
+    assert world[0] == t
+    assert np.abs(world[1:] - result.position[point, t]).max() <= 1.0
+    # The values: NCC of the source frame's window against frame t.
+    radius = section.session.run.keywords()["template_radius"]
+    at = result.position[point, source]
+    corner = np.rint(at).astype(int)
+    template = stack[source][
+        corner[0] - radius : corner[0] + radius + 1,
+        corner[1] - radius : corner[1] + radius + 1,
+    ]
+    origin = np.asarray(layer.data_to_world((0, 0, 0)))[1:]
+    start = np.rint(origin - (at - corner)).astype(int)
+    offsets = np.indices(values.shape).reshape(2, -1).T
+    expected = brute_force_ncc(template, stack[t], start, radius, offsets)
+    np.testing.assert_allclose(values.ravel(), expected, atol=2e-3)
+
+
+def test_track_surface_follows_the_selected_vertex(tracked, stack):
+    viewer, _, section = tracked
+    before = viewer.layers["pois"].data.copy()
+    image = viewer.layers["time-lapse"]
+    image_data = image.data.copy()
+    assert "pois track surface" not in viewer.layers
+    select_summary_of(section, MOVED)
+    viewer.dims.set_current_step(0, 4)
+    # Tracked forwards from frame 0: frame 4 from frame 3.
+    assert_surface_of(viewer, section, stack, MOVED, 4, 3)
+    # Under the tracks and vertices, which it would dim.
+    names = [layer.name for layer in viewer.layers]
+    assert names.index("pois track surface") < names.index("pois tracks")
+    assert (
+        viewer.layers.selection.active
+        is not viewer.layers["pois track surface"]
+    )
+    viewer.dims.set_current_step(0, 9)
+    assert_surface_of(viewer, section, stack, MOVED, 9, 8)
+
+    # Point 3 was given at frame 6: before it, tracked backwards.
+    select_summary_of(section, 3)
+    viewer.dims.set_current_step(0, 2)
+    assert_surface_of(viewer, section, stack, 3, 2, 3)
+    # At its own frame nothing was matched: no surface.
+    viewer.dims.set_current_step(0, 6)
+    assert not viewer.layers["pois track surface"].visible
+    viewer.dims.set_current_step(0, 7)
+    assert_surface_of(viewer, section, stack, 3, 7, 6)
+
+    # Inputs untouched.
+    np.testing.assert_array_equal(viewer.layers["pois"].data, before)
+    np.testing.assert_array_equal(image.data, image_data)
+    np.testing.assert_array_equal(image.data, stack)
+
+
+def test_track_surface_follows_a_correction(tracked, stack):
+    viewer, _, section = tracked
+    select_summary_of(section, MOVED)
+    viewer.dims.set_current_step(0, AT + 1)
+    layer = viewer.layers["pois track surface"]
+    old = np.array(layer.data)
+    wrong = truth(MOVED, AT) + [2.5, -3.0]
+    move_vertex(section, viewer.layers["pois tracked"], AT, wrong)
+    # Re-tracked from the wrong vertex: the surface is drawn again.
+    assert_surface_of(viewer, section, stack, MOVED, AT + 1, AT)
+    assert not np.array_equal(np.asarray(layer.data), old)
+    table = section.result.to_table()
+    mine = {
+        key: values[table["point"] == MOVED] for key, values in table.items()
+    }
+    assert_cells_are(section.vertices.table, mine, VERTEX_KEYS)
+
+
+def test_lost_vertices_have_no_surface(tracked, stack):
+    viewer, _, section = tracked
+    section.last.value = 8
+    section.track_button.native.click()
+    section.wait_until_done(30)
+    result = section.result
+    assert (result.status[:, 9:] == Status.LOST).all()
+    select_summary_of(section, 0)
+    viewer.dims.set_current_step(0, 5)
+    assert_surface_of(viewer, section, stack, 0, 5, 4)
+    viewer.dims.set_current_step(0, 10)
+    layer = viewer.layers["pois track surface"]
+    assert not layer.visible
+    rows = cells(section.vertices.table)
+    status = headers(section.vertices.table).index("status")
+    assert rows[10][status] == "lost"
+    assert rows[10][1] == rows[10][2] == "–"
+    # Back on a found vertex, the layer comes back.
+    viewer.dims.set_current_step(0, 8)
+    assert_surface_of(viewer, section, stack, 0, 8, 7)
+
+
+def test_no_selection_no_surface(tracked):
+    viewer, _, section = tracked
+    for t in (3, 8):
+        viewer.dims.set_current_step(0, t)
+    assert "pois track surface" not in viewer.layers
+    assert section.session.point is None

@@ -2,8 +2,8 @@
 
 A tracking run's inputs are a frozen :class:`TrackRun`; the
 :class:`TrackSession` holds the latest run, its :class:`TrackResult` and
-the tracks as they were before each correction by hand (for undo), and
-says when the result changes.
+the tracks as they were before each correction by hand (for undo) and
+the point whose track the user looks at, and says when they change.
 """
 
 from __future__ import annotations
@@ -54,15 +54,21 @@ class TrackSession:
     changed : (points,)
         The result changed: the list of points (rows) tracked again, or
         None when the whole result was replaced by a run.
+    selected : (point,)
+        The user selected the track of `point` (a row of the points), or
+        None: no track is selected.
     """
 
     changed = Signal(object)
+    selected = Signal(object)
 
     def __init__(self) -> None:
         self.run: TrackRun | None = None
         self.result: TrackResult | None = None
         # (point, result before its correction), oldest first.
         self._history: list[tuple[int, TrackResult]] = []
+        # The point whose track is selected (its vertices, its surface).
+        self.point: int | None = None
 
     @property
     def can_undo(self) -> bool:
@@ -73,6 +79,9 @@ class TrackSession:
         """Take the result of a run (nothing to undo then)."""
         self.run, self.result = run, result
         self._history.clear()
+        # The same row is the same point again, unless the run has fewer.
+        if self.point is not None and self.point >= len(result):
+            self.point = None
         self.changed.emit(None)
 
     def correct(self, point: int, result: TrackResult) -> None:
@@ -90,3 +99,13 @@ class TrackSession:
         point, self.result = self._history.pop()
         self.changed.emit([point])
         return point
+
+    def select(self, point: int | None) -> None:
+        """Select the track of `point` (None: no track)."""
+        if point is not None and (
+            self.result is None or point >= len(self.result)
+        ):
+            point = None
+        if point != self.point:
+            self.point = point
+            self.selected.emit(point)

@@ -1,12 +1,13 @@
-"""The tracking session drawn into the viewer: the tracks, their vertices,
-the drift-corrected stack, and a table of the tracks.
+"""The tracking session drawn into the viewer: the tracks, their vertices
+and the drift-corrected stack.
 
 Named after the points layer: ``<points> tracks`` (napari Tracks coloured
 by score or status) and ``<points> tracked`` (a Points layer with every
 vertex that is not lost, coloured by status: napari shows those of the
 current frame). Both are placed like the template layer, with their data
-in its pixels, so that a moved vertex is a template pixel at once. The
-drift-corrected view is ``<template> drift corrected``.
+in its pixels, so that a moved vertex is a template pixel at once.
+Selecting a vertex selects its track in the session. The drift-corrected
+view is ``<template> drift corrected``.
 """
 
 from __future__ import annotations
@@ -246,12 +247,27 @@ class TrackLayers:
         )
 
     def _follow(self, layer: napari.layers.Points) -> None:
-        """Watch the vertices the user moves in `layer`."""
+        """Watch the vertices the user moves or selects in `layer`."""
         if self._tracked is not layer:
             if self._tracked is not None:
                 self._tracked.events.data.disconnect(self._on_edit)
+                self._tracked.selected_data.events.items_changed.disconnect(
+                    self._on_picked
+                )
             layer.events.data.connect(self._on_edit)
+            layer.selected_data.events.items_changed.connect(self._on_picked)
             self._tracked = layer
+
+    def _on_picked(self, event: Any = None) -> None:
+        """The user selected vertices: the first one's track is selected.
+        An emptied selection keeps it (a click beside the vertices, or
+        redrawn data, should not close the vertex table)."""
+        layer = self._tracked
+        if self._drawing or layer is None or not layer.selected_data:
+            return
+        index = min(layer.selected_data)
+        if index < len(layer.data):
+            self._session.select(int(layer.features["point"].iloc[index]))
 
     def _on_edit(self, event: Any) -> None:
         """A moved vertex is reported; other edits are put back (the
@@ -316,60 +332,3 @@ class TrackLayers:
         name = run.inputs.template_layer.name + SUFFIXES["drift corrected"]
         if name in self._viewer.layers:
             self._viewer.layers.remove(name)
-
-
-class TrackSummaries:
-    """A small table with one row per track segment, kept in step with
-    the session."""
-
-    COLUMNS = (
-        ("point", "point"),
-        ("track", "track_id"),
-        ("first", "first"),
-        ("last", "last"),
-        ("vertices", "length"),
-        ("mean score", "mean_score"),
-        ("refreshes", "refreshes"),
-        ("moved (px)", "distance"),
-    )
-
-    def __init__(self, session: TrackSession):
-        from qtpy.QtWidgets import QAbstractItemView, QTableWidget
-
-        self._session = session
-        self.native = QTableWidget(0, len(self.COLUMNS))
-        self.native.setHorizontalHeaderLabels([c for c, _ in self.COLUMNS])
-        self.native.setEditTriggers(
-            QAbstractItemView.EditTrigger.NoEditTriggers
-        )
-        header = self.native.verticalHeader()
-        if header is not None:
-            header.setVisible(False)
-        self.native.setMinimumHeight(110)
-        self.native.setMaximumHeight(180)
-        self.native.setVisible(False)
-        session.changed.connect(self._on_changed)
-
-    def _on_changed(self, points: list[int] | None = None) -> None:
-        from qtpy.QtWidgets import QTableWidgetItem
-
-        result = self._session.result
-        if result is None:
-            return
-        summaries = result.summaries()
-        rows = len(summaries["track_id"])
-        self.native.setRowCount(rows)
-        for column, (_, key) in enumerate(self.COLUMNS):
-            for row, value in enumerate(summaries[key]):
-                self.native.setItem(
-                    row, column, QTableWidgetItem(_formatted(value))
-                )
-        self.native.resizeColumnsToContents()
-        self.native.setVisible(True)
-
-
-def _formatted(value: Any) -> str:
-    """A table cell: integers as they are, other numbers to 2 places."""
-    if isinstance(value, np.integer | int):
-        return str(int(value))
-    return f"{float(value):.2f}" if np.isfinite(value) else "–"

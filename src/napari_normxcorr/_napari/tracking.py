@@ -4,7 +4,9 @@ the frames of the template image, and tracks corrected by hand.
 The template's first axis is time; its points are (t, row, col) and each
 is tracked both ways from its frame (`track_points`). Moving a vertex of
 ``<points> tracked`` tracks that point again from there (`retrack`), in
-the background, and Undo puts its track back. Input layers never change.
+the background, and Undo puts its track back. Selecting a track (a row of
+the summaries or a vertex) lists its vertices and shows the NCC surface
+of its vertex at the shown frame. Input layers never change.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from . import jobs, track_jobs
 from .inputs import InputProblem, prepare_run
 from .session import MatchOptions, MatchSession
 from .track_session import TrackRun, TrackSession
-from .track_views import TRACK_COLORINGS, TrackLayers, TrackSummaries
+from .track_surface import TrackSurface, current_frame, show_frame
+from .track_tables import TrackSummaries, TrackVertices
+from .track_views import TRACK_COLORINGS, TrackLayers
 
 if TYPE_CHECKING:
     import napari
@@ -106,7 +110,10 @@ class TrackingSection(Container):
             lambda: self.drift.value,
         )
         self.summaries = TrackSummaries(self.session)
-        self.native.layout().addWidget(self.summaries.native)
+        self.vertices = TrackVertices(self.session)
+        self.surface = TrackSurface(viewer, self.session, self.current_frame)
+        for table in (self.summaries, self.vertices):
+            self.native.layout().addWidget(table.native)
         self._add_callbacks()
 
     def _add_controls(self) -> None:
@@ -158,7 +165,11 @@ class TrackingSection(Container):
         self.drift.changed.connect(self._on_drift)
         self._layers.vertex_moved.connect(self._on_vertex_moved)
         self.session.changed.connect(self._on_changed)
+        self.session.selected.connect(self._mark_frame)
+        self.vertices.frame_picked.connect(self.go_to_frame)
+        self._viewer.dims.events.current_step.connect(self._on_frame)
         self._match_session.closed.connect(self.cancel)
+        self._match_session.closed.connect(self._stop_following_frames)
 
     def follow_template(self, layer: napari.layers.Image | None) -> None:
         """Offer tracking when `layer` has a time axis: its frames become
@@ -171,6 +182,39 @@ class TrackingSection(Container):
             for box in (self.first, self.last):
                 box.max = frames - 1
             self.first.value, self.last.value = 0, frames - 1
+
+    # --- the selected track and the shown frame -----------------------
+
+    def current_frame(self) -> int | None:
+        """The frame of the tracked template that the viewer shows (None:
+        nothing tracked, or the template is gone)."""
+        run = self.session.run
+        if run is None:
+            return None
+        return current_frame(self._viewer, run.inputs.template_layer)
+
+    def go_to_frame(self, t: int) -> None:
+        """Show frame `t` of the tracked template (the time slider)."""
+        run = self.session.run
+        shown = self.current_frame()
+        if run is not None and shown is not None and t != shown:
+            show_frame(self._viewer, run.inputs.template_layer, t)
+
+    def _on_frame(self, event: Any = None) -> None:
+        """The shown frame changed: the surface and the vertex row follow
+        (the selected vertex only: one small match)."""
+        if self.session.point is not None:
+            self.surface.draw()
+            self._mark_frame()
+
+    def _mark_frame(self, *args: Any) -> None:
+        """Select the shown frame's row in the vertex table."""
+        t = self.current_frame()
+        if self.session.point is not None and t is not None:
+            self.vertices.show_frame(t)
+
+    def _stop_following_frames(self) -> None:
+        self._viewer.dims.events.current_step.disconnect(self._on_frame)
 
     # --- the state, for scripts and tests ------------------------------
 
@@ -310,6 +354,7 @@ class TrackingSection(Container):
 
     def _on_changed(self, points: list[int] | None = None) -> None:
         self.undo_button.enabled = self.session.can_undo
+        self._mark_frame()
 
     def _on_drift(self, on: bool) -> None:
         if not on:
