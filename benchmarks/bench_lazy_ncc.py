@@ -13,7 +13,8 @@ every 5 ms), against the image's size, the output's and one chunk's;
 (3) the time of the lazy run (its pass for the image's mean and the
 write) per output pixel against the in-memory function on one chunk of
 outputs in the same run (median of 3; > 1: the lazy run is slower).
-Run: python benchmarks/bench_lazy_ncc.py [--small] [--mode same]
+Run: python benchmarks/bench_lazy_ncc.py [--small] [--mode same] [--size N]
+(--size 16384: the peak memory stays that of the chunks, not the image)
 (--small: a 1024 x 1024 image in chunks of 256 x 256, a smoke run).
 """
 
@@ -123,8 +124,11 @@ def main():
     parser.add_argument("--small", action="store_true")
     parser.add_argument("--mode", default="full")
     parser.add_argument("--store", type=Path, default=None)
+    parser.add_argument(
+        "--size", type=int, default=8192, help="image side (chunks 2048)"
+    )
     args = parser.parse_args()
-    size, chunk = (1024, 256) if args.small else (8192, 2048)
+    size, chunk = (1024, 256) if args.small else (args.size, 2048)
     with tempfile.TemporaryDirectory(dir=args.store) as folder:
         folder = Path(folder)
         stored = write_texture(folder / "image.zarr", size, chunk)

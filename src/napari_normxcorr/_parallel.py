@@ -14,6 +14,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import TypeVar, cast
 
 import numpy as np
@@ -27,9 +28,28 @@ Item = TypeVar("Item")
 Value = TypeVar("Value")
 
 
+_limit = threading.local()
+
+
 def cpu_count() -> int:
-    """Cores to spread work over."""
-    return os.cpu_count() or 1
+    """Cores to spread work over: all, or one within `one_core`."""
+    return getattr(_limit, "cores", None) or os.cpu_count() or 1
+
+
+@contextmanager
+def one_core() -> Iterator[None]:
+    """Within, work started from this thread uses one core.
+
+    For a task on a dask worker: the worker runs one task per core at
+    once, so a task spreading itself over every core would only make
+    the tasks queue for them.
+    """
+    before = getattr(_limit, "cores", None)
+    _limit.cores = 1
+    try:
+        yield
+    finally:
+        _limit.cores = before
 
 
 class Workspace:
@@ -139,14 +159,14 @@ def in_threads(
     With several items, each runs on one core of a pool (``workers=1``)
     with that thread's workspace, at most one item per core in flight; a
     single item (live edits, a few points) runs here with every core for
-    its transforms (``workers=-1``), without starting a pool.
+    its transforms, without starting a pool.
     """
     items = iter(items)
     first = next(items, None)
     second = next(items, None)
     if second is None:
         if first is not None:
-            yield first, compute(first, -1, thread_workspace())
+            yield first, compute(first, cpu_count(), thread_workspace())
         return
     # `first` is an item: it came before `second`, which is one.
     items = itertools.chain(cast("list[Item]", [first, second]), items)
