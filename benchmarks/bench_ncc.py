@@ -71,10 +71,36 @@ def main():
             f"{seed / ours:7.1f} {skimage / ours:9.1f} "
             f"{opencv / ours:8.2f} {opencv / single:15.2f} {diff:10.1e}"
         )
+    full_mode(rng)
     print(
         "ratios: reference time / our double-precision time "
         "(> 1: ours is faster); opencv works in float32, like our 'single' "
         "(the last ratio)."
+    )
+
+
+def full_mode(rng):
+    """'full' mode (normxcorr2's) on the first problem: against the seed's
+    'full', and its cost against our 'valid'."""
+    image_shape, template_shape = PROBLEMS[0]
+    image = rng.random(image_shape)
+    template = image[: template_shape[0], : template_shape[1]].copy()
+    full, valid, seed = (
+        median_time(lambda m=mode, f=f: f(template, image, m), repeats=5)
+        for mode, f in (
+            ("full", normalized_cross_correlation),
+            ("valid", normalized_cross_correlation),
+            ("full", seed_ncc),
+        )
+    )
+    pixels = np.prod([n + m - 1 for n, m in zip(image_shape, template_shape)])
+    valid_pixels = np.prod(
+        [n - m + 1 for n, m in zip(image_shape, template_shape)]
+    )
+    print(
+        f"'full' {'x'.join(map(str, image_shape))}: {full * 1e3:.0f}ms, "
+        f"x seed {seed / full:.1f}; costs {full / valid:.2f} x 'valid' for "
+        f"{pixels / valid_pixels:.2f} x the output pixels"
     )
 
 

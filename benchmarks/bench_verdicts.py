@@ -18,7 +18,7 @@ has no match). For each set and setting it prints the share of rows
 marked ok, the share wrong among the ok and among the flagged rows.
 
 Each setting is matched once with the threshold tests off; the verdict at
-thresholds (s, r, u, c, n) is then rebuilt from the result columns by the
+thresholds (s, r, m, u, c, n) is then rebuilt from the result columns by the
 library's own verdict functions (judge_rows, then judge_neighbours), so
 the sweep needs no new matching. The rebuilt verdict at the defaults is
 checked against a real run on the deformed pair. The precision/coverage
@@ -44,12 +44,13 @@ WRONG = 2.0  # px from the truth
 DEPTH_EDGE = 2.0
 STD_MIN = 0.04  # local std of a motorcycle template (grey in [0, 1])
 BRICK_SHIFT = (0.3, 0.4)
-# match_points' defaults: min_score, min_peak_ratio, max_uncertainty,
-# max_consistency_error, max_neighbour_residual.
-DEFAULTS = {"s": 0.5, "r": 1.5, "u": 0.3, "c": 1.0, "n": 2.0}
+# match_points' defaults: min_score, min_peak_ratio, max_motion_gap,
+# max_uncertainty, max_consistency_error, max_neighbour_residual.
+DEFAULTS = {"s": 0.5, "r": 1.5, "m": 0.1, "u": 0.3, "c": 1.0, "n": 2.0}
 NAMES = {
     "s": "min_score",
     "r": "min_peak_ratio",
+    "m": "max_motion_gap",
     "u": "max_uncertainty",
     "c": "max_consistency_error",
     "n": "max_neighbour_residual",
@@ -57,6 +58,7 @@ NAMES = {
 OFF = dict(
     min_score=-np.inf,
     min_peak_ratio=-np.inf,
+    max_motion_gap=np.inf,
     max_uncertainty=np.inf,
     max_consistency_error=np.inf,
     max_neighbour_residual=np.inf,
@@ -64,6 +66,7 @@ OFF = dict(
 GRID = {
     "s": (0.5, 0.7, 0.8, 0.9),
     "r": (1.0, 1.5, 2.0, 3.0),
+    "m": (0.05, 0.1, 0.2, np.inf),
     "u": (0.1, 0.2, 0.3, 0.5, np.inf),
     "c": (0.5, 1.0, np.inf),
     "n": (2.0, 3.0, np.inf),
@@ -71,6 +74,7 @@ GRID = {
 SWEEPS = {
     "s": np.linspace(0, 1, 21),
     "r": np.geomspace(1, 10, 21),
+    "m": np.geomspace(0.01, 1, 21),
     "u": np.geomspace(0.03, 3, 21),
     "c": np.geomspace(0.1, 20, 21),
     "n": np.geomspace(0.5, 20, 21),
@@ -91,14 +95,15 @@ class Run:
             "distinctiveness": result.distinctiveness,
             "peak_ratio": result.peak_ratio,
             "uncertainty": result.uncertainty,
+            "motion_gap": result.motion_gap,
             "covariance": result.covariance,
             "consistency": result.consistency,
             # Border peaks are flagged with the tests off too.
             "on_border": np.zeros(len(result), dtype=bool),
         }
 
-    def kept(self, s, r, u, c, n):
-        limits = Thresholds(s, 0.0, r, u, c, n)
+    def kept(self, s, r, m, u, c, n):
+        limits = Thresholds(s, 0.0, r, m, u, c, n)
         status = judge_rows(self.result.status, self.columns, limits)
         judged = self.result.take(np.arange(len(self.result)))
         judged.status = status

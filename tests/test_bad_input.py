@@ -187,6 +187,8 @@ def test_batch_size_must_be_a_positive_int(pair, batch_size):
         ("min_distinctiveness", np.nan, "min_distinctiveness must be a"),
         ("max_consistency_error", np.nan, "max_consistency_error must be"),
         ("max_consistency_error", -1, "max_consistency_error must be"),
+        ("max_motion_gap", np.nan, "max_motion_gap must be a number"),
+        ("max_motion_gap", -0.1, "max_motion_gap must be a number >= 0"),
         ("nodata", "x", "nodata must be a number"),
         ("progress", 5, "progress must be callable"),
     ],

@@ -21,6 +21,7 @@ def test_results_table_follows_results_and_selection(viewer_with_pair, qtbot):
         "score",
         "peak ratio",
         "uncertainty",
+        "motion gap",
         "consistency",
         "neighbours",
         "residual",

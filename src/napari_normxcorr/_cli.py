@@ -42,7 +42,8 @@ POINTS.csv is napari's points CSV (File > Save Selected Layers):
   0,120.0,340.5
 The output keeps that layout with the matched positions in the axis-*
 columns, followed by point-*, matched-*, offset-*, score,
-distinctiveness, second_score, consistency, refined, transform_residual,
+distinctiveness, second_score, peak_ratio, uncertainty, motion_gap,
+consistency, neighbour_residual, refined, transform_residual,
 transform_inlier and status (one row per input point).
 """
 
@@ -502,7 +503,9 @@ def _cluster(args: argparse.Namespace) -> Iterator[Any]:
         yield None
         return
     try:
-        from distributed import Client, LocalCluster
+        from distributed import Client
+
+        from ._distributed import local_cluster
     except ImportError:
         raise InputError(
             "--scheduler and --workers need dask.distributed: pip install "
@@ -512,13 +515,8 @@ def _cluster(args: argparse.Namespace) -> Iterator[Any]:
         with Client(address) as client:
             yield client
         return
-    # One thread per worker process: match_points uses every core itself.
-    with (
-        LocalCluster(
-            n_workers=workers, threads_per_worker=1, dashboard_address=None
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    assert workers is not None  # no --scheduler: --workers was given
+    with local_cluster(workers) as client:
         yield client
 
 

@@ -124,9 +124,12 @@ def residual_distances(
     Returns
     -------
     (N,) ndarray
-        Euclidean distances in pixels.
+        Euclidean distances in pixels; infinite for a point a projective
+        matrix sends to its horizon (a minimal sample's fit can).
     """
-    return np.linalg.norm(apply_matrix(matrix, src) - dst, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        distances = np.linalg.norm(apply_matrix(matrix, src) - dst, axis=1)
+    return np.where(np.isnan(distances), np.inf, distances)
 
 
 def point_rank(points: np.ndarray) -> int:

@@ -25,6 +25,7 @@ from ._validate import (
     positive_int,
 )
 from ._verdicts import (
+    MAX_MOTION_GAP,
     MAX_NEIGHBOUR_RESIDUAL,
     Thresholds,
     judge_neighbours,
@@ -50,6 +51,7 @@ def match_points(
     min_score: float = 0.5,
     min_distinctiveness: float = 0.0,
     min_peak_ratio: float = 1.5,
+    max_motion_gap: float = MAX_MOTION_GAP,
     max_uncertainty: float = 0.3,
     max_consistency_error: float = 1.0,
     max_neighbour_residual: float = MAX_NEIGHBOUR_RESIDUAL,
@@ -113,6 +115,14 @@ def match_points(
         Below this ``(1 - second_score) / (1 - score)`` a match is flagged
         ``ambiguous``, and so is a match whose surface leaves no room for
         a second peak (its uniqueness is unknown).
+    max_motion_gap : float, optional
+        A match where some quadrant of the template scores more than this
+        much better (NCC) at its own best offset, 3 px or more away (of
+        those within 3 px), than at the match is flagged ``two motions``
+        (the window holds two motions, e.g. across a depth edge, and
+        neither is the whole window's; see ``MatchResult.motion_gap``).
+        ``np.inf`` turns the test off (and leaves the column NaN: it is
+        not computed).
     max_uncertainty : float, optional
         A match whose largest standard deviation (px, from the peak's
         curvature and the residual noise) exceeds this is flagged ``edge
@@ -206,6 +216,7 @@ def match_points(
         number("min_score", min_score),
         number("min_distinctiveness", min_distinctiveness),
         number("min_peak_ratio", min_peak_ratio),
+        number("max_motion_gap", max_motion_gap, low=0),
         number("max_uncertainty", max_uncertainty, low=0),
         number("max_consistency_error", max_consistency_error, low=0),
         number("max_neighbour_residual", max_neighbour_residual, low=0),
@@ -223,7 +234,13 @@ def match_points(
         fft_precision,
         NoData(template_mask, image_mask, nodata, min_valid),
     )
-    found = ForwardPass(matcher, points, subpixel, keep_surfaces)
+    found = ForwardPass(
+        matcher,
+        points,
+        subpixel,
+        keep_surfaces,
+        motions=bool(np.isfinite(limits.max_motion_gap)),
+    )
     consistency = np.full(len(points), np.nan)
     with matcher.caching_chunks():
         found.run(image_points, batch_size, progress)
@@ -241,6 +258,7 @@ def match_points(
         "peak_ratio": peak_ratio(found.score, found.second),
         "uncertainty": found.uncertainty,
         "covariance": found.covariance,
+        "motion_gap": found.motion_gap,
         "consistency": consistency,
         "on_border": found.on_border,
     }
@@ -261,6 +279,7 @@ def match_points(
         status=status,
         peak_ratio=columns["peak_ratio"],
         uncertainty=found.uncertainty,
+        motion_gap=found.motion_gap,
         covariance=found.covariance,
         _context=matcher,
         _surfaces=found.surfaces if keep_surfaces else None,

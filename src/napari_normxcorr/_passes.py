@@ -12,6 +12,7 @@ import numpy as np
 
 from ._masked import unscored_at_floor
 from ._matcher import Matcher
+from ._motions import motion_gaps
 from ._parallel import Workspace, batches, in_threads
 from ._peaks import (
     argmax_indices,
@@ -42,6 +43,7 @@ class Found(NamedTuple):
     on_border: bool
     covariance: np.ndarray  # (d, d) px², NaN when unbounded
     uncertainty: float  # px, the largest standard deviation
+    motion_gap: float  # NaN when not judged (masked, small)
     surface: np.ndarray | None
 
 
@@ -54,10 +56,14 @@ class ForwardPass:
         points: np.ndarray,
         subpixel: bool,
         keep_surfaces: bool,
+        motions: bool = True,
     ):
         n = len(points)
         self.matcher, self.points = matcher, points
         self.subpixel, self.keep_surfaces = subpixel, keep_surfaces
+        # The motion gap costs as much as the rest of the analysis: only
+        # when it is judged.
+        self.motions = motions
         self.matched = np.full(points.shape, np.nan)
         self.score = np.full(n, np.nan)
         self.second = np.full(n, np.nan)
@@ -67,6 +73,7 @@ class ForwardPass:
         d = matcher.ndim
         self.covariance = np.full((n, d, d), np.nan)
         self.uncertainty = np.full(n, np.nan)
+        self.motion_gap = np.full(n, np.nan)
         self.surfaces: dict[int, Surface] = {}
 
     def run(
@@ -111,6 +118,9 @@ class ForwardPass:
         uncertainty = np.sqrt(axis_variances(covariance)[:, -1])
         second = second_peaks(surfaces, peaks)[1]
         border = on_borders(peaks, surfaces.shape[1:])
+        motion = np.full(len(windows), np.nan)
+        if self.motions:
+            motion = _motion_gaps(windows, peaks, corners - peaks)
         return [
             Found(
                 corners[k],
@@ -120,6 +130,7 @@ class ForwardPass:
                 bool(border[k]),
                 covariance[k],
                 float(uncertainty[k]),
+                float(motion[k]),
                 kept[k].copy() if self.keep_surfaces else None,
             )
             for k in range(len(windows))
@@ -145,6 +156,7 @@ class ForwardPass:
         self.on_border[rows] = [f.on_border for f in columns]
         self.covariance[rows] = [f.covariance for f in columns]
         self.uncertainty[rows] = [f.uncertainty for f in columns]
+        self.motion_gap[rows] = [f.motion_gap for f in columns]
         points = self.points[rows]
         origins = np.array(
             [w.origin(p) for (w, _), p in zip(matched, points[:, -d:])]
@@ -176,6 +188,24 @@ def floored(windows: list[Window], surfaces: np.ndarray) -> np.ndarray:
     surfaces = surfaces.copy()
     surfaces[masked] = unscored_at_floor(surfaces[masked])
     return surfaces
+
+
+def _motion_gaps(
+    windows: list[Window], peaks: np.ndarray, shifts: np.ndarray
+) -> np.ndarray:
+    """`motion_gaps` of the windows at their whole-pixel `peaks`, the
+    matches `shifts` from them; NaN for masked windows (their pixels
+    without data would enter the sums)."""
+    gaps = np.full(len(windows), np.nan)
+    rows = [k for k, w in enumerate(windows) if not w.masked]
+    if rows:
+        gaps[rows] = motion_gaps(
+            np.stack([_template(windows[k]) for k in rows]),
+            np.stack([_search(windows[k]) for k in rows]),
+            peaks[rows],
+            shifts[rows],
+        )
+    return gaps
 
 
 def _template_pixels(window: Window) -> int:

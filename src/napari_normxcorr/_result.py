@@ -26,6 +26,7 @@ class Status(str, Enum):
     LOW_SCORE = "low score"
     ON_BORDER = "peak on search border"
     AMBIGUOUS = "ambiguous"
+    TWO_MOTIONS = "two motions"
     EDGE_ONLY = "edge only"
     UNCERTAIN = "uncertain"
     INCONSISTENT = "failed consistency"
@@ -76,6 +77,7 @@ _QUALITY = (
     "second_score",
     "peak_ratio",
     "uncertainty",
+    "motion_gap",
     "consistency",
     "neighbour_residual",
     "refined",
@@ -116,6 +118,12 @@ class MatchResult:
         Largest standard deviation (px) of the match position, the
         square root of the largest eigenvalue of `covariance`; infinite
         where the peak is a ridge (a template with a straight edge only).
+    motion_gap : (N,) ndarray
+        Largest NCC gain of a quadrant of the template at its own best
+        offset, 3 px or more from the match (of the offsets within 3 px;
+        0 when every quadrant is best near the match): large where the
+        window holds two motions, e.g. across a depth edge. NaN for masked
+        windows and templates under 5 px.
     covariance : (N, d, d) ndarray
         Covariance (px²) of the match position in the matched axes, from
         the curvature of the NCC peak and the residual noise; NaN where
@@ -153,6 +161,7 @@ class MatchResult:
     status: np.ndarray
     peak_ratio: np.ndarray = field(default_factory=lambda: np.empty(0))
     uncertainty: np.ndarray = field(default_factory=lambda: np.empty(0))
+    motion_gap: np.ndarray = field(default_factory=lambda: np.empty(0))
     covariance: np.ndarray = field(default_factory=lambda: np.empty(0))
     neighbour_residual: np.ndarray = field(default_factory=lambda: np.empty(0))
     _context: SurfaceSource | None = field(default=None, repr=False)
@@ -161,7 +170,12 @@ class MatchResult:
     def __post_init__(self) -> None:
         # Columns not given (a result built by hand) are not computed.
         n, d = self.points.shape
-        for name in ("peak_ratio", "uncertainty", "neighbour_residual"):
+        for name in (
+            "peak_ratio",
+            "uncertainty",
+            "motion_gap",
+            "neighbour_residual",
+        ):
             if len(getattr(self, name)) != n:
                 setattr(self, name, np.full(n, np.nan))
         if len(self.covariance) != n:

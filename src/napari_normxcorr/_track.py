@@ -699,6 +699,8 @@ class _Tracker:
             min_distinctiveness=o.min_distinctiveness,
             # Judges a point by the others; a track is judged alone.
             max_neighbour_residual=np.inf,
+            # A track is one motion; its vertices are judged by score.
+            max_motion_gap=np.inf,
             check_consistency=False,
             fft_precision=o.fft_precision,
             batch_size=o.batch_size,

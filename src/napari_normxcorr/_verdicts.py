@@ -1,9 +1,9 @@
 """Verdicts from a match's columns: each row alone, then by its neighbours.
 
-The per-row tests read a row's score, peak ratio, uncertainty and
-consistency; the neighbour test compares each ok match with the ok
-matches around it, so it is rerun on the whole result whenever rows
-change (live edits).
+The per-row tests read a row's score, peak ratio, motion gap,
+uncertainty and consistency; the neighbour test compares each ok match
+with the ok matches around it, so it is rerun on the whole result
+whenever rows change (live edits).
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ from ._result import MatchResult, Status
 
 # The usual limit of the normalized median test (Westerweel & Scarano).
 MAX_NEIGHBOUR_RESIDUAL = 2.0
+# A quadrant of the template that scores this much better away from the
+# match moves on its own (see match_points' max_motion_gap).
+MAX_MOTION_GAP = 0.1
 # The neighbour test needs a dense set: a plane with fewer ok matches
 # (scattered clicks across depths, say) is not judged.
 MIN_JUDGED = 16
@@ -32,6 +35,7 @@ class Thresholds(NamedTuple):
     min_score: float
     min_distinctiveness: float
     min_peak_ratio: float
+    max_motion_gap: float
     max_uncertainty: float
     max_consistency_error: float
     max_neighbour_residual: float
@@ -64,6 +68,7 @@ def judge_rows(
         (c["on_border"], Status.ON_BORDER),
         (~(c["peak_ratio"] >= limits.min_peak_ratio), Status.AMBIGUOUS),
         (c["distinctiveness"] < limits.min_distinctiveness, Status.AMBIGUOUS),
+        (c["motion_gap"] > limits.max_motion_gap, Status.TWO_MOTIONS),
         (edge, Status.EDGE_ONLY),
         (uncertain, Status.UNCERTAIN),
         (c["consistency"] > limits.max_consistency_error, Status.INCONSISTENT),

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 STATUS_COLORS = {
     Status.OK: (0.2, 0.9, 0.3, 1.0),
     Status.AMBIGUOUS: (1.0, 0.8, 0.1, 1.0),
+    Status.TWO_MOTIONS: (0.1, 0.75, 0.65, 1.0),
     Status.EDGE_ONLY: (0.3, 0.8, 1.0, 1.0),
     Status.UNCERTAIN: (0.55, 0.7, 1.0, 1.0),
     Status.INCONSISTENT: (1.0, 0.55, 0.0, 1.0),

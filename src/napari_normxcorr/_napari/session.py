@@ -17,7 +17,11 @@ from psygnal import Signal
 
 from .._arrays import LazyArray
 from .._result import MatchResult, Surface
-from .._verdicts import MAX_NEIGHBOUR_RESIDUAL, judge_neighbours
+from .._verdicts import (
+    MAX_MOTION_GAP,
+    MAX_NEIGHBOUR_RESIDUAL,
+    judge_neighbours,
+)
 from .layers import convert, world_to_data
 
 if TYPE_CHECKING:
@@ -33,6 +37,7 @@ class MatchOptions:
     subpixel: bool = True
     min_score: float = 0.5
     min_peak_ratio: float = 1.5
+    max_motion_gap: float = MAX_MOTION_GAP
     max_uncertainty: float = 0.3
     max_consistency_error: float = 1.0
     max_neighbour_residual: float = MAX_NEIGHBOUR_RESIDUAL

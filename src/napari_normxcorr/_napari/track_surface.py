@@ -91,6 +91,7 @@ def vertex_surface(
         subpixel=False,
         check_consistency=False,
         max_neighbour_residual=np.inf,
+        max_motion_gap=np.inf,
         keep_surfaces=True,
     )
     try:

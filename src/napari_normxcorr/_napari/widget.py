@@ -16,7 +16,7 @@ from magicgui.widgets import (
 )
 
 from .._result import MatchResult
-from .._verdicts import MAX_NEIGHBOUR_RESIDUAL
+from .._verdicts import MAX_MOTION_GAP, MAX_NEIGHBOUR_RESIDUAL
 from . import jobs
 from .ellipses import UncertaintyEllipses
 from .fields import FieldSection
@@ -143,6 +143,17 @@ class MatchWidget(Container):
             label="min peak ratio",
             tooltip="(1 - second peak) / (1 - score): below, 'ambiguous'",
         )
+        self.max_motion_gap = FloatSpinBox(
+            value=MAX_MOTION_GAP,
+            min=0.0,
+            # NCC gains are at most 2: the top turns the test off.
+            max=2.0,
+            step=0.05,
+            label="max motion gap",
+            tooltip="How much better a quadrant of the template may score "
+            "3 px or more from the match: above, 'two motions' (e.g. "
+            "across a depth edge); 2 turns the test off",
+        )
         self.max_uncertainty = FloatSpinBox(
             value=0.3,
             min=0.0,
@@ -195,6 +206,7 @@ class MatchWidget(Container):
                 self.subpixel,
                 self.min_score,
                 self.min_peak_ratio,
+                self.max_motion_gap,
                 self.max_uncertainty,
                 self.max_consistency_error,
                 self.neighbours,
@@ -258,6 +270,12 @@ class MatchWidget(Container):
             subpixel=self.subpixel.value,
             min_score=self.min_score.value,
             min_peak_ratio=self.min_peak_ratio.value,
+            # At the top the test is off: not computed at all.
+            max_motion_gap=(
+                np.inf
+                if self.max_motion_gap.value >= self.max_motion_gap.max
+                else self.max_motion_gap.value
+            ),
             max_uncertainty=self.max_uncertainty.value,
             max_consistency_error=self.max_consistency_error.value,
             max_neighbour_residual=(
