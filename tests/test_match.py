@@ -546,3 +546,20 @@ def test_zarr_chunks_are_decoded_once_per_run(tmp_path):
     assert list(lazy.status) == list(in_memory.status)
     for counter in stored:
         assert len(counter.decoded) == len(set(counter.decoded)) <= 16
+
+
+def test_a_covariance_left_out_is_rebuilt_over_the_matched_axes():
+    """Points on a stack of planes carry a plane coordinate; covariances
+    are over the matched axes, also when a copy leaves them out."""
+    import dataclasses
+
+    rng = np.random.default_rng(4)
+    planes = ndimage.gaussian_filter(rng.normal(size=(2, 64, 64)), (0, 2, 2))
+    points = np.array([[0, 32.0, 30.0], [1, 30.0, 34.0]])
+    result = match_points(
+        planes, planes, points, template_radius=6, search_radius=9
+    )
+    assert result.covariance.shape == (2, 2, 2)
+    copy = dataclasses.replace(result, covariance=np.empty(0))
+    assert copy.covariance.shape == (2, 2, 2)
+    assert np.isnan(copy.covariance).all()

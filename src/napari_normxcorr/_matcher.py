@@ -21,7 +21,7 @@ from ._chunk_cache import cached
 from ._kernel import PreparedTemplate, fft_shape, ncc_valid
 from ._masked import MIN_OVERLAP, mask_shape_check, masked_ncc_valid
 from ._parallel import Workspace
-from ._result import Status, Surface
+from ._result import Status, Surface, statuses
 from ._validate import number
 from ._variance import MAX_MAP_PIXELS, VarianceMap
 from ._window_sums import is_flat
@@ -90,37 +90,18 @@ class Matcher:
         Backward (``forward=False``) cuts the template around `point` in
         the target and searches around `image_point` in the template image,
         for the consistency check. Returns a Status when the point cannot
-        be matched, else a Window whose arrays are not read yet.
+        be matched, else a Window whose arrays are not read yet. The rules
+        are `place_all`'s, on one row.
         """
-        sides = self.sides(point, image_point, forward)
-        if isinstance(sides, Status):
-            return sides
-        source, target, plane = sides
-        d = self.ndim
-        t_start, t_stop = window_bounds(
-            point[-d:], self.template_radius, source.shape[-d:]
+        status = statuses(1)
+        groups = self.place_all(
+            point[np.newaxis], image_point[np.newaxis], status, forward
         )
-        s_start, s_stop = window_bounds(
-            image_point[-d:], self.search_radius, target.shape[-d:]
-        )
-        if np.any(t_stop - t_start > s_stop - s_start):
-            return Status.NO_FIT
-        source_mask, target_mask = self.template_mask, self.image_mask
-        if not forward:
-            source_mask, target_mask = target_mask, source_mask
-        return Window(
-            row,
-            plane,
-            t_start,
-            s_start,
-            source,
-            plane + as_slices(t_start, t_stop),
-            target,
-            plane + as_slices(s_start, s_stop),
-            source_mask=source_mask,
-            target_mask=target_mask,
-            nodata=self.nodata,
-        )
+        if status[0] != Status.OK:
+            return Status(status[0])
+        window = groups[0][0]
+        window.row = row
+        return window
 
     def data_status(self, window: Window) -> Status:
         """``too little data`` when less than `min_valid` of a read

@@ -179,7 +179,11 @@ class MatchResult:
             if len(getattr(self, name)) != n:
                 setattr(self, name, np.full(n, np.nan))
         if len(self.covariance) != n:
-            self.covariance = np.full((n, d, d), np.nan)
+            # Over the matched axes, as match_points gives it: those of
+            # the images' Matcher when known, else every axis.
+            matched = getattr(self._context, "ndim", None)
+            m = matched if isinstance(matched, int) else d
+            self.covariance = np.full((n, m, m), np.nan)
 
     def __len__(self) -> int:
         return len(self.points)
