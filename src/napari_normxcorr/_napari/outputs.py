@@ -138,6 +138,18 @@ def matched_world(
     return world
 
 
+def surface_style() -> dict[str, Any]:
+    """How an NCC surface layer looks: the NCC colormap over [-1, 1],
+    see-through over the image under it."""
+    import napari
+
+    return {
+        "colormap": napari.utils.Colormap(**NCC_COLORMAP),
+        "contrast_limits": (-1.0, 1.0),
+        "opacity": 0.6,
+    }
+
+
 def surface_placement(
     surface: Surface, image_layer: napari.layers.Image
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -335,7 +347,6 @@ class OutputLayers:
         self._draw_surface(row, surface)
 
     def _draw_surface(self, row: int, surface: Surface) -> None:
-        import napari
 
         inputs = self._inputs
         data, affine = surface_placement(surface, inputs.image_layer)
@@ -345,9 +356,7 @@ class OutputLayers:
             data,
             update=("affine",),
             affine=affine,
-            colormap=napari.utils.Colormap(**NCC_COLORMAP),
-            contrast_limits=(-1.0, 1.0),
-            opacity=0.6,
+            **surface_style(),
         )
         layer.metadata["point"] = row
         self.shown = row

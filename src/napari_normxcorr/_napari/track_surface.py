@@ -23,7 +23,7 @@ from .._match import match_points
 from .._result import Status, Surface
 from .._tracks import TrackResult
 from .layers import convert, data_to_world, set_or_add, world_to_data
-from .outputs import NCC_COLORMAP, SUFFIXES, surface_placement
+from .outputs import SUFFIXES, surface_placement, surface_style
 from .track_session import TrackSession
 
 if TYPE_CHECKING:
@@ -186,7 +186,6 @@ class TrackSurface:
             self._show(surface, point)
 
     def _show(self, surface: Surface, point: int) -> None:
-        import napari
 
         assert self._session.run is not None and self.name is not None
         template = self._session.run.inputs.template_layer
@@ -201,9 +200,7 @@ class TrackSurface:
                 data,
                 update=("affine",),
                 affine=affine,
-                colormap=napari.utils.Colormap(**NCC_COLORMAP),
-                contrast_limits=(-1.0, 1.0),
-                opacity=0.6,
+                **surface_style(),
             )
             if new and template in layers:
                 # Under the tracks and vertices, which it would dim.
