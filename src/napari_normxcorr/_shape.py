@@ -39,6 +39,9 @@ _MAX_ITERATIONS = 20
 # Converged when no pixel of the subset moves more than this (pixels).
 _TOLERANCE = 1e-4
 _MAX_CONDITION = 1e10
+# Sampled coordinates are rounded to this (pixels), far below _TOLERANCE,
+# so that they add exactly (see Regions.sample).
+_COORDINATE_STEP = 2.0**-24
 
 
 def subset_offsets(radius: tuple[int, ...]) -> np.ndarray:
@@ -55,6 +58,13 @@ class Regions:
     rounded `centres[k]` of frame ``frames[k]`` (plane ``planes[k]``);
     parts outside the frame are mirrored, so that the spline coefficients
     inside match those of the whole frame.
+
+    A point's samples do not depend on the points read with it: sampling
+    offsets each coordinate by its box's place in the stack of boxes,
+    which rounds a coordinate's low bits differently at each place; on a
+    multiple of _COORDINATE_STEP the sum is exact (up to 2**29 pixels of
+    stacked boxes), so a point's samples are those it gets alone, and a
+    task of a cluster gets the local run's numbers.
     """
 
     def __init__(
@@ -89,7 +99,9 @@ class Regions:
 
     def sample(self, rows: np.ndarray, coords: np.ndarray) -> np.ndarray:
         """Values at `coords` (n, M, D), frame pixels, of regions `rows`."""
-        local = coords - self.start[rows][:, None, :]
+        # Scaling by a power of two and rounding are exact.
+        steady = np.round(coords / _COORDINATE_STEP) * _COORDINATE_STEP
+        local = steady - self.start[rows][:, None, :]
         local[..., 0] += (rows * self.shape[0])[:, None]
         flat = local.reshape(-1, local.shape[-1]).T
         values = ndimage.map_coordinates(

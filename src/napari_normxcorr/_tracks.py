@@ -56,6 +56,21 @@ class TrackResult:
     refreshed: np.ndarray
     stack: LazyArray | None = field(default=None, repr=False)
 
+    @classmethod
+    def lost(cls, points: np.ndarray, stack: LazyArray) -> TrackResult:
+        """`points` (N, 1 + D) lost in every frame of `stack`: where a
+        tracker starts."""
+        n, frames = len(points), stack.shape[0]
+        return cls(
+            points=points,
+            position=np.full((n, frames, stack.ndim - 1), np.nan),
+            score=np.full((n, frames), np.nan),
+            distinctiveness=np.full((n, frames), np.nan),
+            status=np.full((n, frames), Status.LOST, dtype=object),
+            refreshed=np.zeros((n, frames), dtype=bool),
+            stack=stack,
+        )
+
     def __len__(self) -> int:
         return len(self.points)
 

@@ -1,0 +1,137 @@
+"""The inputs of a track: the stack and points checked, views of frames.
+
+``checked_stack``, ``checked_points`` and ``checked_frames`` turn the
+arguments of :func:`track_points` and :func:`retrack` into arrays (or
+raise with a message for the user); :class:`Planes` shows chosen frames
+of a stack as one array, for ``match_points`` and for a frame range.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, cast
+
+import numpy as np
+import numpy.typing as npt
+
+from ._arrays import Image, LazyArray, as_image
+
+
+def checked_stack(stack: Image | Sequence[Image]) -> LazyArray:
+    """`stack` as a lazy (T, ...) array of at least two frames, or raise."""
+    if isinstance(stack, list | tuple):
+        stack = as_image("stack", _FrameList(stack))
+    else:
+        stack = as_image("stack", cast(Image, stack))
+    if stack.ndim < 3:
+        raise ValueError(
+            f"stack has shape {tuple(stack.shape)}; give time first and "
+            "frames of 2 or 3 axes, (T, rows, cols) or (T, z, rows, cols)."
+        )
+    if stack.shape[0] < 2:
+        raise ValueError(
+            f"stack has {stack.shape[0]} frame (shape "
+            f"{tuple(stack.shape)}); tracking needs at least two."
+        )
+    return stack
+
+
+def checked_points(points: npt.ArrayLike, stack: LazyArray) -> np.ndarray:
+    """(N, stack.ndim) float64 copy of `points` with valid times, or raise."""
+    values = np.array(points, dtype=np.float64)
+    if values.ndim != 2 or values.shape[1] != stack.ndim:
+        columns = stack.ndim
+        hint = (
+            " (no time column?)"
+            if values.ndim == 2 and values.shape[1] == columns - 1
+            else ""
+        )
+        raise ValueError(
+            f"points has shape {values.shape}{hint}; for a stack of shape "
+            f"{tuple(stack.shape)} give an (N, {columns}) array of "
+            "(t, ..., row, col), the frame first."
+        )
+    if not np.isfinite(values).all():
+        raise ValueError("points holds NaN or infinity.")
+    times = np.rint(values[:, 0])
+    outside = np.flatnonzero((times < 0) | (times >= stack.shape[0]))
+    if outside.size:
+        raise ValueError(
+            f"points {outside[:5].tolist()} have times "
+            f"{values[outside[:5], 0].tolist()} outside the stack's "
+            f"{stack.shape[0]} frames (0 to {stack.shape[0] - 1})."
+        )
+    return values
+
+
+def checked_frames(
+    frames: tuple[int, int] | None, stack: LazyArray, points: np.ndarray
+) -> tuple[int, int]:
+    """The (first, last) frames to track through, or raise."""
+    count = stack.shape[0]
+    if frames is None:
+        return 0, count - 1
+    first, last = (int(f) for f in frames)
+    if (first, last) != tuple(frames) or not 0 <= first < last < count:
+        raise ValueError(
+            f"frames must be (first, last) with 0 <= first < last <= "
+            f"{count - 1}, got {frames!r}."
+        )
+    times = np.rint(points[:, 0])
+    outside = np.flatnonzero((times < first) | (times > last))
+    if outside.size:
+        raise ValueError(
+            f"points {outside[:5].tolist()} have times "
+            f"{points[outside[:5], 0].tolist()} outside the frames "
+            f"{first} to {last} to track through."
+        )
+    return first, last
+
+
+class _FrameList:
+    """A list of frames of one shape, read as a lazy (T, ...) array."""
+
+    def __init__(self, frames: Sequence[Image]):
+        self.frames = [
+            as_image(f"stack[{k}]", f) for k, f in enumerate(frames)
+        ]
+        if not self.frames:
+            raise ValueError("stack is an empty list; give at least two.")
+        shapes = [tuple(f.shape) for f in self.frames]
+        if len(set(shapes)) > 1:
+            odd = next(k for k, s in enumerate(shapes) if s != shapes[0])
+            raise ValueError(
+                f"the frames of stack have different shapes: frame 0 is "
+                f"{shapes[0]} and frame {odd} is {shapes[odd]}."
+            )
+        self.shape = (len(shapes), *shapes[0])
+        self.ndim = len(self.shape)
+        self.dtype = np.result_type(*[f.dtype for f in self.frames])
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        frame, *rest = index if isinstance(index, tuple) else (index,)
+        if isinstance(frame, int | np.integer):
+            return np.asarray(self.frames[frame][tuple(rest)])
+        # A slice or an array of frames (dask reads blocks so): stacked.
+        chosen = np.arange(len(self.frames))[frame]
+        return np.stack(
+            [np.asarray(self.frames[k][tuple(rest)]) for k in chosen]
+        )
+
+
+class Planes:
+    """A (K, ...) view of a stack whose plane k is frame ``frames[k]``.
+
+    Lets one match_points call take each point's template from its own
+    frame: its leading coordinate picks the plane.
+    """
+
+    def __init__(self, stack: LazyArray, frames: np.ndarray):
+        self.stack, self.frames = stack, frames
+        self.shape = (len(frames), *stack.shape[1:])
+        self.ndim = len(self.shape)
+        self.dtype = stack.dtype
+
+    def __getitem__(self, index: Any) -> npt.ArrayLike:
+        plane, *rest = index if isinstance(index, tuple) else (index,)
+        return self.stack[(int(self.frames[plane]), *rest)]
