@@ -14,7 +14,6 @@ The target is resampled with cubic B-splines.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -117,34 +116,35 @@ def refine_shifts(
         the integer peak and `score` NaN.
     """
     peaks = np.asarray(peaks, dtype=np.int64)
-    n, d = peaks.shape
+    n = len(peaks)
     out = Refinements(
         peaks.astype(np.float64), np.full(n, np.nan), np.zeros(n, bool)
     )
     # Only the neighbourhood of the peak is ever resampled: windows are
-    # cropped around it, and cropped alike are refined together.
+    # cropped around it, and crops of one shape are refined together.
     reach = int(np.ceil(MAX_TRAVEL)) + 1 + _FILTER_REACH
     low = np.maximum(peaks - reach, 0)
     high = np.minimum(
         peaks + np.asarray(templates.shape[1:]) + reach,
         np.asarray(windows.shape[1:]),
     )
-    crops, which = np.unique(
-        np.column_stack([high - low, low]), axis=0, return_inverse=True
-    )
-    for key, crop in enumerate(crops):
+    sizes, which = np.unique(high - low, axis=0, return_inverse=True)
+    for key, size in enumerate(sizes):
         rows = np.flatnonzero(np.ravel(which) == key)
-        start, stop = crop[d:], crop[d:] + crop[:d]
-        box: tuple[Any, ...] = (
-            rows,
-            *(slice(int(a), int(b)) for a, b in zip(start, stop)),
+        crops = np.stack(
+            [
+                windows[k][
+                    tuple(slice(a, a + s) for a, s in zip(low[k], size))
+                ]
+                for k in rows
+            ]
         )
         part = _refine(
             np.asarray(templates[rows], dtype=np.float64),
-            np.asarray(windows[box], dtype=np.float64),
-            peaks[rows] - start,
+            crops.astype(np.float64, copy=False),
+            peaks[rows] - low[rows],
         )
-        out.position[rows] = part.position + start
+        out.position[rows] = part.position + low[rows]
         out.score[rows] = part.score
         out.converged[rows] = part.converged
     return out
