@@ -1,10 +1,10 @@
 """Windows of chunked storage (zarr), each chunk decoded once.
 
-Reading a window of a zarr array decodes every chunk
-it touches, whole: a window of 81² pixels from chunks of 1024² costs the
-decoding of a million pixels or four. Windows of neighbouring points share
-chunks, and the engine reads them in position order, so a cache of the
-chunks read last makes each chunk cost its decoding once.
+Reading a window of a zarr array decodes every chunk it touches, whole: a
+window of 81² pixels from chunks of 1024² costs the decoding of a million
+pixels or four. Windows of neighbouring points share chunks, and the
+engine reads them in position order, so a cache of the chunks read last
+makes each chunk cost its decoding once.
 """
 
 from __future__ import annotations
