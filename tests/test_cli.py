@@ -378,3 +378,50 @@ def test_track_without_a_time_column_exits_1(files, capsys):
     assert err.startswith("napari-normxcorr: error:")
     assert len(err.strip().splitlines()) == 1
     assert not (files / "t.csv").exists()
+
+
+@pytest.mark.parametrize(
+    "layout, lazy",
+    [
+        ({}, np.memmap),  # uncompressed: mapped from the file
+        ({"tile": (32, 32), "compression": "zlib"}, "TiffTiles"),
+        ({"compression": "zlib"}, np.ndarray),  # strips: read whole
+    ],
+)
+def test_tiff_inputs_are_read_where_needed(files, layout, lazy):
+    """A TIFF is opened as lazily as its layout allows, and matches as
+    the same pixels given as .npy do."""
+    import pickle
+
+    from napari_normxcorr._io import TiffTiles, open_tiff
+
+    base = tifffile.imread(files / "before.tif")
+    tifffile.imwrite(files / "laid.tif", base, **layout)
+    opened = open_tiff(files / "laid.tif")
+    expected = TiffTiles if lazy == "TiffTiles" else lazy
+    assert type(opened) is expected
+    np.testing.assert_array_equal(opened[10:50, 20:70], base[10:50, 20:70])
+    if isinstance(opened, TiffTiles):
+        # Pickled as its path: a cluster's workers reopen the file.
+        assert len(pickle.dumps(opened)) < 1000
+        again = pickle.loads(pickle.dumps(opened))
+        np.testing.assert_array_equal(again[5:9, 7:90], base[5:9, 7:90])
+    np.save(files / "before.npy", base)
+    outputs = []
+    for name in ("laid.tif", "before.npy"):
+        out = files / f"{name}.csv"
+        code = run(
+            "match",
+            files / name,
+            files / "after.npy",
+            files / "points.csv",
+            "-o",
+            out,
+            "--template-radius",
+            10,
+            "--search-radius",
+            20,
+        )
+        assert code == 0
+        outputs.append(out.read_text())
+    assert outputs[0] == outputs[1]

@@ -147,6 +147,26 @@ def test_zarr_images_match_the_local_run(cluster, small_tasks, tmp_path):
     )
 
 
+def test_tiled_tiffs_are_read_by_the_workers(cluster, small_tasks, tmp_path):
+    """A tiled TIFF goes to the workers as its path; they read its tiles."""
+    import tifffile
+
+    from napari_normxcorr._io import TiffTiles
+
+    values = textured_pair((192, 256))
+    for name, v in zip(("template", "image"), values):
+        tifffile.imwrite(tmp_path / f"{name}.tif", v, tile=(64, 64))
+    template, image = (
+        TiffTiles(str(tmp_path / f"{name}.tif"))
+        for name in ("template", "image")
+    )
+    points = random_points(300, template.shape)
+    local = match_points(template, image, points, **RADII)
+    found = match_points(template, image, points, client=cluster, **RADII)
+    assert_same(local, found)
+    assert (found.status == "ok").sum() > 200
+
+
 def test_a_stack_matches_the_local_run(cluster, small_tasks):
     """(t, row, col) points on an in-memory stack: same rows, same
     numbers (its small planes get variance maps: one task)."""

@@ -24,6 +24,7 @@ from ._io import (
     InputError,
     check_output_directory,
     check_output_file,
+    open_tiff,
     open_zarr,
     read_image,
     read_points,
@@ -358,9 +359,12 @@ def _read_inputs(
 
 
 def _read_image(path: Path) -> Any:
-    """An image file read whole, or a zarr array opened lazily."""
+    """An image file: zarr and TIFF opened lazily where their layout
+    allows (see `open_tiff`), others read whole."""
     if path.suffix.lower() == ".zarr":
         return open_zarr(path)
+    if path.suffix.lower() in (".tif", ".tiff"):
+        return open_tiff(path)
     return read_image(path)
 
 

@@ -42,6 +42,56 @@ def read_image(path: Path) -> np.ndarray:
         ) from error
 
 
+def open_tiff(path: Path) -> Any:
+    """A TIFF image, read only where needed when its layout allows.
+
+    Uncompressed and contiguous: a numpy memmap of the file. Tiled: a
+    `TiffTiles` array that reads (and a cluster's workers reopen) the
+    tiles under each window. Otherwise (compressed strips, whose one
+    chunk is the whole page) it is read whole, as `read_image` does.
+    """
+    check_input_file(path)
+    import tifffile
+
+    try:
+        return tifffile.memmap(path, mode="r")
+    except Exception:  # compressed, or not contiguous: not mappable
+        pass
+    try:
+        tiles = TiffTiles(str(path))
+    except Exception:  # no zarr, or a layout tifffile cannot view
+        return read_image(path)
+    if tiles.chunks == tiles.shape:
+        return read_image(path)
+    return tiles
+
+
+class TiffTiles:
+    """The first image of a tiled TIFF as a lazy array of its tiles
+    (tifffile's zarr view), pickled as its path: whoever unpickles it
+    reopens the file, so a cluster never ships its pixels."""
+
+    def __init__(self, path: str):
+        import tifffile
+        import zarr
+
+        self.path = path
+        opened = zarr.open(tifffile.imread(path, aszarr=True), mode="r")
+        # A pyramid opens as a group: its full resolution.
+        array: Any = opened["0"] if isinstance(opened, zarr.Group) else opened
+        self._array = array
+        self.shape = tuple(array.shape)
+        self.dtype = np.dtype(array.dtype)
+        self.ndim = len(self.shape)
+        self.chunks = tuple(int(c) for c in array.chunks)
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        return np.asarray(self._array[index])
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return (TiffTiles, (self.path,))
+
+
 def open_zarr(path: Path) -> Any:
     """A zarr array, opened read-only: windows are read when needed.
 
