@@ -351,3 +351,24 @@ def test_runs_in_chunks_judge_neighbours_over_all_points(
         widget.result.neighbour_residual, expected.neighbour_residual
     )
     assert "outlier" in [str(s) for s in expected.status]
+
+
+def test_the_controls_scroll_instead_of_growing_the_window(
+    make_napari_viewer, qtbot
+):
+    """Unfolded, the sections are taller than a screen: the dock scrolls
+    up and down, and is as wide as its widest control."""
+    from qtpy.QtWidgets import QScrollArea
+    from superqt import QCollapsible
+
+    viewer = make_napari_viewer(show=True)
+    widget = open_widget(viewer)
+    area = widget.native
+    assert isinstance(area, QScrollArea)
+    for box in area.widget().findChildren(QCollapsible):
+        box.expand(animate=False)
+    qtbot.wait(50)
+    controls = area.widget()
+    assert controls.sizeHint().height() > 1000
+    assert area.minimumSizeHint().height() < 400
+    assert area.minimumWidth() >= controls.sizeHint().width()

@@ -33,6 +33,7 @@ from .tracking import TrackingSection
 if TYPE_CHECKING:
     import napari
     from qtpy.QtWidgets import QWidget
+    from superqt import QCollapsible
 
 
 class MatchWidget(Container):
@@ -58,7 +59,11 @@ class MatchWidget(Container):
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        super().__init__()
+        # With a section unfolded the controls are taller than a screen:
+        # they scroll. napari docks `native`, which is then the scroll
+        # area (see the property below); the controls live inside it.
+        super().__init__(scrollable=True)
+        self._controls: QWidget = super().native
         self._viewer = viewer
         self._pickers = LayerPickers(viewer)
         self.template_layer, self.image_layer, self.points_layer = (
@@ -109,7 +114,10 @@ class MatchWidget(Container):
             ("Dense field", self.fields),
             ("Track through time", self.tracking),
         ):
-            self.native.layout().addWidget(_folded(title, section))
+            box = _folded(title, section)
+            box.toggled.connect(self._fit_width)
+            self._controls.layout().addWidget(box)
+        self._fit_width()
         self._add_callbacks()
         # Closing the viewer deletes the Qt widgets before running work
         # ends: the session stops it and drops what it would show.
@@ -218,6 +226,18 @@ class MatchWidget(Container):
                 self.height_field,
             ]
         )
+
+    @property
+    def native(self) -> QWidget:
+        """The scroll area around the controls: what napari docks."""
+        return self.root_native_widget
+
+    def _fit_width(self, *_: object) -> None:
+        """The scroll area as wide as the widest control: they scroll up
+        and down, never sideways."""
+        area = self.root_native_widget
+        bar = area.verticalScrollBar().sizeHint().width()
+        area.setMinimumWidth(self._controls.sizeHint().width() + bar)
 
     def _add_callbacks(self) -> None:
         # QPushButton.clicked passes a bool: wrap the calls.
@@ -411,7 +431,7 @@ class MatchWidget(Container):
             layer.data = points
 
 
-def _folded(title: str, section: Container) -> QWidget:
+def _folded(title: str, section: Container) -> QCollapsible:
     """`section` in a collapsible box titled `title`, folded."""
     from superqt import QCollapsible
 
