@@ -118,6 +118,10 @@ class MatchWidget(Container):
             box.toggled.connect(self._fit_width)
             self._controls.layout().addWidget(box)
         self._fit_width()
+        # Again once docked: napari's style sheet widens the controls.
+        from qtpy.QtCore import QTimer
+
+        QTimer.singleShot(0, self._fit_width_if_open)
         self._add_callbacks()
         # Closing the viewer deletes the Qt widgets before running work
         # ends: the session stops it and drops what it would show.
@@ -232,12 +236,20 @@ class MatchWidget(Container):
         """The scroll area around the controls: what napari docks."""
         return self.root_native_widget
 
+    def _fit_width_if_open(self) -> None:
+        """`_fit_width`, unless the dock was closed meanwhile."""
+        try:
+            self._fit_width()
+        except RuntimeError:  # its Qt widgets are deleted
+            pass
+
     def _fit_width(self, *_: object) -> None:
         """The scroll area as wide as the widest control: they scroll up
         and down, never sideways."""
         area = self.root_native_widget
         bar = area.verticalScrollBar().sizeHint().width()
-        area.setMinimumWidth(self._controls.sizeHint().width() + bar)
+        frame = 2 * area.frameWidth()
+        area.setMinimumWidth(self._controls.sizeHint().width() + bar + frame)
 
     def _add_callbacks(self) -> None:
         # QPushButton.clicked passes a bool: wrap the calls.
