@@ -29,7 +29,6 @@ from ._windows import (
     Window,
     all_finite,
     as_slices,
-    inside,
     inside_all,
     window_bounds,
 )
@@ -124,16 +123,10 @@ class Matcher:
         source, target = self.template_image, self.image
         if not forward:
             source, target = target, source
-        # Inside first: a NaN or infinite coordinate has no plane.
-        if not (
-            inside(point, source.shape) and inside(image_point, target.shape)
-        ):
-            return Status.OUTSIDE_IMAGE
         d = self.ndim
-        plane = tuple(int(v) for v in np.rint(point[:-d]))
-        if plane != tuple(int(v) for v in np.rint(image_point[:-d])):
+        if not placeable(point[None], image_point[None], source, target, d)[0]:
             return Status.OUTSIDE_IMAGE
-        return source, target, plane
+        return source, target, tuple(int(v) for v in np.rint(point[:-d]))
 
     def place_all(
         self,
@@ -439,6 +432,26 @@ class NoData(NamedTuple):
         return dict(masks, nodata=nodata, min_valid=self.min_valid)
 
 
+def placeable(
+    points: np.ndarray,
+    guesses: np.ndarray,
+    source: LazyArray,
+    target: LazyArray,
+    d: int,
+) -> np.ndarray:
+    """Which of (n, D) `points` (in `source`) and their `guesses` (in
+    `target`) can be placed: both inside their images and in one plane
+    (the leading D - d coordinates, rounded); the others are ``outside
+    image``."""
+    # Inside first: a NaN or infinite coordinate has no plane.
+    placed = inside_all(points, source.shape) & inside_all(
+        guesses, target.shape
+    )
+    planes = np.rint(points[placed, :-d])
+    placed[placed] = np.all(planes == np.rint(guesses[placed, :-d]), axis=1)
+    return placed
+
+
 class _Placement(NamedTuple):
     """Where the windows of many rows lie (see `Matcher.place_all`).
 
@@ -467,12 +480,7 @@ class _Placement(NamedTuple):
         searches around `guesses` in `target`."""
         d = matcher.ndim
         point, guess = points[rows], guesses[rows]
-        # Inside first: a NaN or infinite coordinate has no plane.
-        placed = inside_all(point, source.shape) & inside_all(
-            guess, target.shape
-        )
-        planes = np.rint(point[placed, :-d])
-        placed[placed] = np.all(planes == np.rint(guess[placed, :-d]), axis=1)
+        placed = placeable(point, guess, source, target, d)
         point, guess = point[placed], guess[placed]
         template = window_bounds(
             point[:, -d:], matcher.template_radius, source.shape[-d:]

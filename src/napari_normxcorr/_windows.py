@@ -49,13 +49,9 @@ def as_slices(
     return tuple(slice(int(a), int(b)) for a, b in zip(start, stop))
 
 
-def inside(point: np.ndarray, shape: tuple[int, ...]) -> bool:
-    """Whether the pixel nearest `point` lies in an array of `shape`."""
-    return bool(inside_all(np.asarray(point)[np.newaxis], shape)[0])
-
-
 def inside_all(points: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """`inside` of each of (N, D) `points`: an (N,) mask."""
+    """Whether the pixel nearest each of (N, D) `points` lies in an array
+    of `shape`: an (N,) mask."""
     rounded = np.rint(points)
     return np.all((rounded >= 0) & (rounded < np.asarray(shape)), axis=1)
 
