@@ -116,7 +116,7 @@ def ncc_valid(
     )
     spectrum *= template.spectrum(fshape, workers)
     keep = tuple(slice(m - 1, n) for m, n in zip(template.shape, shape))
-    rows = _valid_inverse(spectrum, fshape, keep, workers)
+    rows = valid_inverse(spectrum, fshape, keep, workers)
     del spectrum
     numerator = rows[..., keep[-1]]
     if out is None:
@@ -138,7 +138,7 @@ def ncc_valid(
     return np.clip(out, -1.0, 1.0, out=out)
 
 
-def _valid_inverse(
+def valid_inverse(
     spectrum: np.ndarray,
     fshape: Sequence[int],
     keep: tuple[slice, ...],

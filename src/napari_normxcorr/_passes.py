@@ -17,6 +17,7 @@ from ._parallel import Workspace, batches, in_threads
 from ._peaks import (
     argmax_indices,
     axis_variances,
+    on_borders,
     parabolic_shifts,
     peak_covariances,
     second_peaks,
@@ -166,17 +167,6 @@ class ForwardPass:
                 self.surfaces[w.row] = Surface(f.surface, origin, w.plane)
         self.matched[rows, :-d] = points[:, :-d]
         self.matched[rows, -d:] = origins + [f.corner for f in columns]
-
-
-def on_borders(peaks: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Whether each of (n, d) `peaks` touches an edge of a surface of
-    `shape`.
-
-    An axis one position wide is all edge: the window could not move
-    along it, so the match there is unknown, never confirmed.
-    """
-    last = np.asarray(shape) - 1
-    return np.any((peaks == 0) | (peaks == last), axis=1)
 
 
 def floored(windows: list[Window], surfaces: np.ndarray) -> np.ndarray:

@@ -192,42 +192,50 @@ def second_peaks(
     the (n, d) `peaks`: (n, d) indices (-1 where there is none) and their
     values (NaN where there is none)."""
     n = len(peaks)
+    shape = surfaces.shape[1:]
     reach = np.maximum(half_widths(surfaces, peaks), 2)
     low, high = np.maximum(peaks - reach, 0), peaks + reach + 1
+    # Outside the main peak's box: along any axis beyond its reach.
+    outside = np.zeros(surfaces.shape, dtype=bool)
+    for axis, size in enumerate(shape):
+        along = np.arange(size)
+        beyond = (along < low[:, axis, None]) | (along >= high[:, axis, None])
+        view = [1] * len(shape)
+        view[axis] = size
+        outside |= beyond.reshape(n, *view)
     maxima = local_maxima(surfaces, workspace or thread_workspace())
-    # Local maxima are few on a correlation surface: look at them alone.
-    stack, *coords = np.nonzero(maxima)
-    outside = np.zeros(stack.size, dtype=bool)
-    for axis, c in enumerate(coords):
-        outside |= (c < low[stack, axis]) | (c >= high[stack, axis])
-    flat = surfaces.reshape(n, -1)
-    candidates = np.ravel_multi_index(coords, surfaces.shape[1:])[outside]
-    stack = stack[outside]
-    # Per surface the best value, the first in C order on ties.
-    order = np.lexsort((candidates, -flat[stack, candidates], stack))
-    first = np.flatnonzero(np.diff(stack[order], prepend=-1))
-    best = np.full(n, -1)
-    best[stack[order[first]]] = candidates[order[first]]
+    # argmax takes the first in C order on ties, as the scalar version.
+    best = _best_where(surfaces, maxima & outside)
     for k in np.flatnonzero(best < 0):
-        box = tuple(slice(a, b) for a, b in zip(low[k], high[k]))
-        best[k] = _best_outside(surfaces[k], box)
+        best[k] = _best_where(surfaces[k : k + 1], outside[k : k + 1])[0]
     missing = best < 0
-    index = np.stack(
-        np.unravel_index(np.maximum(best, 0), surfaces.shape[1:]), axis=-1
-    )
+    index = np.stack(np.unravel_index(np.maximum(best, 0), shape), axis=-1)
     index[missing] = -1
-    values = flat[np.arange(n), best].astype(np.float64)
+    flat = surfaces.reshape(n, -1)
+    values = flat[np.arange(n), np.maximum(best, 0)].astype(np.float64)
     values[missing] = np.nan
     return index, values
 
 
-def _best_outside(surface: np.ndarray, box: tuple[slice, ...]) -> int:
-    """Flat index of the best value of `surface` outside `box`, or -1 when
-    it covers everything."""
-    masked = surface.astype(np.float64)
-    masked[box] = -np.inf
-    best = int(np.argmax(masked))
-    return -1 if masked.ravel()[best] == -np.inf else best
+def _best_where(surfaces: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """Flat index of the best value of each surface where `where` holds,
+    -1 where it holds nowhere."""
+    n = len(surfaces)
+    candidates = np.where(where, surfaces, -np.inf).reshape(n, -1)
+    best = np.argmax(candidates, axis=1)
+    best[~where.reshape(n, -1).any(axis=1)] = -1
+    return best
+
+
+def on_borders(peaks: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Whether each of (n, d) `peaks` touches an edge of a surface of
+    `shape`.
+
+    An axis one position wide is all edge: the window could not move
+    along it, so the match there is unknown, never confirmed.
+    """
+    last = np.asarray(shape) - 1
+    return np.any((peaks == 0) | (peaks == last), axis=1)
 
 
 # The quadratic of `peak_covariance` is fitted over this reach (5 x 5).

@@ -20,6 +20,7 @@ import numpy as np
 
 from ._arrays import LazyArray
 from ._chunk_cache import cached
+from ._coarse import Coarse, CoarseSearch
 from ._match import match_points
 from ._result import Status
 from ._shape import (
@@ -34,6 +35,7 @@ from ._shape import (
 from ._shape_functions import ShapeFunction
 from ._track_inputs import Planes
 from ._tracks import TrackResult
+from ._validate import fft_dtype
 
 # Verdicts that mean nothing was found where the point should be.
 _NOT_FOUND = (
@@ -127,6 +129,16 @@ class Tracker:
         self.plane = np.rint(points[:, 1:-d]).astype(np.int64)
         self.given = points[:, -d:]
         self.result = TrackResult.lost(points, stack)
+        self.search = None
+        if all(s >= r for s, r in zip(options.search, options.radius)):
+            self.search = CoarseSearch(
+                self.stack,
+                len(points),
+                options.radius,
+                options.search,
+                fft_dtype(options.fft_precision),
+                options.min_score,
+            )
 
     def run(self, progress: Callable[[int, int], None] | None) -> None:
         """Both sweeps from every point's own frame."""
@@ -249,12 +261,54 @@ class Tracker:
     ) -> _Found:
         """NCC match of the template of each of `rows` (from its frame in
         `source_frames`, around `centres`) into its target frame, around
-        `guesses`: whole pixels, one match_points call."""
+        `guesses`: whole pixels. Points whose windows lie inside their
+        frames take the small-window search, the others match_points."""
         n, d = len(rows), self.ndim
         warp = self.options.shape.identity(centres)
-        if n == 0:
-            empty, status = np.empty(0), np.empty(0, dtype=object)
-            return _Found(np.empty((0, d)), empty, empty, status, warp, empty)
+        found = _Found(
+            np.full((n, d), np.nan),
+            np.full(n, np.nan),
+            np.full(n, np.nan),
+            np.empty(n, dtype=object),
+            warp,
+            np.full(n, np.nan),
+        )
+        rest = np.arange(n)
+        if self.search is not None and n:
+            small = self.search.match(
+                rows,
+                self.plane[rows],
+                source_frames,
+                centres,
+                guesses,
+                target_frames,
+            )
+            _put(found, small.done, small)
+            rest = np.flatnonzero(~small.done)
+        if rest.size:
+            _put(
+                found,
+                rest,
+                self._matched(
+                    rows[rest],
+                    source_frames[rest],
+                    centres[rest],
+                    guesses[rest],
+                    target_frames[rest],
+                ),
+            )
+        return found
+
+    def _matched(
+        self,
+        rows: np.ndarray,
+        source_frames: np.ndarray,
+        centres: np.ndarray,
+        guesses: np.ndarray,
+        target_frames: np.ndarray,
+    ) -> Coarse:
+        """As `_coarse`, by one match_points call."""
+        d = self.ndim
         # One plane per pair of frames: (template frame, target frame).
         frames, index = np.unique(
             np.stack([source_frames, target_frames]),
@@ -285,13 +339,12 @@ class Tracker:
         )
         status = matched.status.copy()
         status[~np.isin(status, _COARSE_VERDICTS)] = Status.OK
-        return _Found(
+        return Coarse(
+            np.ones(len(rows), dtype=bool),
             matched.matched[:, -d:],
             matched.score,
-            matched.distinctiveness,
-            status,
-            warp,
             matched.second_score,
+            status,
         )
 
     def _refine(
@@ -543,6 +596,16 @@ class Tracker:
         result.score[rows, frames] = score
         result.distinctiveness[rows, frames] = distinctiveness
         result.status[rows, frames] = status
+
+
+def _put(found: _Found, where: np.ndarray, matched: Coarse) -> None:
+    """Write the rows of `matched` that it matched into `found` at
+    `where` (indices or a mask)."""
+    done = matched.done
+    found.position[where] = matched.position[done]
+    found.score[where] = matched.score[done]
+    found.second[where] = matched.second[done]
+    found.status[where] = matched.status[done]
 
 
 def _warps(centres: np.ndarray, warps: np.ndarray) -> np.ndarray:

@@ -1,0 +1,189 @@
+"""The tracker's whole-pixel matches of points whose windows lie inside.
+
+Along a track, each point's template is matched into a small window of
+the next frame, and the template changes only when the point's
+reference does. :class:`CoarseSearch` keeps the templates' spectra
+(``_small_ncc``) and matches every point whose template and search
+window lie wholly inside their frames and hold finite values, in chunks
+on all cores; it gives what ``match_points`` gives for them (whole-pixel
+position, score, second peak, statuses). The tracker matches the other
+points (clipped at a border, non-finite data) with ``match_points``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ._arrays import LazyArray
+from ._parallel import cpu_count, map_on, shared_pool
+from ._peaks import argmax_indices, on_borders, second_peaks
+from ._result import Status, statuses
+from ._small_ncc import TemplateBank, small_ncc
+
+# Windows per chunk: their arrays stay in cache, and the calls around
+# the arithmetic are paid once for all of them.
+_CHUNK = 32
+
+
+class Coarse(NamedTuple):
+    """Whole-pixel matches of some rows; `done` says which were matched
+    (the small-window search leaves the others to match_points)."""
+
+    done: np.ndarray  # (n,) bool
+    position: np.ndarray  # (n, D) matched axes, NaN where not done
+    score: np.ndarray
+    second: np.ndarray
+    status: np.ndarray
+
+
+class CoarseSearch:
+    """Whole-pixel NCC matches of tracked points into small windows.
+
+    The search radius must be at least the template radius along every
+    axis (the surfaces are 'valid' correlations).
+    """
+
+    def __init__(
+        self,
+        stack: LazyArray,
+        count: int,
+        radius: tuple[int, ...],
+        search: tuple[int, ...],
+        fft_dtype: type[np.floating],
+        min_score: float,
+    ):
+        self.stack = stack
+        self.radius = np.asarray(radius)
+        self.search = np.asarray(search)
+        self.frame_shape = np.asarray(stack.shape[-len(radius) :])
+        self.min_score = min_score
+        self.bank = TemplateBank(
+            count,
+            tuple(2 * self.radius + 1),
+            tuple(2 * self.search + 1),
+            fft_dtype,
+            key_length=stack.ndim,
+        )
+
+    def match(
+        self,
+        rows: np.ndarray,
+        planes: np.ndarray,
+        source_frames: np.ndarray,
+        centres: np.ndarray,
+        guesses: np.ndarray,
+        target_frames: np.ndarray,
+    ) -> Coarse:
+        """Match the template of each of `rows` (points of the bank), cut
+        around `centres` in its source frame, into its target frame around
+        `guesses`, where both windows lie inside their frames."""
+        n, d = len(rows), len(self.radius)
+        status = np.empty(n, dtype=object)
+        found = Coarse(
+            np.zeros(n, dtype=bool),
+            np.full((n, d), np.nan),
+            np.full(n, np.nan),
+            np.full(n, np.nan),
+            status,
+        )
+        template_at = np.rint(centres).astype(np.int64)
+        search_at = np.rint(guesses).astype(np.int64)
+        inside = self._inside(template_at, self.radius) & self._inside(
+            search_at, self.search
+        )
+        keys = np.column_stack([source_frames, planes, template_at])
+        self._prepare(rows[inside], keys[inside], planes[inside])
+        todo = np.flatnonzero(inside & self.bank.usable[rows])
+        chunks = [todo[k : k + _CHUNK] for k in range(0, todo.size, _CHUNK)]
+        pool = shared_pool() if cpu_count() > 1 and len(chunks) > 1 else None
+
+        def run(chunk: np.ndarray) -> None:
+            self._match_chunk(
+                chunk,
+                rows[chunk],
+                planes[chunk],
+                search_at[chunk] - self.search,
+                target_frames[chunk],
+                centres[chunk] - template_at[chunk],
+                found,
+            )
+
+        map_on(pool, run, chunks)
+        return found
+
+    def _inside(self, centres: np.ndarray, half: np.ndarray) -> np.ndarray:
+        """Whether boxes of radius `half` around `centres` fit the frame."""
+        return np.all(
+            (centres - half >= 0) & (centres + half < self.frame_shape),
+            axis=1,
+        )
+
+    def _prepare(
+        self, rows: np.ndarray, keys: np.ndarray, planes: np.ndarray
+    ) -> None:
+        """Read the templates of `rows` whose key changed into the bank."""
+        stale = self.bank.stale(rows, keys)
+        rows, keys, planes = rows[stale], keys[stale], planes[stale]
+        if rows.size == 0:
+            return
+        d, shape = len(self.radius), self.bank.template_shape
+        templates = np.empty((len(rows), *shape))
+        for k, key in enumerate(keys):
+            start = key[-d:] - self.radius
+            templates[k] = self._read(key[0], planes[k], start, shape)
+        self.bank.put(rows, keys, templates)
+
+    def _read(
+        self,
+        frame: int,
+        plane: np.ndarray,
+        start: np.ndarray,
+        shape: tuple[int, ...],
+    ) -> np.ndarray:
+        """The box of `shape` at `start` in `plane` of `frame`."""
+        box = tuple(slice(int(a), int(a) + n) for a, n in zip(start, shape))
+        return np.asarray(self.stack[(int(frame), *map(int, plane), *box)])
+
+    def _match_chunk(
+        self,
+        chunk: np.ndarray,
+        rows: np.ndarray,
+        planes: np.ndarray,
+        starts: np.ndarray,
+        frames: np.ndarray,
+        fractions: np.ndarray,
+        found: Coarse,
+    ) -> None:
+        """Match one chunk of windows and write its entries of `found`."""
+        shape = self.bank.search_shape
+        windows = np.empty((len(chunk), *shape), self.stack.dtype)
+        for k in range(len(chunk)):
+            windows[k] = self._read(frames[k], planes[k], starts[k], shape)
+        surfaces, scored = small_ncc(self.bank, rows, windows)
+        peaks = argmax_indices(surfaces)
+        score = surfaces[(np.arange(len(chunk)), *peaks.T)]
+        second = second_peaks(surfaces, peaks)[1]
+        # The template's centre over the search window's first pixel.
+        corner = starts + self.radius + fractions
+        flat = self.bank.flat[rows]
+        verdicts = [
+            (~(score >= self.min_score), Status.LOW_SCORE),
+            (on_borders(peaks, surfaces.shape[1:]), Status.ON_BORDER),
+        ]
+        status = statuses(len(chunk))
+        for mask, verdict in verdicts:
+            status[mask & (status == Status.OK)] = verdict
+        # A flat template has no position to find, as in match_points.
+        status[flat] = Status.FLAT_TEMPLATE
+        position = corner + peaks
+        position[flat] = np.nan
+        score[flat] = np.nan
+        second[flat] = np.nan
+        done = chunk[scored]
+        found.done[done] = True
+        found.position[done] = position[scored]
+        found.score[done] = score[scored]
+        found.second[done] = second[scored]
+        found.status[done] = status[scored]
