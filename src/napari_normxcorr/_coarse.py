@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from ._arrays import LazyArray
 from ._parallel import cpu_count, map_on, shared_pool
@@ -24,7 +25,7 @@ from ._small_ncc import TemplateBank, small_ncc
 
 # Windows per chunk: their arrays stay in cache, and the calls around
 # the arithmetic are paid once for all of them.
-_CHUNK = 32
+_CHUNK = 64
 
 
 class Coarse(NamedTuple):
@@ -128,23 +129,36 @@ class CoarseSearch:
         rows, keys, planes = rows[stale], keys[stale], planes[stale]
         if rows.size == 0:
             return
-        d, shape = len(self.radius), self.bank.template_shape
-        templates = np.empty((len(rows), *shape))
-        for k, key in enumerate(keys):
-            start = key[-d:] - self.radius
-            templates[k] = self._read(key[0], planes[k], start, shape)
+        d = len(self.radius)
+        templates = self._boxes(
+            keys[:, 0],
+            planes,
+            keys[:, -d:] - self.radius,
+            self.bank.template_shape,
+        )
         self.bank.put(rows, keys, templates)
 
-    def _read(
+    def _boxes(
         self,
-        frame: int,
-        plane: np.ndarray,
-        start: np.ndarray,
+        frames: np.ndarray,
+        planes: np.ndarray,
+        starts: np.ndarray,
         shape: tuple[int, ...],
     ) -> np.ndarray:
-        """The box of `shape` at `start` in `plane` of `frame`."""
-        box = tuple(slice(int(a), int(a) + n) for a, n in zip(start, shape))
-        return np.asarray(self.stack[(int(frame), *map(int, plane), *box)])
+        """(k, *shape) boxes of `shape` at `starts` in `planes` of
+        `frames`: one gather from a numpy stack, else box by box."""
+        d = len(shape)
+        if isinstance(self.stack, np.ndarray):
+            every = sliding_window_view(
+                self.stack, shape, axis=tuple(range(-d, 0))
+            )
+            return every[(frames, *planes.T, *starts.T)]
+        boxes = np.empty((len(frames), *shape), self.stack.dtype)
+        for k, (frame, plane, start) in enumerate(zip(frames, planes, starts)):
+            box = tuple(slice(a, a + n) for a, n in zip(start.tolist(), shape))
+            index = (int(frame), *plane.tolist(), *box)
+            boxes[k] = np.asarray(self.stack[index])
+        return boxes
 
     def _match_chunk(
         self,
@@ -157,10 +171,7 @@ class CoarseSearch:
         found: Coarse,
     ) -> None:
         """Match one chunk of windows and write its entries of `found`."""
-        shape = self.bank.search_shape
-        windows = np.empty((len(chunk), *shape), self.stack.dtype)
-        for k in range(len(chunk)):
-            windows[k] = self._read(frames[k], planes[k], starts[k], shape)
+        windows = self._boxes(frames, planes, starts, self.bank.search_shape)
         surfaces, scored = small_ncc(self.bank, rows, windows)
         peaks = argmax_indices(surfaces)
         score = surfaces[(np.arange(len(chunk)), *peaks.T)]

@@ -17,12 +17,16 @@ import numpy as np
 import scipy.fft
 
 from ._kernel import PreparedTemplate, fft_shape, valid_inverse
+from ._parallel import thread_workspace
 from ._window_sums import FLAT_TOLERANCE
 
-# Centred windows whose summed squares leave this range lose digits
-# (overflow, or texture underflowing once squared): such windows are left
-# to the general path, which scales them.
-_SAFE_ENERGY = (2.0**-800, 2.0**800)
+# Mean squares of centred values beyond which the transforms, squares or
+# sums of each precision overflow, or texture underflows once squared:
+# such windows and templates are left to the general path.
+_SAFE_MEAN_SQUARE = {
+    np.dtype(np.float32): (2.0**-100, 2.0**100),
+    np.dtype(np.float64): (2.0**-800, 2.0**800),
+}
 
 
 class TemplateBank:
@@ -49,7 +53,6 @@ class TemplateBank:
         half = (*self.fshape[:-1], self.fshape[-1] // 2 + 1)
         complex_dtype = np.result_type(fft_dtype, np.complex64)
         self.spectra = np.zeros((count, *half), complex_dtype)
-        self.energy = np.zeros(count)
         self.flat = np.zeros(count, dtype=bool)
         self.usable = np.zeros(count, dtype=bool)
         self.keys = np.full((count, key_length), np.iinfo(np.int64).min)
@@ -64,17 +67,21 @@ class TemplateBank:
         """Prepare `templates` (k, *template_shape) for `rows`.
 
         A template with non-finite values, constant, or too large or small
-        to square safely, is kept as not `usable`: the general path, which
+        for the transforms, is kept as not `usable`: the general path, which
         masks and scales, matches it.
         """
         d = len(self.template_shape)
-        values = templates.astype(np.float64)
-        prepared = PreparedTemplate(values, d, self.fft_dtype)
-        energy = prepared.energy.reshape(-1)
-        self.spectra[rows] = prepared.spectrum(self.fshape, workers=1)
-        self.energy[rows] = energy
+        # Templates out of range overflow here; they are not usable.
+        with np.errstate(over="ignore", invalid="ignore"):
+            prepared = PreparedTemplate(templates, d, self.fft_dtype)
+            energy = prepared.energy.reshape(-1)
+            count = np.prod(self.template_shape, dtype=np.float64)
+            usable = _safe(energy / count, self.fft_dtype)
+            norm = np.sqrt(np.where(usable, energy, 1.0))
+            spectra = prepared.spectrum(self.fshape, workers=1)
+        self.spectra[rows] = spectra / norm.reshape(-1, *[1] * d)
         self.flat[rows] = prepared.flat.reshape(-1)
-        self.usable[rows] = _safe(energy)
+        self.usable[rows] = usable
         self.keys[rows] = keys
 
 
@@ -87,54 +94,72 @@ def small_ncc(
     template of ``rows[j]``. Flat templates and flat positions score 0.
     Returns the (k, *valid) surfaces (float64, in [-1, 1]) and which
     windows could be scored: not those with non-finite values or too
-    large or small to square safely (their surfaces are garbage).
+    large or small for the transforms (their surfaces are garbage).
     """
-    k = len(rows)
-    d = len(bank.search_shape)
-    axes = tuple(range(1, d + 1))
+    k, d = len(rows), len(bank.search_shape)
+    space = thread_workspace()
     # Values and squares side by side: one product per axis sums both.
-    both = np.empty((2 * k, *bank.search_shape))
+    both = space.get("small windows", (2 * k, *bank.search_shape))
     values, squares = both[:k], both[k:]
     np.copyto(values, windows, casting="unsafe")
-    values -= values.mean(axis=axes, keepdims=True)
-    np.square(values, out=squares)
-    total = squares.sum(axis=axes)
-    scored = _safe(total)
+    axes = tuple(range(1, d + 1))
+    spread = (k,) + (1,) * d
+    # Windows out of range overflow here; they are not scored.
+    with np.errstate(over="ignore", invalid="ignore"):
+        values -= values.mean(axis=axes).reshape(spread)
+        np.square(values, out=squares)
+        total = squares.sum(axis=axes).reshape(spread)
+    count = np.prod(bank.search_shape, dtype=np.float64)
+    scored = _safe(total.reshape(k) / count, bank.fft_dtype)
+    if not scored.all():  # zeros instead: nothing overflows further on
+        both[np.tile(~scored, 2)] = 0.0
+        total[~scored] = 1.0
 
-    spectrum = scipy.fft.rfftn(
-        values.astype(bank.fft_dtype), bank.fshape, axes=axes, workers=1
-    )
-    spectrum *= bank.spectra[rows]
-    keep = tuple(
-        slice(m - 1, n) for m, n in zip(bank.template_shape, bank.search_shape)
-    )
-    numerator = valid_inverse(spectrum, bank.fshape, keep, 1)[
-        (Ellipsis, keep[-1])
-    ]
-
+    numerator = _numerator(bank, rows, values)
     sums = box_sums(both, bank.template_shape)
-    energy = sums[k:]
-    means = sums[:k]
+    means, energy = sums[:k], sums[k:]
     np.square(means, out=means)
     means /= np.prod(bank.template_shape, dtype=np.float64)
     energy -= means
     # Rounding leaves flat positions with a few eps of the window's energy.
-    shape = (k,) + (1,) * d
-    flat = energy <= FLAT_TOLERANCE * total.reshape(shape)
-    flat |= bank.flat[rows].reshape(shape)
-    energy *= bank.energy[rows].reshape(shape)
-    energy[flat] = np.inf  # an infinite norm scores exactly 0
+    flat = energy <= FLAT_TOLERANCE * total
+    flat |= bank.flat[rows].reshape(spread)
+    np.copyto(energy, np.inf, where=flat)  # an infinite norm scores 0
     np.sqrt(energy, out=energy)
-    np.divide(numerator, energy, out=energy)
-    return np.clip(energy, -1.0, 1.0, out=energy), scored
+    np.divide(numerator, energy, out=numerator)
+    return np.clip(numerator, -1.0, 1.0, out=numerator), scored
+
+
+def _numerator(
+    bank: TemplateBank, rows: np.ndarray, values: np.ndarray
+) -> np.ndarray:
+    """'valid' correlation of the templates of `rows` with the centred
+    windows `values` (k, *search_shape), by the kept spectra; float64."""
+    d = len(bank.search_shape)
+    shape = (len(rows), *bank.fshape)
+    padded = thread_workspace().get("small padded", shape, bank.fft_dtype)
+    for axis, n in enumerate(bank.search_shape, start=1):
+        padded[(slice(None),) * axis + (slice(n, None),)] = 0.0
+    inside = tuple(slice(0, n) for n in bank.search_shape)
+    padded[(slice(None), *inside)] = values
+    axes = tuple(range(1, d + 1))
+    spectrum = scipy.fft.rfftn(padded, axes=axes, workers=1)
+    spectrum *= bank.spectra[rows]
+    keep = tuple(
+        slice(m - 1, n) for m, n in zip(bank.template_shape, bank.search_shape)
+    )
+    valid = valid_inverse(spectrum, bank.fshape, keep, 1)[(Ellipsis, keep[-1])]
+    return valid.astype(np.float64)
 
 
 def box_sums(values: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     """Sums of `values` over every box of `shape` inside it ('valid').
 
     `shape` spans the last len(shape) axes; leading axes are a stack.
-    One matrix product per axis with a band of ones: exact to a few eps
-    of the largest sum, as the running sums of the general path.
+    One matrix product per axis with a band of ones, exact to a few eps
+    of the largest sum as the running sums of the general path. Each
+    product is one per array of the stack, of the same shape whatever
+    the stack: an array's sums do not depend on the others, to the bit.
     """
     d = len(shape)
     out = values
@@ -157,7 +182,8 @@ def _band(size: int, width: int) -> np.ndarray:
     return ((index >= start) & (index < start + width)).astype(np.float64)
 
 
-def _safe(energy: np.ndarray) -> np.ndarray:
-    """Energies of centred values whose squares and sums lost nothing."""
-    low, high = _SAFE_ENERGY
-    return (energy > low) & (energy < high)
+def _safe(mean_square: np.ndarray, fft_dtype: type[np.floating]) -> np.ndarray:
+    """Which centred values of `mean_square` the transforms of `fft_dtype`
+    and the sums take without losing digits."""
+    low, high = _SAFE_MEAN_SQUARE[np.dtype(fft_dtype)]
+    return (mean_square > low) & (mean_square < high)
