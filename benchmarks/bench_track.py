@@ -8,17 +8,20 @@ frame, matchTemplate (TM_CCOEFF_NORMED) over the search window around
 the constant-velocity prediction, minMaxLoc. Prints the time per vertex
 and the ratio ours / OpenCV (<= 1: ours at least as fast) for whole
 pixels (subpixel=False, as the reference) and with every feature on
-(sub-pixel IC-GN with the quadratic shape function, distinctiveness).
-Medians of --repeats runs. Run: python benchmarks/bench_track.py
+(sub-pixel IC-GN with the quadratic shape function, distinctiveness):
+each of --repeats runs of ours is paired with a run of the reference
+made right after it, and the median of the pairs' ratios is printed
+with each ratio. Run: python benchmarks/bench_track.py
 (--tiny for a smoke run in seconds).
 """
 
 import argparse
+import functools
 
 import numpy as np
 from scipy import ndimage
 
-from _timing import median_time, optional_cv2
+from _timing import median_time, optional_cv2, paired_ratios
 from napari_normxcorr import track_points
 
 T_RADIUS, S_RADIUS = 15, 30
@@ -82,13 +85,10 @@ def main():
     positions = rng.uniform(margin, args.size - margin, (args.points, 2))
     points = np.column_stack([np.zeros(args.points), positions])
     vertices = args.points * (args.frames - 1)
-    ours = {
-        label: median_time(
-            lambda: track_points(stack, points, subpixel=subpixel),
-            args.repeats,
-            budget=600,
+    runs = {
+        label: functools.partial(
+            track_points, stack, points, subpixel=subpixel
         )
-        / vertices
         for label, subpixel in (("whole pixels", False), ("all on", True))
     }
     print(
@@ -97,23 +97,26 @@ def main():
         f"{S_RADIUS}"
     )
     cv2 = optional_cv2()
-    reference = None
-    if cv2 is not None:
-        reference = (
-            median_time(
-                lambda: opencv_loop(cv2, stack, positions),
-                args.repeats,
-                budget=600,
-            )
-            / vertices
-        )
-    for label, seconds in ours.items():
-        line = f"  {label:<13} {seconds * 1e6:8.1f} us per vertex"
-        if reference is not None:
-            line += f"   ours / OpenCV loop: {seconds / reference:5.2f}x"
-        print(line)
-    if reference is None:
+    if cv2 is None:
+        for label, run in runs.items():
+            seconds = median_time(run, args.repeats, budget=600) / vertices
+            print(f"  {label:<13} {seconds * 1e6:8.1f} us per vertex")
         print("  (install opencv-python-headless for the reference ratio)")
+        return
+    # Each run of ours beside a run of the reference: the ratio of the
+    # pair survives the machine's drift.
+    timed = paired_ratios(
+        runs,
+        functools.partial(opencv_loop, cv2, stack, positions),
+        args.repeats,
+    )
+    for label, (ours, theirs, ratios) in timed.items():
+        print(
+            f"  {label:<13} {ours / vertices * 1e6:8.1f} us per vertex "
+            f"(OpenCV loop {theirs / vertices * 1e6:.1f})   ours / OpenCV "
+            f"loop: median {np.median(ratios):5.2f}x of "
+            f"{' '.join(f'{r:.2f}' for r in ratios)}"
+        )
 
 
 if __name__ == "__main__":
