@@ -8,7 +8,8 @@ frame, matchTemplate (TM_CCOEFF_NORMED) over the search window around
 the constant-velocity prediction, minMaxLoc. Prints the time per vertex
 and the ratio ours / OpenCV (<= 1: ours at least as fast) for whole
 pixels (subpixel=False, as the reference) and with every feature on
-(sub-pixel IC-GN with the quadratic shape function, distinctiveness):
+(sub-pixel IC-GN with the quadratic shape function, distinctiveness),
+and whole pixels on one core (the reference loop uses one):
 each of --repeats runs of ours is paired with a run of the reference
 made right after it, and the median of the pairs' ratios is printed
 with each ratio. Run: python benchmarks/bench_track.py
@@ -23,6 +24,7 @@ from scipy import ndimage
 
 from _timing import median_time, optional_cv2, paired_ratios
 from napari_normxcorr import track_points
+from napari_normxcorr._parallel import one_core
 
 T_RADIUS, S_RADIUS = 15, 30
 
@@ -65,6 +67,12 @@ def opencv_loop(cv2, stack, points):
             position[k] = found
 
 
+def on_one_core(function, *args, **kwargs):
+    """`function` on one core, as the reference loop runs."""
+    with one_core():
+        return function(*args, **kwargs)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=200)
@@ -91,6 +99,9 @@ def main():
         )
         for label, subpixel in (("whole pixels", False), ("all on", True))
     }
+    runs["whole, 1 core"] = functools.partial(
+        on_one_core, track_points, stack, points, subpixel=False
+    )
     print(
         f"track_points: {args.points} points, {args.frames} frames of "
         f"{args.size}^2, template radius {T_RADIUS}, search radius "

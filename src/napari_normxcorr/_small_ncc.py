@@ -158,21 +158,25 @@ def box_sums(values: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     `shape` spans the last len(shape) axes; leading axes are a stack.
     One matrix product per axis with a band of ones, exact to a few eps
     of the largest sum as the running sums of the general path. Each
-    product is one per array of the stack, of the same shape whatever
-    the stack: an array's sums do not depend on the others, to the bit.
+    product is one small one per array of the stack, the band on the
+    left: the same arithmetic whatever the stack (an array's sums do not
+    depend on the others, to the bit), and small enough that BLAS runs
+    it in the calling thread, where threads of our own already run.
     """
     d = len(shape)
     out = values
-    for axis in range(values.ndim - d, values.ndim):
+    for axis in range(values.ndim - d, values.ndim - 1):
         size, m = out.shape[axis], shape[axis - values.ndim + d]
-        band = _band(size, m)
         lead, trail = out.shape[:axis], out.shape[axis + 1 :]
-        if not trail:
-            out = out @ band.T
-        else:
-            flat = out.reshape(*lead, size, -1)
-            out = np.matmul(band, flat).reshape(*lead, size - m + 1, *trail)
-    return out
+        flat = out.reshape(*lead, size, -1)
+        out = np.matmul(_band(size, m), flat)
+        out = out.reshape(*lead, size - m + 1, *trail)
+    # The last axis: summed as the rows of each array's transpose (a
+    # line as an array of one row).
+    rows = out if out.ndim >= 2 else out[np.newaxis]
+    band = _band(rows.shape[-1], shape[-1])
+    summed = np.matmul(band, rows.swapaxes(-1, -2)).swapaxes(-1, -2)
+    return summed if out.ndim >= 2 else summed[0]
 
 
 def _band(size: int, width: int) -> np.ndarray:
