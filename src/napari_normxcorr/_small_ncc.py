@@ -11,6 +11,7 @@ several passes per axis.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -179,11 +180,15 @@ def box_sums(values: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     return summed if out.ndim >= 2 else summed[0]
 
 
+@functools.lru_cache(maxsize=16)
 def _band(size: int, width: int) -> np.ndarray:
-    """(size - width + 1, size) matrix: ones on row k from k to k + width."""
+    """(size - width + 1, size) matrix: ones on row k from k to k + width
+    (read-only: shared by every call)."""
     index = np.arange(size)
     start = np.arange(size - width + 1)[:, np.newaxis]
-    return ((index >= start) & (index < start + width)).astype(np.float64)
+    band = ((index >= start) & (index < start + width)).astype(np.float64)
+    band.flags.writeable = False
+    return band
 
 
 def _safe(mean_square: np.ndarray, fft_dtype: type[np.floating]) -> np.ndarray:
