@@ -1,6 +1,7 @@
 """The tracker's small-window NCC (_small_ncc, _coarse) and second peaks
 against brute-force references and the general path (match_points)."""
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -14,7 +15,7 @@ from napari_normxcorr._coarse import CoarseSearch
 from napari_normxcorr._peaks import half_widths, second_peaks
 from napari_normxcorr._shape_functions import ShapeFunction
 from napari_normxcorr._small_ncc import TemplateBank, box_sums, small_ncc
-from napari_normxcorr._tracker import Options, Tracker
+from napari_normxcorr._tracker import BANK_BYTES, Options, Tracker
 from reference import brute_force_ncc
 
 TOLERANCE = {np.float32: 2e-4, np.float64: 1e-9}
@@ -338,6 +339,21 @@ def drifting_stack(frames=12, shape=(64, 72)):
     return stack
 
 
+WHOLE_PIXELS = Options(
+    radius=(5, 5),
+    search=(8, 8),
+    reference="adaptive",
+    subpixel=False,
+    shape=ShapeFunction(2, 2),
+    min_score=0.5,
+    min_distinctiveness=0.05,
+    refresh_score=0.9,
+    patience=3,
+    fft_precision="single",
+    batch_size=8,
+)
+
+
 def test_tracking_on_whole_pixels_is_the_same_with_small_windows():
     """track_points(..., subpixel=False) finds the same vertices whether
     the points inside take the small-window search or all match_points;
@@ -348,19 +364,7 @@ def test_tracking_on_whole_pixels_is_the_same_with_small_windows():
     points = np.vstack([inner.reshape(-1, 2), border])
     points = np.column_stack([np.zeros(len(points)), points])
     points[::3, 0] = 5
-    options = Options(
-        radius=(5, 5),
-        search=(8, 8),
-        reference="adaptive",
-        subpixel=False,
-        shape=ShapeFunction(2, 2),
-        min_score=0.5,
-        min_distinctiveness=0.05,
-        refresh_score=0.9,
-        patience=3,
-        fft_precision="single",
-        batch_size=8,
-    )
+    options = WHOLE_PIXELS
     small = Tracker(stack, points, options)
     done = []
     match = small.search.match
@@ -385,6 +389,22 @@ def test_tracking_on_whole_pixels_is_the_same_with_small_windows():
             getattr(a, name), getattr(b, name), rtol=0, atol=2e-4
         )
     assert (a.status == Status.OK).mean() > 0.5
+
+
+def test_small_window_search_only_where_it_fits():
+    """A search radius below the template radius, or more points than the
+    kept spectra may hold (BANK_BYTES): no small-window search, every
+    point takes match_points."""
+    stack = drifting_stack(frames=3)
+    points = np.array([[0, 30.0, 30.0]])
+    assert Tracker(stack, points, WHOLE_PIXELS).search is not None
+    narrow = dataclasses.replace(WHOLE_PIXELS, search=(8, 4))
+    assert Tracker(stack, points, narrow).search is None
+    tracker = Tracker(stack, points, WHOLE_PIXELS)
+    per_point = TemplateBank.size(1, (17, 17), np.float32)
+    fits = BANK_BYTES // per_point
+    assert tracker._small_window_search(fits) is not None
+    assert tracker._small_window_search(fits + 1) is None
 
 
 def brute_force_second_peak(surface, peak):

@@ -58,6 +58,18 @@ class TemplateBank:
         self.usable = np.zeros(count, dtype=bool)
         self.keys = np.full((count, key_length), np.iinfo(np.int64).min)
 
+    @staticmethod
+    def size(
+        count: int,
+        search_shape: Sequence[int],
+        fft_dtype: type[np.floating],
+    ) -> int:
+        """Bytes of the spectra of a bank of `count` templates."""
+        fshape = fft_shape(search_shape)
+        half = int(np.prod(fshape[:-1])) * (fshape[-1] // 2 + 1)
+        itemsize = np.dtype(np.result_type(fft_dtype, np.complex64)).itemsize
+        return count * half * itemsize
+
     def stale(self, rows: np.ndarray, keys: np.ndarray) -> np.ndarray:
         """Which of `rows` hold a template read for other `keys`."""
         return ~np.all(self.keys[rows] == keys, axis=1)

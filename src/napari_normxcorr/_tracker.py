@@ -33,6 +33,7 @@ from ._shape import (
     refine,
 )
 from ._shape_functions import ShapeFunction
+from ._small_ncc import TemplateBank
 from ._track_inputs import Planes
 from ._tracks import TrackResult
 from ._validate import fft_dtype
@@ -58,6 +59,10 @@ _COARSE_VERDICTS = (
 # Farther than this apart (pixels), the constant-velocity prediction and
 # the NCC peak disagree, and the refinement starts from the peak.
 _PREDICTION_TRUST = 1.0
+# The most memory the kept template spectra of the small-window search
+# may take (about 15 000 points at radii 15/30); more points take
+# match_points, which holds only a batch.
+BANK_BYTES = 2**28
 # Cubic B-spline taps reach 2 pixels beyond a sample; rounding 0.5 more.
 _TAPS = 2.5
 
@@ -129,16 +134,22 @@ class Tracker:
         self.plane = np.rint(points[:, 1:-d]).astype(np.int64)
         self.given = points[:, -d:]
         self.result = TrackResult.lost(points, stack)
-        self.search = None
-        if all(s >= r for s, r in zip(options.search, options.radius)):
-            self.search = CoarseSearch(
-                self.stack,
-                len(points),
-                options.radius,
-                options.search,
-                fft_dtype(options.fft_precision),
-                options.min_score,
-            )
+        self.search = self._small_window_search(len(points))
+
+    def _small_window_search(self, count: int) -> CoarseSearch | None:
+        """The small-window search of `count` points, or None where it
+        does not apply (search radius below the template radius) or its
+        kept spectra would take more than BANK_BYTES."""
+        o = self.options
+        dtype = fft_dtype(o.fft_precision)
+        search_shape = [2 * s + 1 for s in o.search]
+        if any(s < r for s, r in zip(o.search, o.radius)) or (
+            TemplateBank.size(count, search_shape, dtype) > BANK_BYTES
+        ):
+            return None
+        return CoarseSearch(
+            self.stack, count, o.radius, o.search, dtype, o.min_score
+        )
 
     def run(self, progress: Callable[[int, int], None] | None) -> None:
         """Both sweeps from every point's own frame."""
