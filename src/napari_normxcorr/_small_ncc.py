@@ -33,10 +33,12 @@ _SAFE_MEAN_SQUARE = {
 class TemplateBank:
     """The prepared templates of `count` points, kept between calls.
 
-    Row k holds point k's template: its spectrum at the FFT shape of the
-    search windows, its centred energy, whether it is flat, and the key it
-    was read for (e.g. its frame and pixel), so that a caller re-reads
-    only the templates whose key changed.
+    Row k holds point k's template: the spectrum, at the FFT shape of the
+    search windows, of the template centred and scaled to unit energy (no
+    product of two energies is formed, so none can overflow), whether it
+    is flat or usable at all, and the key it was read for (e.g. its frame
+    and pixel), so that a caller re-reads only the templates whose key
+    changed.
     """
 
     def __init__(
