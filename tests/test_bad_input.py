@@ -83,8 +83,13 @@ def test_a_bad_plane_coordinate_flags_only_its_row(pair, bad):
 # --- scale: NCC does not care, neither may we --------------------------
 
 
+# Magnitudes where the single-precision transforms (1e20, 1e-25) or the
+# product of two energies (1e100, 1e-110) once over- or underflowed.
+SCALES = [1e200, 1e100, 1e20, 1e-25, 1e-110, 1e-300]
+
+
 @pytest.mark.parametrize(
-    ("offset", "scale"), [(1e6, 0.04), (0.0, 1e200), (0.0, 1e-300)]
+    ("offset", "scale"), [(1e6, 0.04), *((0.0, s) for s in SCALES)]
 )
 def test_offset_and_scale_do_not_change_the_match(pair, offset, scale):
     before, after = (offset + scale * image for image in pair)
@@ -99,7 +104,7 @@ def test_offset_and_scale_do_not_change_the_match(pair, offset, scale):
 
 
 @pytest.mark.parametrize(
-    ("offset", "scale"), [(1e6, 0.04), (0.0, 1e200), (0.0, 1e-300)]
+    ("offset", "scale"), [(1e6, 0.04), *((0.0, s) for s in SCALES)]
 )
 def test_whole_image_ncc_is_free_of_offset_and_scale(pair, offset, scale):
     base = pair[0][60:140, 60:140]
@@ -114,7 +119,7 @@ def test_whole_image_ncc_is_free_of_offset_and_scale(pair, offset, scale):
     assert got[30, 30] == pytest.approx(1.0, abs=tolerance)
 
 
-@pytest.mark.parametrize("scale", [1e200, 1e-300])
+@pytest.mark.parametrize("scale", SCALES)
 def test_masked_whole_image_ncc_is_free_of_scale(pair, scale):
     base = pair[0][60:140, 60:140]
     template = base[30:51, 30:51]

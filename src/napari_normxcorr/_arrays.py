@@ -16,9 +16,12 @@ from ._validate import check_real
 
 # skimage.color.rgb2gray's weights (ITU-R BT.709).
 LUMINANCE = np.array([0.2125, 0.7154, 0.0721])
-# Float64 values beyond 2**400 overflow once squared and summed, and below
-# 2**-400 their texture (at most 2**-53 of them) underflows when squared.
-_SAFE_EXPONENT = 400
+# Float64 values are scaled into range when their largest magnitude lies
+# beyond 2**50 or below 2**-50: the single-precision transforms (float32
+# tops out near 2**128, and products of spectra square the values) and the
+# product of a window's and a template's energies (values to the fourth
+# power) then neither overflow nor underflow.
+_SAFE_EXPONENT = 50
 
 
 @runtime_checkable
