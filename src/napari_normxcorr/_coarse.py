@@ -63,10 +63,17 @@ class CoarseSearch:
         self.bank = TemplateBank(
             count,
             tuple(2 * self.radius + 1),
-            tuple(2 * self.search + 1),
+            _search_shape(search),
             fft_dtype,
             key_length=stack.ndim,
         )
+
+    @staticmethod
+    def bank_bytes(
+        count: int, search: tuple[int, ...], fft_dtype: type[np.floating]
+    ) -> int:
+        """Bytes the kept spectra of `count` points would take."""
+        return TemplateBank.size(count, _search_shape(search), fft_dtype)
 
     def match(
         self,
@@ -81,13 +88,12 @@ class CoarseSearch:
         around `centres` in its source frame, into its target frame around
         `guesses`, where both windows lie inside their frames."""
         n, d = len(rows), len(self.radius)
-        status = np.empty(n, dtype=object)
         found = Coarse(
             np.zeros(n, dtype=bool),
             np.full((n, d), np.nan),
             np.full(n, np.nan),
             np.full(n, np.nan),
-            status,
+            np.empty(n, dtype=object),
         )
         template_at = np.rint(centres).astype(np.int64)
         search_at = np.rint(guesses).astype(np.int64)
@@ -198,3 +204,8 @@ class CoarseSearch:
         found.score[done] = score[scored]
         found.second[done] = second[scored]
         found.status[done] = status[scored]
+
+
+def _search_shape(search: tuple[int, ...]) -> tuple[int, ...]:
+    """Search windows of radius `search`: 2r + 1 pixels per axis."""
+    return tuple(2 * int(r) + 1 for r in search)

@@ -53,9 +53,9 @@ class TemplateBank:
         self.search_shape = tuple(search_shape)
         self.fshape = fft_shape(search_shape)
         self.fft_dtype = fft_dtype
-        half = (*self.fshape[:-1], self.fshape[-1] // 2 + 1)
-        complex_dtype = np.result_type(fft_dtype, np.complex64)
-        self.spectra = np.zeros((count, *half), complex_dtype)
+        self.spectra = np.zeros(
+            *_spectra_layout(count, search_shape, fft_dtype)
+        )
         self.flat = np.zeros(count, dtype=bool)
         self.usable = np.zeros(count, dtype=bool)
         self.keys = np.full((count, key_length), np.iinfo(np.int64).min)
@@ -67,10 +67,8 @@ class TemplateBank:
         fft_dtype: type[np.floating],
     ) -> int:
         """Bytes of the spectra of a bank of `count` templates."""
-        fshape = fft_shape(search_shape)
-        half = int(np.prod(fshape[:-1])) * (fshape[-1] // 2 + 1)
-        itemsize = np.dtype(np.result_type(fft_dtype, np.complex64)).itemsize
-        return count * half * itemsize
+        shape, dtype = _spectra_layout(count, search_shape, fft_dtype)
+        return int(np.prod(shape)) * dtype.itemsize
 
     def stale(self, rows: np.ndarray, keys: np.ndarray) -> np.ndarray:
         """Which of `rows` hold a template read for other `keys`."""
@@ -192,6 +190,16 @@ def box_sums(values: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     band = _band(rows.shape[-1], shape[-1])
     summed = np.matmul(band, rows.swapaxes(-1, -2)).swapaxes(-1, -2)
     return summed if out.ndim >= 2 else summed[0]
+
+
+def _spectra_layout(
+    count: int, search_shape: Sequence[int], fft_dtype: type[np.floating]
+) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of the half spectra of `count` templates at the FFT
+    shape of `search_shape`."""
+    fshape = fft_shape(search_shape)
+    half = (*fshape[:-1], fshape[-1] // 2 + 1)
+    return (count, *half), np.result_type(fft_dtype, np.complex64)
 
 
 @functools.lru_cache(maxsize=16)

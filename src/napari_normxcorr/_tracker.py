@@ -33,7 +33,6 @@ from ._shape import (
     refine,
 )
 from ._shape_functions import ShapeFunction
-from ._small_ncc import TemplateBank
 from ._track_inputs import Planes
 from ._tracks import TrackResult
 from ._validate import fft_dtype
@@ -142,9 +141,8 @@ class Tracker:
         kept spectra would take more than BANK_BYTES."""
         o = self.options
         dtype = fft_dtype(o.fft_precision)
-        search_shape = [2 * s + 1 for s in o.search]
         if any(s < r for s, r in zip(o.search, o.radius)) or (
-            TemplateBank.size(count, search_shape, dtype) > BANK_BYTES
+            CoarseSearch.bank_bytes(count, o.search, dtype) > BANK_BYTES
         ):
             return None
         return CoarseSearch(
