@@ -9,12 +9,13 @@ import numpy as np
 import numpy.typing as npt
 
 from ._arrays import Image, LazyArray, as_image
+from ._back_match import back_match_distances
 from ._distributed import match_on_cluster
 from ._estimators import apply_matrix
 from ._guided import GuidedMatcher, transform_matrix
 from ._masked import MIN_OVERLAP
 from ._matcher import Matcher, NoData
-from ._passes import ForwardPass, back_match_distances
+from ._passes import ForwardPass
 from ._result import MatchResult, Status
 from ._transform import TransformFit
 from ._validate import (

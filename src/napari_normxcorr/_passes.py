@@ -1,6 +1,6 @@
-"""The two passes of match_points: forward (each point's window, peak,
-sub-pixel position and second peak) and back (the match of the match,
-for the consistency check), batch by batch on all cores.
+"""The forward pass of match_points (each point's window, peak, sub-pixel
+position and second peak), batch by batch on all cores, and the workers
+that the back pass (`_back_match`) shares.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ class ForwardPass:
         groups = matcher.place_all(self.points, guesses, self.status)
         matcher.prepare_maps(groups)
         total, done = sum(len(g) for g in groups), 0
-        work = _worker(matcher, self.analyse, batch_size)
+        work = worker(matcher, self.analyse, batch_size)
         try:
             units = work_units(groups, batch_size)
             for batch, found in in_threads(work, units):
@@ -221,7 +221,7 @@ def work_units(
         yield from batches([windows], count * batch_size)
 
 
-def _worker(
+def worker(
     matcher: Matcher, analyse: Analyse, batch_size: int
 ) -> Callable[[Sequence[Window], int, Workspace], list]:
     """Worker body: read a unit of batches, correlate it, analyse it.
@@ -326,44 +326,3 @@ def _template(window: Window) -> np.ndarray:
 def _search(window: Window) -> np.ndarray:
     assert window.search is not None
     return window.search
-
-
-def back_match_distances(
-    matcher: Matcher,
-    points: np.ndarray,
-    matched: np.ndarray,
-    todo: np.ndarray,
-    batch_size: int,
-) -> np.ndarray:
-    """Distance from each point to the back-match of its match.
-
-    Only the rows in `todo` are checked (NaN elsewhere). The back-match
-    searches as far as the forward match did: a better copy of the match's
-    content anywhere in that window shows that the match is not mutual.
-    """
-    d = matcher.ndim
-    distance = np.full(len(points), np.nan)
-    todo = todo & np.isfinite(matched).all(axis=1)
-    back_status = statuses(len(points), Status.OUTSIDE_IMAGE)
-    back_status[todo] = Status.OK
-    groups = matcher.place_all(matched, points, back_status, forward=False)
-    matcher.prepare_maps(groups)
-
-    def analyse(windows: list[Window], surfaces: np.ndarray) -> list:
-        surfaces = floored(windows, surfaces)
-        peaks = argmax_indices(surfaces)
-        return list(peaks + parabolic_shifts(surfaces, peaks))
-
-    back_match = _worker(matcher, analyse, batch_size)
-    units = work_units(groups, batch_size)
-    try:
-        for batch, found in in_threads(back_match, units):
-            for window, corner in zip(batch, found):
-                row = window.row
-                if isinstance(corner, Status):
-                    continue  # no data, or flat, around the match
-                back = window.origin(matched[row, -d:]) + corner
-                distance[row] = float(np.linalg.norm(back - points[row, -d:]))
-    finally:
-        matcher.maps.clear()
-    return distance
