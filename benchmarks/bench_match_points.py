@@ -10,9 +10,19 @@ OpenCV matchTemplate + minMaxLoc on the same windows (float32; when
 opencv-python-headless is installed) and (c) scikit-image match_template.
 Loops are timed on up to 50 points (their cost per point is constant).
 Also prints our peak memory at 1000 points.
+
+Then the cost of the verdicts at 1000 points: each configuration timed
+right beside the OpenCV loop over all 1000 windows (float64 input, as
+users' images often are), REPEATS pairs; the ratio is ours / the loop
+(< 1: ours is faster). The configurations: plain (whole pixels, the
+second peak and the covariance: no consistency check, no neighbours, no
+motion gap), every feature (+ sub-pixel, the back-match of the
+consistency check, the neighbour test) and match_points' defaults (+ the
+motion gap).
 Run: python benchmarks/bench_match_points.py
 """
 
+import functools
 import time
 import tracemalloc
 
@@ -20,11 +30,24 @@ import numpy as np
 from scipy import ndimage
 from skimage.feature import match_template
 
-from _timing import optional_cv2
+from _timing import optional_cv2, paired_ratios
 from napari_normxcorr import match_points
 from reference import seed_ncc
 
 T_RADIUS, S_RADIUS = 50, 200
+REPEATS = 3
+RADII = dict(template_radius=T_RADIUS, search_radius=S_RADIUS)
+CONFIGURATIONS = {
+    "plain": dict(
+        RADII,
+        subpixel=False,
+        check_consistency=False,
+        max_neighbour_residual=np.inf,
+        max_motion_gap=np.inf,
+    ),
+    "every feature": dict(RADII, max_motion_gap=np.inf),
+    "defaults": RADII,
+}
 
 
 def seed_loop(template_image, image, points):
@@ -143,6 +166,32 @@ def main():
         "pixels, no consistency check, no motion gap); 'all on' adds "
         "sub-pixel refinement, the consistency check and the motion gap."
     )
+    if cv2 is not None:
+        verdict_costs(cv2, base, moved, all_points)
+
+
+def verdict_costs(cv2, base, moved, points):
+    """Each configuration's time per point and its paired ratios to the
+    OpenCV loop over the same windows."""
+    base64, moved64 = base.astype(np.float64), moved.astype(np.float64)
+    runs = {
+        name: functools.partial(match_points, base64, moved64, points, **kw)
+        for name, kw in CONFIGURATIONS.items()
+    }
+    timed = paired_ratios(
+        runs, functools.partial(opencv_loop, cv2, base, moved, points), REPEATS
+    )
+    print(
+        f"\nverdict costs, {len(points)} POIs, float64 input; ours / OpenCV "
+        f"loop over the same windows ({REPEATS} pairs)"
+    )
+    for name, (ours, theirs, ratios) in timed.items():
+        each = " ".join(f"{r:.2f}" for r in ratios)
+        print(
+            f"  {name:<14} {ours / len(points) * 1e3:6.2f} ms per point "
+            f"(OpenCV loop {theirs / len(points) * 1e3:.2f})   median "
+            f"{np.median(ratios):5.2f}x of {each}"
+        )
 
 
 if __name__ == "__main__":

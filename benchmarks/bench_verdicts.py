@@ -27,6 +27,7 @@ kept share) go to verdicts.png.
 Run: python benchmarks/bench_verdicts.py
 """
 
+import inspect
 import itertools
 import time
 from pathlib import Path
@@ -44,9 +45,6 @@ WRONG = 2.0  # px from the truth
 DEPTH_EDGE = 2.0
 STD_MIN = 0.04  # local std of a motorcycle template (grey in [0, 1])
 BRICK_SHIFT = (0.3, 0.4)
-# match_points' defaults: min_score, min_peak_ratio, max_motion_gap,
-# max_uncertainty, max_consistency_error, max_neighbour_residual.
-DEFAULTS = {"s": 0.5, "r": 1.5, "m": 0.1, "u": 0.3, "c": 1.0, "n": 2.0}
 NAMES = {
     "s": "min_score",
     "r": "min_peak_ratio",
@@ -55,10 +53,16 @@ NAMES = {
     "c": "max_consistency_error",
     "n": "max_neighbour_residual",
 }
+# match_points' own defaults.
+DEFAULTS = {
+    key: inspect.signature(match_points).parameters[name].default
+    for key, name in NAMES.items()
+}
 OFF = dict(
     min_score=-np.inf,
     min_peak_ratio=-np.inf,
-    max_motion_gap=np.inf,
+    # Finite: match_points computes the motion gap only when it is judged.
+    max_motion_gap=np.finfo(float).max,
     max_uncertainty=np.inf,
     max_consistency_error=np.inf,
     max_neighbour_residual=np.inf,
@@ -66,10 +70,10 @@ OFF = dict(
 GRID = {
     "s": (0.5, 0.7, 0.8, 0.9),
     "r": (1.0, 1.5, 2.0, 3.0),
-    "m": (0.05, 0.1, 0.2, np.inf),
+    "m": (0.03, 0.05, 0.1, 0.2, np.inf),
     "u": (0.1, 0.2, 0.3, 0.5, np.inf),
-    "c": (0.5, 1.0, np.inf),
-    "n": (2.0, 3.0, np.inf),
+    "c": (0.5, 1.0, 2.0, np.inf),
+    "n": (2.0, 2.5, 3.0, np.inf),
 }
 SWEEPS = {
     "s": np.linspace(0, 1, 21),
@@ -242,7 +246,14 @@ def main():
         f"{'set':<28} {'points':>6} {'ok':>6} {'wrong|ok':>9} "
         f"{'wrong|flagged':>13} {'wrong':>6}"
     )
-    for runs in sets.values():
+    for name, runs in sets.items():
+        kept_share, bad_kept, bad_flagged = pooled(runs, **DEFAULTS)
+        count = sum(len(run.wrong) for run in runs)
+        wrong = np.concatenate([run.wrong for run in runs]).mean()
+        print(
+            f"{name + ', all settings':<28} {count:6d} {kept_share:6.1%} "
+            f"{bad_kept:9.1%} {bad_flagged:13.1%} {wrong:6.1%}"
+        )
         for run in runs:
             kept_share, bad_kept, bad_flagged = shares(
                 run.kept(**DEFAULTS), run.wrong

@@ -26,8 +26,10 @@ from ._validate import (
     positive_int,
 )
 from ._verdicts import (
+    MAX_CONSISTENCY_ERROR,
     MAX_MOTION_GAP,
     MAX_NEIGHBOUR_RESIDUAL,
+    MAX_UNCERTAINTY,
     Thresholds,
     judge_neighbours,
     judge_rows,
@@ -53,8 +55,8 @@ def match_points(
     min_distinctiveness: float = 0.0,
     min_peak_ratio: float = 1.5,
     max_motion_gap: float = MAX_MOTION_GAP,
-    max_uncertainty: float = 0.3,
-    max_consistency_error: float = 1.0,
+    max_uncertainty: float = MAX_UNCERTAINTY,
+    max_consistency_error: float = MAX_CONSISTENCY_ERROR,
     max_neighbour_residual: float = MAX_NEIGHBOUR_RESIDUAL,
     check_consistency: bool = True,
     keep_surfaces: bool = False,
@@ -137,7 +139,7 @@ def match_points(
         of its nearest ok matches (up to 8 in the same plane, within 4
         times the median spacing; at least 3 needed, else not judged),
         after a robust affine trend of the offsets is removed, exceeds
-        this is flagged ``outlier`` (2 is the usual PIV limit; ``np.inf``
+        this is flagged ``outlier`` (the usual PIV limit is 2; ``np.inf``
         turns the test off). Planes with fewer than 16 ok matches are
         too sparse to judge: the test is for grids and dense points.
     check_consistency : bool, optional

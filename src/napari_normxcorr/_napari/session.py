@@ -18,8 +18,10 @@ from psygnal import Signal
 from .._arrays import LazyArray
 from .._result import MatchResult, Surface
 from .._verdicts import (
+    MAX_CONSISTENCY_ERROR,
     MAX_MOTION_GAP,
     MAX_NEIGHBOUR_RESIDUAL,
+    MAX_UNCERTAINTY,
     judge_neighbours,
 )
 from .layers import convert, world_to_data
@@ -38,8 +40,8 @@ class MatchOptions:
     min_score: float = 0.5
     min_peak_ratio: float = 1.5
     max_motion_gap: float = MAX_MOTION_GAP
-    max_uncertainty: float = 0.3
-    max_consistency_error: float = 1.0
+    max_uncertainty: float = MAX_UNCERTAINTY
+    max_consistency_error: float = MAX_CONSISTENCY_ERROR
     max_neighbour_residual: float = MAX_NEIGHBOUR_RESIDUAL
 
     def as_keywords(self) -> dict[str, Any]:

@@ -16,7 +16,12 @@ from magicgui.widgets import (
 )
 
 from .._result import MatchResult
-from .._verdicts import MAX_MOTION_GAP, MAX_NEIGHBOUR_RESIDUAL
+from .._verdicts import (
+    MAX_CONSISTENCY_ERROR,
+    MAX_MOTION_GAP,
+    MAX_NEIGHBOUR_RESIDUAL,
+    MAX_UNCERTAINTY,
+)
 from . import jobs
 from .ellipses import UncertaintyEllipses
 from .fields import FieldSection
@@ -167,7 +172,7 @@ class MatchWidget(Container):
             "across a depth edge); 2 turns the test off",
         )
         self.max_uncertainty = FloatSpinBox(
-            value=0.3,
+            value=MAX_UNCERTAINTY,
             min=0.0,
             max=1000.0,
             step=0.05,
@@ -176,7 +181,7 @@ class MatchWidget(Container):
             "only' (elongated) or 'uncertain'",
         )
         self.max_consistency_error = FloatSpinBox(
-            value=1.0,
+            value=MAX_CONSISTENCY_ERROR,
             min=0.0,
             max=1000.0,
             step=0.5,
