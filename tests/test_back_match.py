@@ -8,19 +8,21 @@ then the same parabola fit.
 
 import numpy as np
 import pytest
+from scipy import ndimage
 from skimage.feature import match_template
 
 from helpers import texture
 from napari_normxcorr import Status, match_points
 from napari_normxcorr._back_match import _coarse_to_fine_pays
 
-R, S = 8, 30  # template and search radius: coarse to fine applies
+# Template and search radii where coarse to fine applies: binned 2 x 2,
+# and 4 x 4 (large templates).
+RADII = [(8, 64), (32, 96)]
 
 
 def brute_back_match(template_image, image, point, match, r, s):
     """Distance from `point` to the best match, anywhere within `s` of
-    it in `template_image`, of the template around `match` in `image`;
-    and the surface's best score and second local maximum."""
+    it in `template_image`, of the template around `match` in `image`."""
     r, s = np.broadcast_to(r, 2), np.broadcast_to(s, 2)
     at = np.rint(match).astype(int)
     start = np.maximum(at - r, 0)
@@ -44,10 +46,8 @@ def brute_back_match(template_image, image, point, match, r, s):
     return float(np.linalg.norm(back - point))
 
 
-def matched_pair(seed, shape=(260, 250), shift=(5.3, -7.6)):
+def matched_pair(seed, shape=(360, 340), shift=(5.3, -7.6)):
     """A texture, and a copy shifted by `shift` with some noise."""
-    from scipy import ndimage
-
     before = texture(shape, seed)
     after = ndimage.shift(before, shift, order=3, mode="reflect")
     noise = np.random.default_rng(seed + 100).normal(scale=0.2, size=shape)
@@ -77,69 +77,85 @@ def check_against_brute_force(before, after, points, r, s, **kwargs):
     return result
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_coarse_to_fine_finds_the_brute_force_back_match(seed):
-    before, after = matched_pair(seed)
-    points = random_points(80, before.shape, S + 1, seed)
-    assert len(points) * (2 * S + 1) ** 2 >= 2 * before.size  # it applies
-    check_against_brute_force(before, after, points, R, S)
-
-
-def test_a_better_copy_far_from_the_point_is_found():
-    """The template image holds each point's patch twice: a noisy one at
-    the point, an exact one (14, 14) px away. Matching back from the
-    (right) forward match lands on the exact copy: every row fails
-    consistency, at the distance of the copy."""
-    rng = np.random.default_rng(4)
-    target = texture((240, 240), seed=11)
-    template_image = target + rng.normal(scale=0.3, size=target.shape)
-    axis = np.arange(30, 201, 34)
-    points = np.stack(np.meshgrid(axis, axis, indexing="ij"), -1)
-    points = points.reshape(-1, 2)
-    for r, c in points:
-        patch = target[r - R : r + R + 1, c - R : c + R + 1]
-        template_image[r + 14 - R : r + 15 + R, c + 14 - R : c + 15 + R] = (
-            patch
-        )
-    assert len(points) * (2 * S + 1) ** 2 >= 2 * target.size  # it applies
-    result = check_against_brute_force(
-        template_image, target, points.astype(float), R, S
+def applies(points, r, s, *images):
+    """Whether match_points takes the coarse-to-fine path for these."""
+    result = match_points(
+        *images, points[:1], template_radius=r, search_radius=s
     )
+    return _coarse_to_fine_pays(result._context, len(points))
+
+
+@pytest.mark.parametrize(("r", "s"), RADII)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_coarse_to_fine_finds_the_brute_force_back_match(seed, r, s):
+    before, after = matched_pair(seed)
+    points = random_points(60, before.shape, s, seed)
+    assert applies(points, r, s, before, after)
+    check_against_brute_force(before, after, points, r, s)
+
+
+@pytest.mark.parametrize(("r", "s", "size"), [(8, 64, 300), (32, 128, 500)])
+def test_a_better_copy_far_from_the_point_is_found(r, s, size):
+    """The template image holds each point's patch twice: a noisy one at
+    the point, an exact one beside it, 2r + 3 px to the right (an odd
+    offset: between the coarse pixels). Matching back from the (right)
+    forward match lands on the exact copy: every row fails consistency,
+    at the distance of the copy."""
+    rng = np.random.default_rng(4)
+    target = texture((size, size), seed=11)
+    template_image = target + rng.normal(scale=0.3, size=target.shape)
+    offset = 2 * r + 3
+    ys = np.arange(s + 1, size - s - 1, offset)
+    xs = np.arange(s + 1, size - s - 1, 2 * offset)
+    points = np.stack(np.meshgrid(ys, xs, indexing="ij"), -1).reshape(-1, 2)
+    for y, x in points:
+        patch = target[y - r : y + r + 1, x - r : x + r + 1]
+        template_image[
+            y - r : y + r + 1, x + offset - r : x + offset + r + 1
+        ] = patch
+    points = points.astype(float)
+    assert applies(points, r, s, template_image, target)
+    result = check_against_brute_force(template_image, target, points, r, s)
     np.testing.assert_allclose(result.matched, points, atol=0.5)
-    np.testing.assert_allclose(result.consistency, 14 * np.sqrt(2), atol=0.6)
+    np.testing.assert_allclose(result.consistency, offset, atol=0.6)
     assert (result.status == Status.INCONSISTENT).all()
 
 
 def test_repetitive_texture_matches_the_brute_force():
     """Stripes repeat every 12 px: many rivals score alike."""
-    tile = texture((260, 12), seed=3)
-    before = np.tile(tile, (1, 21))
+    r, s = RADII[0]
+    tile = texture((300, 12), seed=3)
+    before = np.tile(tile, (1, 25))
     before += np.random.default_rng(5).normal(scale=0.1, size=before.shape)
     after = np.roll(before, (3, -2), axis=(0, 1))
-    after = after + np.random.default_rng(6).normal(
-        scale=0.1, size=after.shape
-    )
-    points = random_points(80, before.shape, S + 1, 7)
-    check_against_brute_force(before, after, points, R, S)
+    after += np.random.default_rng(6).normal(scale=0.1, size=after.shape)
+    points = random_points(80, before.shape, s, 7)
+    assert applies(points, r, s, before, after)
+    check_against_brute_force(before, after, points, r, s)
 
 
 def test_points_at_the_edges_and_odd_sizes():
-    """Windows clipped at the edges of images of odd sizes (the binned
-    images lose their last row and column)."""
-    before, after = matched_pair(2, shape=(201, 187), shift=(2.5, 3.5))
+    """Windows clipped at the edges (searched in full) of images of odd
+    sizes (the binned images lose their last row and column)."""
+    r, s = RADII[0]
+    before, after = matched_pair(2, shape=(331, 317), shift=(2.5, 3.5))
     rng = np.random.default_rng(8)
-    edges = np.c_[rng.uniform(0, 200, 60), rng.choice([1.0, 185.0], 60)]
-    inner = random_points(60, before.shape, S, 9)
-    points = np.concatenate([edges, edges[:, ::-1].clip(0, 186), inner])
-    check_against_brute_force(before, after, points, R, S)
+    edges = np.c_[rng.uniform(0, 330, 60), rng.choice([1.0, 315.0], 60)]
+    inner = random_points(60, before.shape, s, 9)
+    points = np.concatenate([edges, edges[:, ::-1].clip(0, 316), inner])
+    assert applies(points, r, s, before, after)
+    check_against_brute_force(before, after, points, r, s)
 
 
 def test_anisotropic_radii():
     """Wide along columns only, as in stereo: the fine search covers the
     whole range along rows."""
-    before, after = matched_pair(3, shift=(0.0, -11.3))
-    points = random_points(100, before.shape, 50, 10)
-    check_against_brute_force(before, after, points, (7, 10), (10, 45))
+    before, after = matched_pair(3, shape=(300, 600), shift=(0.0, -31.3))
+    r, s = (20, 24), (32, 140)
+    points = random_points(60, before.shape, 140, 10)
+    points[:, 0] = np.linspace(33, 266, 60)
+    assert applies(points, r, s, before, after)
+    check_against_brute_force(before, after, points, r, s)
 
 
 def test_coarse_to_fine_applies_only_where_it_pays():
@@ -156,9 +172,10 @@ def test_coarse_to_fine_applies_only_where_it_pays():
         )
         return result._context
 
-    wide = matcher(8, 30)
+    wide = matcher(8, 64)
     assert _coarse_to_fine_pays(wide, 80)
     assert not _coarse_to_fine_pays(wide, 1)  # binning costs more
-    assert not _coarse_to_fine_pays(matcher(8, 20), 80)  # a narrow range
-    assert not _coarse_to_fine_pays(matcher(3, 30), 80)  # tiny when binned
-    assert not _coarse_to_fine_pays(matcher(8, 30, nodata=-100.0), 80)
+    assert not _coarse_to_fine_pays(matcher(50, 64), 80)  # a narrow range
+    assert not _coarse_to_fine_pays(matcher(3, 64), 80)  # tiny when binned
+    assert not _coarse_to_fine_pays(matcher(8, 40), 80)  # a small window
+    assert not _coarse_to_fine_pays(matcher(8, 64, nodata=-100.0), 80)

@@ -9,14 +9,14 @@ that range shows that the match is not mutual.
 Searched in full, that range costs as much as the forward pass. On
 in-memory images without masks, a wide range is searched coarse to fine:
 
-1. the whole range on both images binned 2 x 2 (a quarter of the pixels,
-   half the radii). Each local maximum of that surface within
-   RIVAL_MARGIN of its best is a place where the match's content may
-   match as well: a rival;
-2. at full resolution, within FINE_REACH px of the point: the back-peak
-   there and its score;
-3. at full resolution, within CHECK_REACH px of each rival that step 2
-   did not cover: a rival scoring above that back-peak is the back-match.
+1. the whole range on both images binned f x f (f = 2, or 4 for large
+   templates; radii divided by f). Each local maximum of that surface
+   within RIVAL_MARGIN of its best is a place where the match's content
+   may match as well: a rival;
+2. at full resolution, a few px around the point (see `Binning`): the
+   back-peak there and its score;
+3. at full resolution, a few px around each rival that step 2 did not
+   cover: a rival scoring above that back-peak is the back-match.
 
 A row whose windows are clipped at an edge of an image, or that any of
 these steps cannot place or read, is searched in full.
@@ -27,6 +27,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -39,22 +40,53 @@ from ._result import Status, statuses
 from ._windows import Window
 
 # A rival is a coarse local maximum this close to the coarse best (NCC).
-RIVAL_MARGIN = 0.2
+RIVAL_MARGIN = 0.3
 # The most rivals checked per row, the strongest first.
 MAX_RIVALS = 8
-# px around the point searched at full resolution in step 2, and around
-# each rival in step 3: the rival's coarse position is off by up to
-# 1.5 px (half a binned pixel, and its coarse peak's own error).
-FINE_REACH = 4
-CHECK_REACH = 3
 # Coarse to fine only for templates this wide (radius, px), so that the
-# binned ones keep some texture, and ranges this wide (px, on some axis),
-# where the full range costs several times the fine steps.
+# binned ones keep some texture; for ranges this wide (px, on some axis),
+# which the fine steps do not cover; and for search windows of this many
+# pixels: in smaller ones, the calls around three passes cost more than
+# the transforms they save.
 MIN_TEMPLATE_RADIUS = 4
 MIN_RANGE = 16
+MIN_SEARCH_PIXELS = 2**14
+# Templates binned 4 x 4 keep at least this radius (px); smaller ones are
+# binned 2 x 2.
+MIN_BINNED_RADIUS = 8
 
 # Positions (k, d) and scores (k,) a back surface offers, relative to it.
 Peaks = tuple[np.ndarray, np.ndarray]
+
+
+class Binning(NamedTuple):
+    """How coarse step 1 is, and how far around the point and the rivals
+    steps 2 and 3 search (px)."""
+
+    factor: int
+    fine_reach: int
+    check_reach: int
+
+    @classmethod
+    def of(cls, matcher: Matcher) -> Binning:
+        """Binning by 4 where the templates stay large enough, else 2. A
+        rival's coarse position is off by up to half a binned pixel, and
+        its coarse peak by about as much."""
+        radius = min(matcher.template_radius)
+        factor = 4 if radius >= 4 * MIN_BINNED_RADIUS else 2
+        check = factor + 1
+        return cls(factor, check + factor // 2, check)
+
+    def down(self, points: np.ndarray, d: int) -> np.ndarray:
+        """`points` in the pixels of the reduced images, whose pixel k is
+        centred on pixel fk (see `_halved`)."""
+        scaled = points.copy()
+        scaled[:, -d:] = points[:, -d:] / self.factor
+        return scaled
+
+    def up(self, positions: np.ndarray) -> np.ndarray:
+        """Reduced `positions` in full-resolution pixels."""
+        return self.factor * positions
 
 
 def back_match_distances(
@@ -96,14 +128,15 @@ def _coarse_to_fine_pays(matcher: Matcher, rows: int) -> bool:
         return False
     template = np.asarray(matcher.template_radius)
     search = np.asarray(matcher.search_radius)
-    searched = rows * np.prod(2 * search + 1)
+    window = np.prod(2 * search + 1)
     # Binning reads both images once: worth it when the searches would
     # read more.
     pixels = sum(int(np.prod(image.shape)) for image in images)
     return bool(
         template.min() >= MIN_TEMPLATE_RADIUS
         and (search - template).max() >= MIN_RANGE
-        and searched >= pixels
+        and window >= MIN_SEARCH_PIXELS
+        and rows * window >= pixels
     )
 
 
@@ -137,18 +170,28 @@ def _coarse_to_fine(
     """Back-match positions (n, d) of each row (see the module's steps),
     NaN for the rows a step could not place or read."""
     d = matcher.ndim
-    coarse = _binned(matcher)
+    binning = Binning.of(matcher)
     rivals = _back_pass(
-        coarse, _halved(matched, d), _halved(points, d), _rivals, batch_size
+        _binned(matcher, binning.factor),
+        binning.down(matched, d),
+        binning.down(points, d),
+        _rivals,
+        batch_size,
     )
     near = _back_pass(
-        _reaching(matcher, FINE_REACH), matched, points, _peaks, batch_size
+        _reaching(matcher, binning.fine_reach),
+        matched,
+        points,
+        _peaks,
+        batch_size,
     )
-    owners, places = _unchecked(rivals, points[:, -d:])
+    owners, places = _unchecked(rivals, points[:, -d:], binning)
     guesses = points[owners].copy()
-    guesses[:, -d:] = _within_range(matcher, places, points[owners, -d:])
+    guesses[:, -d:] = _within_range(
+        matcher, places, points[owners, -d:], binning.check_reach
+    )
     checked = _back_pass(
-        _reaching(matcher, CHECK_REACH),
+        _reaching(matcher, binning.check_reach),
         matched[owners],
         guesses,
         _peaks,
@@ -162,22 +205,18 @@ def _coarse_to_fine(
     return back
 
 
-def _binned(matcher: Matcher) -> Matcher:
-    """`matcher` on its images binned 2 x 2 along the matched axes (the
-    mean of each block; a last odd row or column is left out), at half
-    its radii."""
+def _binned(matcher: Matcher, factor: int) -> Matcher:
+    """`matcher` on its images reduced `factor` times along the matched
+    axes (halved again and again, see `_halved`), its radii divided by
+    `factor`."""
     d = matcher.ndim
 
     def binned(image: np.ndarray) -> np.ndarray:
         dtype = np.float32 if image.dtype == np.float32 else np.float64
-        for axis in range(image.ndim - d, image.ndim):
-            pairs = image.shape[axis] // 2
-            first, second = (
-                image[(slice(None),) * axis + (slice(start, 2 * pairs, 2),)]
-                for start in (0, 1)
-            )
-            image = np.add(first, second, dtype=dtype)
-        return image * dtype(0.5**d)
+        for _ in range(factor.bit_length() - 1):
+            for axis in range(image.ndim - d, image.ndim):
+                image = _halved(image, axis, dtype)
+        return image
 
     assert isinstance(matcher.template_image, np.ndarray)
     assert isinstance(matcher.image, np.ndarray)
@@ -185,18 +224,41 @@ def _binned(matcher: Matcher) -> Matcher:
         matcher,
         template_image=binned(matcher.template_image),
         image=binned(matcher.image),
-        template_radius=tuple(r // 2 for r in matcher.template_radius),
-        search_radius=tuple(s // 2 for s in matcher.search_radius),
+        template_radius=tuple(r // factor for r in matcher.template_radius),
+        search_radius=tuple(s // factor for s in matcher.search_radius),
         maps={},
     )
 
 
-def _halved(points: np.ndarray, d: int) -> np.ndarray:
-    """`points` in the pixels of the binned images: binned pixel k holds
-    pixels 2k and 2k + 1, so its centre is at 2k + 0.5."""
-    halved = points.copy()
-    halved[:, -d:] = (points[:, -d:] - 0.5) / 2
-    return halved
+def _halved(image: np.ndarray, axis: int, dtype: type) -> np.ndarray:
+    """Pixels 0, 2, 4, ... of `image` along `axis`, each averaged with its
+    two neighbours (weights 1/4, 1/2, 1/4; at the ends the one neighbour
+    counts twice); a new array of `dtype`.
+
+    Without that low-pass, a feature's coarse NCC would depend on where it
+    falls between the coarse pixels, and a rival half a coarse pixel off
+    the grid would score far below its worth.
+    """
+
+    def every_other(start: int) -> np.ndarray:
+        return image[(slice(None),) * axis + (slice(start, None, 2),)]
+
+    def along(key: slice) -> tuple:
+        return (slice(None),) * axis + (key,)
+
+    centre, odd = every_other(0), every_other(1)
+    out: np.ndarray = centre.astype(dtype)  # a copy: the input stays
+    out *= 2
+    count = odd.shape[axis]
+    out[along(slice(0, count))] += odd  # right neighbours
+    out[along(slice(1, None))] += odd[along(slice(0, out.shape[axis] - 1))]
+    # The first pixel has no left neighbour, the last one (of an odd
+    # length) no right one: the other counts twice.
+    out[along(slice(0, 1))] += odd[along(slice(0, 1))]
+    if count < out.shape[axis]:
+        out[along(slice(-1, None))] += odd[along(slice(-1, None))]
+    out *= 0.25
+    return out
 
 
 def _reaching(matcher: Matcher, reach: int) -> Matcher:
@@ -213,13 +275,13 @@ def _reaching(matcher: Matcher, reach: int) -> Matcher:
 
 
 def _within_range(
-    matcher: Matcher, places: np.ndarray, points: np.ndarray
+    matcher: Matcher, places: np.ndarray, points: np.ndarray, reach: int
 ) -> np.ndarray:
-    """`places` moved just enough that a search of CHECK_REACH px around
-    them stays within the range searched around their `points`."""
+    """`places` moved just enough that a search of `reach` px around them
+    stays within the range searched around their `points`."""
     template = np.asarray(matcher.template_radius)
     wide = np.asarray(matcher.search_radius) - template
-    slack = wide - np.minimum(wide, CHECK_REACH)
+    slack = wide - np.minimum(wide, reach)
     centre = np.rint(points)
     return np.clip(np.rint(places), centre - slack, centre + slack)
 
@@ -267,49 +329,75 @@ def _peaks(windows: list[Window], surfaces: np.ndarray) -> list[Peaks]:
 
 
 def _rivals(windows: list[Window], surfaces: np.ndarray) -> list[Peaks]:
-    """Each surface's local maxima within RIVAL_MARGIN of its best, at
-    most MAX_RIVALS, the strongest first, at whole pixels."""
+    """Each surface's local maxima whose height (see `_heights`) comes
+    within RIVAL_MARGIN of the highest, at most MAX_RIVALS, the highest
+    first, at whole pixels."""
     surfaces = floored(windows, surfaces)
     n, d = len(surfaces), surfaces.ndim - 1
     best = surfaces.reshape(n, -1).max(axis=1)
     # Few positions come close to the best: only those are compared with
     # their neighbours (clipped at the edges, where a position is its own
-    # neighbour).
-    close = np.argwhere(
-        surfaces >= (best - RIVAL_MARGIN).reshape(-1, *[1] * d)
-    )
-    scores = surfaces[tuple(close.T)]
+    # neighbour). A height exceeds its sample by less than the margin.
+    low = best - 2 * RIVAL_MARGIN
+    close = np.argwhere(surfaces >= low.reshape(-1, *[1] * d))
+    samples = surfaces[tuple(close.T)]
     local = np.ones(len(close), dtype=bool)
     last = np.array(surfaces.shape) - 1
     for step in itertools.product((-1, 0, 1), repeat=d):
         if any(step):
             around = np.clip(close + (0, *step), 0, last)
-            local &= scores >= surfaces[tuple(around.T)]
-    close, scores = close[local], scores[local].astype(np.float64)
+            local &= samples >= surfaces[tuple(around.T)]
+    close = close[local]
+    heights = _heights(surfaces, close)
+    top = np.full(n, -np.inf)
+    np.maximum.at(top, close[:, 0], heights)
+    keep = heights >= top[close[:, 0]] - RIVAL_MARGIN
+    close, heights = close[keep], heights[keep]
     found = []
     for k in range(n):
         mine = close[:, 0] == k
-        strongest = np.argsort(-scores[mine], kind="stable")[:MAX_RIVALS]
-        found.append(
-            (
-                close[mine][strongest, 1:].astype(np.float64),
-                scores[mine][strongest],
-            )
-        )
+        strongest = np.argsort(-heights[mine], kind="stable")[:MAX_RIVALS]
+        where = close[mine][strongest, 1:].astype(np.float64)
+        found.append((where, heights[mine][strongest]))
     return found
 
 
+def _heights(surfaces: np.ndarray, peaks: np.ndarray) -> np.ndarray:
+    """The heights of the parabolas through each of the (k, 1 + d) `peaks`
+    of `surfaces` and its two neighbours along each axis.
+
+    A coarse surface samples a peak up to half a coarse pixel from its
+    top, which costs a narrow peak much of its height: the parabolas give
+    it back, so that rivals on and off the coarse grid compare alike.
+    """
+    centre = surfaces[tuple(peaks.T)].astype(np.float64)
+    height = centre.copy()
+    last = np.array(surfaces.shape) - 1
+    for axis in range(1, surfaces.ndim):
+        step = np.zeros(surfaces.ndim, dtype=np.int64)
+        step[axis] = 1
+        inside = (peaks[:, axis] > 0) & (peaks[:, axis] < last[axis])
+        before = surfaces[tuple(np.clip(peaks - step, 0, last).T)]
+        after = surfaces[tuple(np.clip(peaks + step, 0, last).T)]
+        curve = 2 * centre - before - after
+        bend = inside & (curve > 0)
+        slope = (after - before)[bend]
+        height[bend] += slope**2 / (8 * curve[bend])
+    return height
+
+
 def _unchecked(
-    rivals: list[Peaks | None], points: np.ndarray
+    rivals: list[Peaks | None], points: np.ndarray, binning: Binning
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rows and full-resolution places (n, d) of the rivals that the fine
     search around their point does not cover."""
+    covered = binning.fine_reach - binning.check_reach
     owners, places = [], []
     for row, found in enumerate(rivals):
         if found is None:
             continue
-        full = 2 * found[0] + 0.5
-        far = np.abs(full - points[row]).max(axis=1) > FINE_REACH - CHECK_REACH
+        full = binning.up(found[0])
+        far = np.abs(full - points[row]).max(axis=1) > covered
         owners += [row] * int(far.sum())
         places.append(full[far])
     d = points.shape[1]
