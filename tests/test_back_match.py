@@ -13,7 +13,7 @@ from skimage.feature import match_template
 
 from helpers import texture
 from napari_normxcorr import Status, match_points
-from napari_normxcorr._back_match import _coarse_to_fine_pays
+from napari_normxcorr._back_match import _coarse_to_fine_pays, _halved
 
 # Template and search radii where coarse to fine applies: binned 2 x 2,
 # and 4 x 4 (large templates).
@@ -179,3 +179,15 @@ def test_coarse_to_fine_applies_only_where_it_pays():
     assert not _coarse_to_fine_pays(matcher(3, 64), 80)  # tiny when binned
     assert not _coarse_to_fine_pays(matcher(8, 40), 80)  # a small window
     assert not _coarse_to_fine_pays(matcher(8, 64, nodata=-100.0), 80)
+
+
+@pytest.mark.parametrize("length", [7, 8])
+def test_halving_is_a_121_filter_at_even_pixels(length):
+    """Against numpy: reflect-pad, weights 1, 2, 1, keep pixels 0, 2, 4..."""
+    image = np.random.default_rng(length).normal(size=(3, length, 5))
+    kept = image.copy()
+    halved = _halved(image, 1, np.float64)
+    padded = np.pad(image, [(0, 0), (1, 1), (0, 0)], mode="reflect")
+    filtered = padded[:, :-2] + 2 * padded[:, 1:-1] + padded[:, 2:]
+    np.testing.assert_allclose(halved, filtered[:, ::2], atol=1e-12)
+    np.testing.assert_array_equal(image, kept)

@@ -231,9 +231,9 @@ def _binned(matcher: Matcher, factor: int) -> Matcher:
 
 
 def _halved(image: np.ndarray, axis: int, dtype: type) -> np.ndarray:
-    """Pixels 0, 2, 4, ... of `image` along `axis`, each averaged with its
-    two neighbours (weights 1/4, 1/2, 1/4; at the ends the one neighbour
-    counts twice); a new array of `dtype`.
+    """Pixels 0, 2, 4, ... of `image` along `axis`, each summed with its
+    two neighbours with weights 1, 2, 1 (at the ends the one neighbour
+    counts twice); a new array of `dtype`. NCC does not see the scale.
 
     Without that low-pass, a feature's coarse NCC would depend on where it
     falls between the coarse pixels, and a rival half a coarse pixel off
@@ -247,8 +247,7 @@ def _halved(image: np.ndarray, axis: int, dtype: type) -> np.ndarray:
         return (slice(None),) * axis + (key,)
 
     centre, odd = every_other(0), every_other(1)
-    out: np.ndarray = centre.astype(dtype)  # a copy: the input stays
-    out *= 2
+    out: np.ndarray = np.add(centre, centre, dtype=dtype)
     count = odd.shape[axis]
     out[along(slice(0, count))] += odd  # right neighbours
     out[along(slice(1, None))] += odd[along(slice(0, out.shape[axis] - 1))]
@@ -257,7 +256,6 @@ def _halved(image: np.ndarray, axis: int, dtype: type) -> np.ndarray:
     out[along(slice(0, 1))] += odd[along(slice(0, 1))]
     if count < out.shape[axis]:
         out[along(slice(-1, None))] += odd[along(slice(-1, None))]
-    out *= 0.25
     return out
 
 

@@ -308,7 +308,7 @@ def _locate(
         return corners, scores, refined
     refinement = refine_shifts(
         np.stack([_template(windows[k]) for k in rows]),
-        np.stack([_search(windows[k]) for k in rows]),
+        [_search(windows[k]) for k in rows],
         peaks[rows],
     )
     won = np.asarray(rows)[refinement.converged]

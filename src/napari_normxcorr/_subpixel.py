@@ -13,6 +13,7 @@ The target is resampled with cubic B-splines.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,7 +94,9 @@ def _normalised(patches: np.ndarray) -> np.ndarray:
 
 
 def refine_shifts(
-    templates: np.ndarray, windows: np.ndarray, peaks: np.ndarray
+    templates: np.ndarray,
+    windows: np.ndarray | Sequence[np.ndarray],
+    peaks: np.ndarray,
 ) -> Refinements:
     """Refine the integer NCC `peaks` of `templates` in `windows`.
 
@@ -101,9 +104,11 @@ def refine_shifts(
     ----------
     templates : (n, m0, m1[, ...]) ndarray
         Template patches of one shape.
-    windows : (n, M0, M1[, ...]) ndarray
-        Search windows of one shape; ``peaks[k]`` indexes the 'valid' NCC
-        surface of window k, i.e. the template's top-left corner in it.
+    windows : (n, M0, M1[, ...]) ndarray, or n such arrays
+        Search windows of one shape (only the part around each peak is
+        read, so a list saves stacking them); ``peaks[k]`` indexes the
+        'valid' NCC surface of window k, i.e. the template's top-left
+        corner in it.
     peaks : (n, d) ndarray of int
         Integer positions of the NCC maxima.
 
@@ -126,7 +131,7 @@ def refine_shifts(
     low = np.maximum(peaks - reach, 0)
     high = np.minimum(
         peaks + np.asarray(templates.shape[1:]) + reach,
-        np.asarray(windows.shape[1:]),
+        np.asarray(np.shape(windows[0]) if n else templates.shape[1:]),
     )
     sizes, which = np.unique(high - low, axis=0, return_inverse=True)
     for key, size in enumerate(sizes):
@@ -136,7 +141,7 @@ def refine_shifts(
                 windows[k][
                     tuple(slice(a, a + s) for a, s in zip(low[k], size))
                 ]
-                for k in rows
+                for k in rows.tolist()
             ]
         )
         part = _refine(
