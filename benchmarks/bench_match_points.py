@@ -35,7 +35,7 @@ from napari_normxcorr import match_points
 from reference import seed_ncc
 
 T_RADIUS, S_RADIUS = 50, 200
-REPEATS = 3
+REPEATS = 5
 RADII = dict(template_radius=T_RADIUS, search_radius=S_RADIUS)
 CONFIGURATIONS = {
     "plain": dict(
