@@ -1,6 +1,6 @@
 """The consistency check against a brute-force back-match.
 
-The coarse-to-fine search (binned whole range, fine search around the
+The coarse-to-fine search (the whole range reduced, fine search around the
 point, checks of the rivals) must find what a search of the whole range
 at full resolution finds: skimage's match_template over every position,
 then the same parabola fit.
@@ -15,8 +15,8 @@ from helpers import texture
 from napari_normxcorr import Status, match_points
 from napari_normxcorr._back_match import _coarse_to_fine_pays, _halved
 
-# Template and search radii where coarse to fine applies: binned 2 x 2,
-# and 4 x 4 (large templates).
+# Template and search radii where coarse to fine applies: reduced 2 times,
+# and 4 times (large templates).
 RADII = [(8, 64), (32, 96)]
 
 
@@ -136,7 +136,7 @@ def test_repetitive_texture_matches_the_brute_force():
 
 def test_points_at_the_edges_and_odd_sizes():
     """Windows clipped at the edges (searched in full) of images of odd
-    sizes (the binned images lose their last row and column)."""
+    sizes (the last pixel of an odd length has one neighbour)."""
     r, s = RADII[0]
     before, after = matched_pair(2, shape=(331, 317), shift=(2.5, 3.5))
     rng = np.random.default_rng(8)
@@ -176,7 +176,7 @@ def test_coarse_to_fine_applies_only_where_it_pays():
     assert _coarse_to_fine_pays(wide, 80)
     assert not _coarse_to_fine_pays(wide, 1)  # binning costs more
     assert not _coarse_to_fine_pays(matcher(50, 64), 80)  # a narrow range
-    assert not _coarse_to_fine_pays(matcher(3, 64), 80)  # tiny when binned
+    assert not _coarse_to_fine_pays(matcher(3, 64), 80)  # tiny when reduced
     assert not _coarse_to_fine_pays(matcher(8, 40), 80)  # a small window
     assert not _coarse_to_fine_pays(matcher(8, 64, nodata=-100.0), 80)
 

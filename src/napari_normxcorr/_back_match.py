@@ -9,11 +9,12 @@ that range shows that the match is not mutual.
 Searched in full, that range costs as much as the forward pass. On
 in-memory images without masks, a wide range is searched coarse to fine:
 
-1. the whole range on both images binned f x f (f = 2, or 4 for large
+1. the whole range on both images reduced f times along each axis (a
+   low-pass, then every other pixel, once or twice: f = 2, or 4 for large
    templates; radii divided by f). Each local maximum of that surface
-   within RIVAL_MARGIN of its best is a place where the match's content
-   may match as well: a rival;
-2. at full resolution, a few px around the point (see `Binning`): the
+   whose height comes within RIVAL_MARGIN of the highest is a place where
+   the match's content may match as well: a rival;
+2. at full resolution, a few px around the point (see `Reduction`): the
    back-peak there and its score;
 3. at full resolution, a few px around each rival that step 2 did not
    cover: a rival scoring above that back-peak is the back-match.
@@ -39,27 +40,28 @@ from ._peaks import argmax_indices, parabolic_shifts
 from ._result import Status, statuses
 from ._windows import Window
 
-# A rival is a coarse local maximum this close to the coarse best (NCC).
+# A rival is a coarse local maximum whose height (NCC) comes this close
+# to the highest.
 RIVAL_MARGIN = 0.3
 # The most rivals checked per row, the strongest first.
 MAX_RIVALS = 8
 # Coarse to fine only for templates this wide (radius, px), so that the
-# binned ones keep some texture; for ranges this wide (px, on some axis),
+# reduced ones keep some texture; for ranges this wide (px, on some axis),
 # which the fine steps do not cover; and for search windows of this many
 # pixels: in smaller ones, the calls around three passes cost more than
 # the transforms they save.
 MIN_TEMPLATE_RADIUS = 4
 MIN_RANGE = 16
 MIN_SEARCH_PIXELS = 2**14
-# Templates binned 4 x 4 keep at least this radius (px); smaller ones are
-# binned 2 x 2.
-MIN_BINNED_RADIUS = 8
+# Templates reduced 4 times keep at least this radius (px); smaller ones
+# are reduced 2 times.
+MIN_REDUCED_RADIUS = 8
 
 # Positions (k, d) and scores (k,) a back surface offers, relative to it.
 Peaks = tuple[np.ndarray, np.ndarray]
 
 
-class Binning(NamedTuple):
+class Reduction(NamedTuple):
     """How coarse step 1 is, and how far around the point and the rivals
     steps 2 and 3 search (px)."""
 
@@ -68,12 +70,12 @@ class Binning(NamedTuple):
     check_reach: int
 
     @classmethod
-    def of(cls, matcher: Matcher) -> Binning:
-        """Binning by 4 where the templates stay large enough, else 2. A
-        rival's coarse position is off by up to half a binned pixel, and
+    def of(cls, matcher: Matcher) -> Reduction:
+        """Reduction by 4 where the templates stay large enough, else 2. A
+        rival's coarse position is off by up to half a coarse pixel, and
         its coarse peak by about as much."""
         radius = min(matcher.template_radius)
-        factor = 4 if radius >= 4 * MIN_BINNED_RADIUS else 2
+        factor = 4 if radius >= 4 * MIN_REDUCED_RADIUS else 2
         check = factor + 1
         return cls(factor, check + factor // 2, check)
 
@@ -129,7 +131,7 @@ def _coarse_to_fine_pays(matcher: Matcher, rows: int) -> bool:
     template = np.asarray(matcher.template_radius)
     search = np.asarray(matcher.search_radius)
     window = np.prod(2 * search + 1)
-    # Binning reads both images once: worth it when the searches would
+    # Reduction reads both images once: worth it when the searches would
     # read more.
     pixels = sum(int(np.prod(image.shape)) for image in images)
     return bool(
@@ -145,7 +147,7 @@ def _unclipped(
 ) -> np.ndarray:
     """Which rows' back windows lie inside their images: the template
     around the match in the target, the search around the point in the
-    template image. The binned windows of the others would not cover
+    template image. The reduced windows of the others would not cover
     what theirs do."""
     d = matcher.ndim
 
@@ -170,28 +172,28 @@ def _coarse_to_fine(
     """Back-match positions (n, d) of each row (see the module's steps),
     NaN for the rows a step could not place or read."""
     d = matcher.ndim
-    binning = Binning.of(matcher)
+    reduction = Reduction.of(matcher)
     rivals = _back_pass(
-        _binned(matcher, binning.factor),
-        binning.down(matched, d),
-        binning.down(points, d),
+        _reduced(matcher, reduction.factor),
+        reduction.down(matched, d),
+        reduction.down(points, d),
         _rivals,
         batch_size,
     )
     near = _back_pass(
-        _reaching(matcher, binning.fine_reach),
+        _reaching(matcher, reduction.fine_reach),
         matched,
         points,
         _peaks,
         batch_size,
     )
-    owners, places = _unchecked(rivals, points[:, -d:], binning)
+    owners, places = _unchecked(rivals, points[:, -d:], reduction)
     guesses = points[owners].copy()
     guesses[:, -d:] = _within_range(
-        matcher, places, points[owners, -d:], binning.check_reach
+        matcher, places, points[owners, -d:], reduction.check_reach
     )
     checked = _back_pass(
-        _reaching(matcher, binning.check_reach),
+        _reaching(matcher, reduction.check_reach),
         matched[owners],
         guesses,
         _peaks,
@@ -205,13 +207,13 @@ def _coarse_to_fine(
     return back
 
 
-def _binned(matcher: Matcher, factor: int) -> Matcher:
+def _reduced(matcher: Matcher, factor: int) -> Matcher:
     """`matcher` on its images reduced `factor` times along the matched
     axes (halved again and again, see `_halved`), its radii divided by
     `factor`."""
     d = matcher.ndim
 
-    def binned(image: np.ndarray) -> np.ndarray:
+    def reduced(image: np.ndarray) -> np.ndarray:
         dtype = np.float32 if image.dtype == np.float32 else np.float64
         for _ in range(factor.bit_length() - 1):
             for axis in range(image.ndim - d, image.ndim):
@@ -222,8 +224,8 @@ def _binned(matcher: Matcher, factor: int) -> Matcher:
     assert isinstance(matcher.image, np.ndarray)
     return replace(
         matcher,
-        template_image=binned(matcher.template_image),
-        image=binned(matcher.image),
+        template_image=reduced(matcher.template_image),
+        image=reduced(matcher.image),
         template_radius=tuple(r // factor for r in matcher.template_radius),
         search_radius=tuple(s // factor for s in matcher.search_radius),
         maps={},
@@ -385,16 +387,16 @@ def _heights(surfaces: np.ndarray, peaks: np.ndarray) -> np.ndarray:
 
 
 def _unchecked(
-    rivals: list[Peaks | None], points: np.ndarray, binning: Binning
+    rivals: list[Peaks | None], points: np.ndarray, reduction: Reduction
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rows and full-resolution places (n, d) of the rivals that the fine
     search around their point does not cover."""
-    covered = binning.fine_reach - binning.check_reach
+    covered = reduction.fine_reach - reduction.check_reach
     owners, places = [], []
     for row, found in enumerate(rivals):
         if found is None:
             continue
-        full = binning.up(found[0])
+        full = reduction.up(found[0])
         far = np.abs(full - points[row]).max(axis=1) > covered
         owners += [row] * int(far.sum())
         places.append(full[far])
