@@ -23,7 +23,8 @@ RADII = [(8, 64), (32, 96)]
 def brute_back_match(template_image, image, point, match, r, s):
     """Distance from `point` to the best match, anywhere within `s` of
     it in `template_image`, of the template around `match` in `image`."""
-    r, s = np.broadcast_to(r, 2), np.broadcast_to(s, 2)
+    d = len(point)
+    r, s = np.broadcast_to(r, d), np.broadcast_to(s, d)
     at = np.rint(match).astype(int)
     start = np.maximum(at - r, 0)
     template = image[tuple(slice(a, b) for a, b in zip(start, at + r + 1))]
@@ -35,9 +36,9 @@ def brute_back_match(template_image, image, point, match, r, s):
     surface = match_template(search, template)
     peak = np.array(np.unravel_index(np.argmax(surface), surface.shape))
     corner = peak.astype(float)
-    for axis in range(2):
+    for axis in range(d):
         if 0 < peak[axis] < surface.shape[axis] - 1:
-            step = np.eye(2, dtype=int)[axis]
+            step = np.eye(d, dtype=int)[axis]
             left, mid, right = (
                 surface[tuple(peak + k * step)] for k in (-1, 0, 1)
             )
@@ -154,6 +155,18 @@ def test_anisotropic_radii():
     r, s = (20, 24), (32, 140)
     points = random_points(60, before.shape, 140, 10)
     points[:, 0] = np.linspace(33, 266, 60)
+    assert applies(points, r, s, before, after)
+    check_against_brute_force(before, after, points, r, s)
+
+
+def test_volumes():
+    """Radii of three entries match in 3-D: reduced along all three."""
+    rng = np.random.default_rng(12)
+    before = texture((70, 80, 90), seed=12)
+    after = ndimage.shift(before, (1.3, -2.6, 3.2), order=3, mode="wrap")
+    after += rng.normal(scale=0.2, size=after.shape)
+    r, s = (6, 6, 6), (24, 24, 24)
+    points = rng.uniform(25, 44, size=(40, 3))
     assert applies(points, r, s, before, after)
     check_against_brute_force(before, after, points, r, s)
 
