@@ -14,6 +14,7 @@ from skimage.feature import match_template
 from helpers import texture
 from napari_normxcorr import Status, match_points
 from napari_normxcorr._back_match import _coarse_to_fine_pays, _halved
+from napari_normxcorr._peaks import parabolic_heights
 
 # Template and search radii where coarse to fine applies: reduced 2 times,
 # and 4 times (large templates).
@@ -204,3 +205,34 @@ def test_halving_is_a_121_filter_at_even_pixels(length):
     filtered = padded[:, :-2] + 2 * padded[:, 1:-1] + padded[:, 2:]
     np.testing.assert_allclose(halved, filtered[:, ::2], atol=1e-12)
     np.testing.assert_array_equal(image, kept)
+
+
+def test_parabolic_heights_are_the_vertices_of_sampled_paraboloids():
+    """Surfaces sampled off the top of a paraboloid: each local maximum's
+    height is the paraboloid's top, two peaks on one surface included."""
+    rng = np.random.default_rng(13)
+    rows, cols = np.mgrid[0:9, 0:11].astype(float)
+    tops = rng.uniform(0.5, 1, size=(6, 2))
+    surfaces, stack, peaks, expected = [], [], [], []
+    for k in range(6):
+        # One paraboloid per surface; the first three also hold a second,
+        # lower one far away (the larger of the two wherever they meet).
+        y, x = rng.uniform(1.5, 3.5), rng.uniform(1.5, 3.5)
+        first = tops[k, 0] - 0.1 * (rows - y) ** 2 - 0.05 * (cols - x) ** 2
+        surface, found = first, [((round(y), round(x)), tops[k, 0])]
+        if k < 3:
+            y2, x2 = y + 4.2, x + 5.3
+            second = (
+                tops[k, 1] - 0.1 * (rows - y2) ** 2 - 0.05 * (cols - x2) ** 2
+            )
+            surface = np.maximum(first, second)
+            found.append(((round(y2), round(x2)), tops[k, 1]))
+        surfaces.append(surface)
+        for peak, top in found:
+            stack.append(k)
+            peaks.append(peak)
+            expected.append(top)
+    heights = parabolic_heights(
+        np.array(surfaces), np.array(stack), np.array(peaks)
+    )
+    np.testing.assert_allclose(heights, expected, atol=1e-12)

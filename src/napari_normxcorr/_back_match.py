@@ -25,20 +25,23 @@ these steps cannot place or read, is searched in full.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
 
-from ._arrays import LazyArray
 from ._matcher import Matcher
-from ._parallel import in_threads
+from ._parallel import in_threads, thread_workspace
 from ._passes import floored, work_units, worker
-from ._peaks import argmax_indices, parabolic_shifts
+from ._peaks import (
+    argmax_indices,
+    local_maxima,
+    parabolic_heights,
+    parabolic_shifts,
+)
 from ._result import Status, statuses
-from ._windows import Window
+from ._windows import Window, inside_all
 
 # A rival is a coarse local maximum whose height (NCC) comes this close
 # to the highest.
@@ -150,16 +153,12 @@ def _unclipped(
     template image. The reduced windows of the others would not cover
     what theirs do."""
     d = matcher.ndim
-
-    def inside(
-        centres: np.ndarray, radius: tuple, image: LazyArray
-    ) -> np.ndarray:
-        at = np.rint(centres[:, -d:])
-        high = np.asarray(image.shape[-d:])
-        return np.all((at - radius >= 0) & (at + radius < high), axis=1)
-
-    return inside(matched, matcher.template_radius, matcher.image) & inside(
-        points, matcher.search_radius, matcher.template_image
+    return inside_all(
+        matched[:, -d:], matcher.image.shape[-d:], matcher.template_radius
+    ) & inside_all(
+        points[:, -d:],
+        matcher.template_image.shape[-d:],
+        matcher.search_radius,
     )
 
 
@@ -329,26 +328,23 @@ def _peaks(windows: list[Window], surfaces: np.ndarray) -> list[Peaks]:
 
 
 def _rivals(windows: list[Window], surfaces: np.ndarray) -> list[Peaks]:
-    """Each surface's local maxima whose height (see `_heights`) comes
-    within RIVAL_MARGIN of the highest, at most MAX_RIVALS, the highest
-    first, at whole pixels."""
+    """Each surface's local maxima whose height (see `parabolic_heights`)
+    comes within RIVAL_MARGIN of the highest, at most MAX_RIVALS, the
+    highest first, at whole pixels.
+
+    A coarse surface samples a peak up to half a coarse pixel from its
+    top: compared by their heights, rivals on and off the coarse grid
+    compare alike.
+    """
     surfaces = floored(windows, surfaces)
     n, d = len(surfaces), surfaces.ndim - 1
     best = surfaces.reshape(n, -1).max(axis=1)
-    # Few positions come close to the best: only those are compared with
-    # their neighbours (clipped at the edges, where a position is its own
-    # neighbour). A height exceeds its sample by less than the margin.
-    low = best - 2 * RIVAL_MARGIN
-    close = np.argwhere(surfaces >= low.reshape(-1, *[1] * d))
-    samples = surfaces[tuple(close.T)]
-    local = np.ones(len(close), dtype=bool)
-    last = np.array(surfaces.shape) - 1
-    for step in itertools.product((-1, 0, 1), repeat=d):
-        if any(step):
-            around = np.clip(close + (0, *step), 0, last)
-            local &= samples >= surfaces[tuple(around.T)]
-    close = close[local]
-    heights = _heights(surfaces, close)
+    # A height exceeds its sample by less than the margin.
+    low = (best - 2 * RIVAL_MARGIN).reshape(-1, *[1] * d)
+    close = np.argwhere(
+        local_maxima(surfaces, thread_workspace()) & (surfaces >= low)
+    )
+    heights = parabolic_heights(surfaces, close[:, 0], close[:, 1:])
     top = np.full(n, -np.inf)
     np.maximum.at(top, close[:, 0], heights)
     keep = heights >= top[close[:, 0]] - RIVAL_MARGIN
@@ -360,30 +356,6 @@ def _rivals(windows: list[Window], surfaces: np.ndarray) -> list[Peaks]:
         where = close[mine][strongest, 1:].astype(np.float64)
         found.append((where, heights[mine][strongest]))
     return found
-
-
-def _heights(surfaces: np.ndarray, peaks: np.ndarray) -> np.ndarray:
-    """The heights of the parabolas through each of the (k, 1 + d) `peaks`
-    of `surfaces` and its two neighbours along each axis.
-
-    A coarse surface samples a peak up to half a coarse pixel from its
-    top, which costs a narrow peak much of its height: the parabolas give
-    it back, so that rivals on and off the coarse grid compare alike.
-    """
-    centre = surfaces[tuple(peaks.T)].astype(np.float64)
-    height = centre.copy()
-    last = np.array(surfaces.shape) - 1
-    for axis in range(1, surfaces.ndim):
-        step = np.zeros(surfaces.ndim, dtype=np.int64)
-        step[axis] = 1
-        inside = (peaks[:, axis] > 0) & (peaks[:, axis] < last[axis])
-        before = surfaces[tuple(np.clip(peaks - step, 0, last).T)]
-        after = surfaces[tuple(np.clip(peaks + step, 0, last).T)]
-        curve = 2 * centre - before - after
-        bend = inside & (curve > 0)
-        slope = (after - before)[bend]
-        height[bend] += slope**2 / (8 * curve[bend])
-    return height
 
 
 def _unchecked(

@@ -22,6 +22,7 @@ from ._parallel import cpu_count, map_on, shared_pool
 from ._peaks import argmax_indices, on_borders, second_peaks
 from ._result import Status, statuses
 from ._small_ncc import TemplateBank, small_ncc
+from ._windows import inside_all
 
 # Windows per chunk: their arrays stay in cache, and the calls around
 # the arithmetic are paid once for all of them.
@@ -97,9 +98,9 @@ class CoarseSearch:
         )
         template_at = np.rint(centres).astype(np.int64)
         search_at = np.rint(guesses).astype(np.int64)
-        inside = self._inside(template_at, self.radius) & self._inside(
-            search_at, self.search
-        )
+        inside = inside_all(
+            template_at, self.frame_shape, self.radius
+        ) & inside_all(search_at, self.frame_shape, self.search)
         keys = np.column_stack([source_frames, planes, template_at])
         self._prepare(rows[inside], keys[inside], planes[inside])
         todo = np.flatnonzero(inside & self.bank.usable[rows])
@@ -119,13 +120,6 @@ class CoarseSearch:
 
         map_on(pool, run, chunks)
         return found
-
-    def _inside(self, centres: np.ndarray, half: np.ndarray) -> np.ndarray:
-        """Whether boxes of radius `half` around `centres` fit the frame."""
-        return np.all(
-            (centres - half >= 0) & (centres + half < self.frame_shape),
-            axis=1,
-        )
 
     def _prepare(
         self, rows: np.ndarray, keys: np.ndarray, planes: np.ndarray

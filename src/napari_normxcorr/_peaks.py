@@ -120,6 +120,33 @@ def parabolic_shifts(surfaces: np.ndarray, peaks: np.ndarray) -> np.ndarray:
     return shift
 
 
+def parabolic_heights(
+    surfaces: np.ndarray, stack: np.ndarray, peaks: np.ndarray
+) -> np.ndarray:
+    """Heights of the three-point parabolas at (k, d) `peaks` of the
+    surfaces `stack` (k,), several to a surface if need be: each peak's
+    value raised, along each axis that `parabolic_shift` would fit, to
+    its parabola's vertex.
+
+    A peak sampled off its top (a coarse surface, say) gets back much of
+    the height it lost.
+    """
+    d = peaks.shape[1]
+    centre = surfaces[(stack, *peaks.T)].astype(np.float64)
+    height = centre.copy()
+    for axis in range(d):
+        last = surfaces.shape[axis + 1] - 1
+        index = peaks[:, axis]
+        low, high = (
+            surfaces[(stack, *_moved(peaks, axis, step, last).T)]
+            for step in (-1, 1)
+        )
+        curvature = low - 2 * centre + high
+        fit = (index > 0) & (index < last) & (curvature < 0)
+        height[fit] -= (low - high)[fit] ** 2 / (8 * curvature[fit])
+    return height
+
+
 def _moved(peaks: np.ndarray, axis: int, step: int, last: int) -> np.ndarray:
     """`peaks` moved by `step` along `axis`, kept within 0..`last`."""
     moved = peaks.copy()

@@ -49,11 +49,17 @@ def as_slices(
     return tuple(slice(int(a), int(b)) for a, b in zip(start, stop))
 
 
-def inside_all(points: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Whether the pixel nearest each of (N, D) `points` lies in an array
-    of `shape`: an (N,) mask."""
+def inside_all(
+    points: np.ndarray, shape: npt.ArrayLike, radius: npt.ArrayLike = 0
+) -> np.ndarray:
+    """Whether the pixel nearest each of (N, D) `points`, and the window of
+    `radius` (per axis) around it, lie in an array of `shape`: an (N,)
+    mask."""
     rounded = np.rint(points)
-    return np.all((rounded >= 0) & (rounded < np.asarray(shape)), axis=1)
+    return np.all(
+        (rounded - radius >= 0) & (rounded + radius < np.asarray(shape)),
+        axis=1,
+    )
 
 
 def all_finite(values: np.ndarray, total: float | None = None) -> bool:
