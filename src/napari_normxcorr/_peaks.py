@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -102,19 +103,10 @@ def parabolic_shifts(surfaces: np.ndarray, peaks: np.ndarray) -> np.ndarray:
     """`parabolic_shift` of each of n stacked surfaces at its (n, d)
     `peaks`, in the same arithmetic (the surfaces' precision)."""
     n, d = peaks.shape
-    stack = np.arange(n)
-    centre = surfaces[(stack, *peaks.T)]
     shift = np.zeros((n, d))
-    for axis in range(d):
-        last = surfaces.shape[axis + 1] - 1
-        index = peaks[:, axis]
-        low, high = (
-            surfaces[(stack, *_moved(peaks, axis, step, last).T)]
-            for step in (-1, 1)
-        )
-        curvature = low - 2 * centre + high
-        fit = (index > 0) & (index < last) & (curvature < 0)
-        # Only where the curvature is negative: no division by zero.
+    for axis, low, high, curvature, fit in _parabolas(
+        surfaces, np.arange(n), peaks
+    ):
         vertex = 0.5 * (low[fit] - high[fit]) / curvature[fit]
         shift[fit, axis] = np.clip(vertex, -0.5, 0.5)
     return shift
@@ -131,10 +123,22 @@ def parabolic_heights(
     A peak sampled off its top (a coarse surface, say) gets back much of
     the height it lost.
     """
-    d = peaks.shape[1]
-    centre = surfaces[(stack, *peaks.T)].astype(np.float64)
-    height = centre.copy()
-    for axis in range(d):
+    height = surfaces[(stack, *peaks.T)].astype(np.float64)
+    for _, low, high, curvature, fit in _parabolas(surfaces, stack, peaks):
+        height[fit] -= (low - high)[fit] ** 2 / (8.0 * curvature[fit])
+    return height
+
+
+def _parabolas(
+    surfaces: np.ndarray, stack: np.ndarray, peaks: np.ndarray
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Per axis, the three-point parabola through each of the (k, d)
+    `peaks` of the surfaces `stack` (k,): the axis, the values before and
+    after the peak, the curvature (in the surfaces' precision) and where
+    a parabola fits (not at the border, curvature negative: no division
+    by zero)."""
+    centre = surfaces[(stack, *peaks.T)]
+    for axis in range(peaks.shape[1]):
         last = surfaces.shape[axis + 1] - 1
         index = peaks[:, axis]
         low, high = (
@@ -143,8 +147,7 @@ def parabolic_heights(
         )
         curvature = low - 2 * centre + high
         fit = (index > 0) & (index < last) & (curvature < 0)
-        height[fit] -= (low - high)[fit] ** 2 / (8 * curvature[fit])
-    return height
+        yield axis, low, high, curvature, fit
 
 
 def _moved(peaks: np.ndarray, axis: int, step: int, last: int) -> np.ndarray:
