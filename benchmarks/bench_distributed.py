@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from napari_normxcorr import _distributed, match_points
+from napari_normxcorr import match_points
+from napari_normxcorr.io import _cluster
 
 CHUNK = 1024
 RADII = {"template_radius": 15, "search_radius": 40}
@@ -72,14 +73,14 @@ def run(side: int, count: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
         template, image = write_pair(Path(folder), side)
         before = peak_rss_mib()
-        with _distributed.local_cluster(2) as client:
+        with _cluster.local_cluster(2) as client:
             client.submit(int, 0).result()  # workers up
             start = time.perf_counter()
             found = match_points(
                 template, image, points, client=client, **RADII
             )
             on_cluster = time.perf_counter() - start
-            size = _distributed._task_points(count, client)
+            size = _cluster.task_points(count, client)
         client_peak = peak_rss_mib()
         start = time.perf_counter()
         local = match_points(template, image, points, **RADII)

@@ -33,7 +33,7 @@ from scipy import ndimage
 
 from _timing import median_time
 from napari_normxcorr import normalized_cross_correlation
-from napari_normxcorr._ncc import crop_start
+from napari_normxcorr.core._ncc import crop_start
 
 TEMPLATE = 101
 

@@ -15,7 +15,7 @@ from scipy import ndimage
 from skimage.registration import phase_cross_correlation
 
 from napari_normxcorr import match_points
-from napari_normxcorr._peaks import argmax_index, parabolic_shift
+from napari_normxcorr.core._peaks import argmax_index, parabolic_shift
 
 
 def gaussian_shift(surface, peak):

@@ -24,7 +24,7 @@ from scipy import ndimage
 
 from _timing import median_time, optional_cv2, paired_ratios
 from napari_normxcorr import track_points
-from napari_normxcorr._parallel import one_core
+from napari_normxcorr.core._parallel import one_core
 
 T_RADIUS, S_RADIUS = 15, 30
 

@@ -36,8 +36,12 @@ import numpy as np
 from scipy import ndimage
 
 from napari_normxcorr import Status, match_points
-from napari_normxcorr._sample_data import deformed_pair, stereo_images
-from napari_normxcorr._verdicts import Thresholds, judge_neighbours, judge_rows
+from napari_normxcorr.io._samples import deformed_pair, stereo_images
+from napari_normxcorr.matching._verdicts import (
+    Thresholds,
+    judge_neighbours,
+    judge_rows,
+)
 
 WRONG = 2.0  # px from the truth
 # A window whose true disparities span more than this (px) crosses a

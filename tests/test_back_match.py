@@ -13,8 +13,8 @@ from skimage.feature import match_template
 
 from helpers import texture
 from napari_normxcorr import Status, match_points
-from napari_normxcorr._back_match import _coarse_to_fine_pays, _halved
-from napari_normxcorr._peaks import parabolic_heights
+from napari_normxcorr.core._peaks import parabolic_heights
+from napari_normxcorr.matching._back_match import _coarse_to_fine_pays, _halved
 
 # Template and search radii where coarse to fine applies: reduced 2 times,
 # and 4 times (large templates).

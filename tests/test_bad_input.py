@@ -17,7 +17,7 @@ from napari_normxcorr import (
     match_points,
     normalized_cross_correlation,
 )
-from napari_normxcorr._cli import main
+from napari_normxcorr.cli import main
 from reference import brute_force_ncc
 
 SHIFT = (3, -5)

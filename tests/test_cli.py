@@ -11,7 +11,7 @@ import pytest
 import tifffile
 from scipy import ndimage
 
-from napari_normxcorr._cli import main
+from napari_normxcorr.cli import main
 
 SHIFT = (3, -5)
 
@@ -148,7 +148,7 @@ def test_bad_arguments_exit_2(files, capsys):
 
 def test_console_script_help_shows_an_example():
     result = subprocess.run(
-        [sys.executable, "-m", "napari_normxcorr._cli", "match", "--help"],
+        [sys.executable, "-m", "napari_normxcorr.cli", "match", "--help"],
         capture_output=True,
         text=True,
     )
@@ -329,7 +329,7 @@ def test_masks_and_nodata_mark_pixels_without_data(files):
 
 def test_track_writes_one_row_per_vertex(tmp_path, capsys):
     from napari_normxcorr import track_points
-    from napari_normxcorr._sample_data import drifting_series
+    from napari_normxcorr.io._samples import drifting_series
 
     stack, _, points = (layer[0] for layer in drifting_series())
     stack, points = stack[:8], points[::6]
@@ -393,7 +393,7 @@ def test_tiff_inputs_are_read_where_needed(files, layout, lazy):
     the same pixels given as .npy do."""
     import pickle
 
-    from napari_normxcorr._io import TiffTiles, open_tiff
+    from napari_normxcorr.io._files import TiffTiles, open_tiff
 
     base = tifffile.imread(files / "before.tif")
     tifffile.imwrite(files / "laid.tif", base, **layout)

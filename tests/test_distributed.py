@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from napari_normxcorr import _distributed, match_points, track_points
-from napari_normxcorr._cli import main
-from napari_normxcorr._result import ROW_FIELDS
-from napari_normxcorr._tracks import VERTEX_FIELDS
+from napari_normxcorr import match_points, track_points
+from napari_normxcorr.cli import main
+from napari_normxcorr.io import _cluster
+from napari_normxcorr.matching._result import ROW_FIELDS
+from napari_normxcorr.tracking._tracks import VERTEX_FIELDS
 
 distributed = pytest.importorskip("distributed")
 zarr = pytest.importorskip("zarr")
@@ -47,15 +48,15 @@ def cluster():
 @pytest.fixture
 def small_tasks(monkeypatch):
     """Tasks of 100-300 points, so that a few thousand make many."""
-    monkeypatch.setattr(_distributed, "MIN_TASK_POINTS", 100)
-    monkeypatch.setattr(_distributed, "MAX_TASK_POINTS", 300)
+    monkeypatch.setattr(_cluster, "MIN_TASK_POINTS", 100)
+    monkeypatch.setattr(_cluster, "MAX_TASK_POINTS", 300)
 
 
 @pytest.fixture
 def small_track_tasks(monkeypatch):
     """Tracking tasks of 8-16 points, so that a hundred make many."""
-    monkeypatch.setattr(_distributed, "MIN_TASK_POINTS", 8)
-    monkeypatch.setattr(_distributed, "MAX_TASK_POINTS", 16)
+    monkeypatch.setattr(_cluster, "MIN_TASK_POINTS", 8)
+    monkeypatch.setattr(_cluster, "MAX_TASK_POINTS", 16)
 
 
 def textured_pair(shape, shift=(2.4, -1.7), seed=0):
@@ -151,7 +152,7 @@ def test_tiled_tiffs_are_read_by_the_workers(cluster, small_tasks, tmp_path):
     """A tiled TIFF goes to the workers as its path; they read its tiles."""
     import tifffile
 
-    from napari_normxcorr._io import TiffTiles
+    from napari_normxcorr.io._files import TiffTiles
 
     values = textured_pair((192, 256))
     for name, v in zip(("template", "image"), values):

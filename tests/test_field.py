@@ -5,13 +5,16 @@ import pytest
 from scipy.spatial import Delaunay
 
 from napari_normxcorr import Status, grid_points, match_points
-from napari_normxcorr._field import displacement_field, field_magnitude
-from napari_normxcorr._result import MatchResult
-from napari_normxcorr._sample_data import (
+from napari_normxcorr.fields._displacement import (
+    displacement_field,
+    field_magnitude,
+)
+from napari_normxcorr.io._samples import (
     deformation_field,
     deformed_pair,
     true_positions,
 )
+from napari_normxcorr.matching._result import MatchResult
 
 TEMPLATE_RADIUS, SEARCH_RADIUS = 12, 24
 

@@ -7,11 +7,14 @@ from skimage.measure import points_in_poly
 
 from helpers import open_widget, run_and_wait
 from napari_normxcorr import Status, grid_points
-from napari_normxcorr._field import displacement_field, field_magnitude
 from napari_normxcorr._napari.outputs import (
     MAGNITUDE_COLORMAP,
     magnitudes,
     status_colors,
+)
+from napari_normxcorr.fields._displacement import (
+    displacement_field,
+    field_magnitude,
 )
 
 SHAPE = (256, 256)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from napari_normxcorr._grid import grid_points
+from napari_normxcorr.fields._grid import grid_points
 
 
 @pytest.mark.parametrize(

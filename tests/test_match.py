@@ -91,7 +91,10 @@ def test_subpixel_accuracy_beats_parabola_and_reaches_a_hundredth():
         errors.append(fine.offset - shift)
         surfaces = [coarse.surface(i) for i in range(len(points))]
         for i, surface in enumerate(surfaces):
-            from napari_normxcorr._peaks import argmax_index, parabolic_shift
+            from napari_normxcorr.core._peaks import (
+                argmax_index,
+                parabolic_shift,
+            )
 
             peak = argmax_index(surface.values)
             fit = surface.origin + peak + parabolic_shift(surface.values, peak)
@@ -394,7 +397,7 @@ def test_kept_surfaces_equal_recomputed_ones(pair):
 
 @pytest.mark.parametrize("seed", range(5))
 def test_second_peak_is_the_best_local_maximum_outside_the_main_one(seed):
-    from napari_normxcorr._peaks import peak_half_widths, second_peak
+    from napari_normxcorr.core._peaks import peak_half_widths, second_peak
 
     surface = texture((60, 70), sigma=2.0, seed=seed)
     surface /= np.abs(surface).max()
@@ -414,7 +417,7 @@ def test_second_peak_is_the_best_local_maximum_outside_the_main_one(seed):
 
 
 def test_second_peak_without_another_maximum():
-    from napari_normxcorr._peaks import peak_half_widths, second_peak
+    from napari_normxcorr.core._peaks import peak_half_widths, second_peak
 
     rows, cols = np.mgrid[:30, :40]
     bump = -((rows - 12.0) ** 2) - (cols - 20.0) ** 2  # one maximum only
@@ -428,7 +431,7 @@ def test_second_peak_without_another_maximum():
 
 @pytest.mark.parametrize("shape", [(3, 40, 50), (2, 12, 13, 14)])
 def test_local_maxima_match_a_maximum_filter(shape):
-    from napari_normxcorr._peaks import local_maxima
+    from napari_normxcorr.core._peaks import local_maxima
 
     values = np.random.default_rng(5).normal(size=shape)
     values[0, 3:6, 3:6] = 9.0  # a plateau: all of it counts
@@ -443,7 +446,7 @@ def test_local_maxima_match_a_maximum_filter(shape):
 def test_stacked_peaks_equal_one_surface_at_a_time(shape):
     """Peaks, second peaks, shifts and covariances of a stack of surfaces
     are those of each surface alone, to the bit."""
-    from napari_normxcorr import _peaks
+    from napari_normxcorr.core import _peaks
 
     sigma = (0,) + (1.5,) * len(shape)
     rng = np.random.default_rng(3)

@@ -279,7 +279,7 @@ def test_unknown_mode_and_precision():
 
 
 def test_workspace_reuses_arrays_and_stays_bounded():
-    from napari_normxcorr._parallel import Workspace
+    from napari_normxcorr.core._parallel import Workspace
 
     workspace = Workspace(limit=1000)
     first = workspace.get("a", (10,))  # 80 bytes
@@ -292,7 +292,7 @@ def test_workspace_reuses_arrays_and_stays_bounded():
 def test_each_thread_keeps_its_own_workspace():
     import threading
 
-    from napari_normxcorr._parallel import thread_workspace
+    from napari_normxcorr.core._parallel import thread_workspace
 
     mine = thread_workspace()
     assert thread_workspace() is mine

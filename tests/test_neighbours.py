@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from napari_normxcorr._neighbours import normalized_median_residual
+from napari_normxcorr.matching._neighbours import normalized_median_residual
 
 
 def affine_field(points, noise=0.05, seed=0):

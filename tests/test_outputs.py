@@ -6,7 +6,7 @@ from helpers import live_widget
 
 
 def test_peaks_marked_and_height_field(viewer_with_pair, qtbot):
-    from napari_normxcorr._peaks import second_peak
+    from napari_normxcorr.core._peaks import second_peak
 
     viewer = viewer_with_pair
     widget = live_widget(viewer)

@@ -13,7 +13,7 @@ from napari_normxcorr import (
     match_points,
     register,
 )
-from napari_normxcorr._register import _fit_clicks
+from napari_normxcorr.registration._register import _fit_clicks
 
 CENTRE = (256.0, 256.0)
 # Template windows 31 wide, found up to 15 px from the guess.

@@ -415,7 +415,8 @@ def test_refine_matches_through_the_fit(make_napari_viewer, qtbot):
     """3 degrees and 2 % defeat plain NCC by tenths of a pixel; guided
     matching through the fit brings the matches onto the model."""
     pytest.importorskip(
-        "napari_normxcorr._register", reason="register() not available"
+        "napari_normxcorr.registration._register",
+        reason="register() not available",
     )
     matrix = similarity(3.0, 1.02, (4, -6))
     viewer = pair_viewer(make_napari_viewer(), matrix)
@@ -450,7 +451,9 @@ def test_a_failed_refinement_is_reported(registered, qtbot, monkeypatch):
     def broken(*args, **kwargs):
         raise ValueError("round 1 left 0 good matches")
 
-    monkeypatch.setattr("napari_normxcorr._register.register", broken)
+    monkeypatch.setattr(
+        "napari_normxcorr.registration._register.register", broken
+    )
     errors = []
     monkeypatch.setattr("napari.utils.notifications.show_error", errors.append)
     fit, result = widget.register.current_fit, widget.result

@@ -12,8 +12,8 @@ from scipy import ndimage
 
 from helpers import texture
 from napari_normxcorr import Status, TrackResult, estimate_drift, track_points
-from napari_normxcorr._drift import ShiftedFrames
-from napari_normxcorr._track import retrack
+from napari_normxcorr.tracking._drift import ShiftedFrames
+from napari_normxcorr.tracking._track import retrack
 
 FRAMES = 30
 SHAPE = (128, 128)

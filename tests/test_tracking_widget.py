@@ -13,8 +13,8 @@ import pytest
 
 from helpers import drag, open_widget, texture
 from napari_normxcorr._napari.outputs import STATUS_COLORS
-from napari_normxcorr._result import Status
-from napari_normxcorr._track import retrack
+from napari_normxcorr.matching._result import Status
+from napari_normxcorr.tracking._track import retrack
 
 FRAMES = 12
 SHAPE = (128, 128)

@@ -9,8 +9,8 @@ from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
 from napari_normxcorr import Status, match_points
-from napari_normxcorr._transform import MODELS, fit_transform
-from napari_normxcorr._warp import warp
+from napari_normxcorr.registration._transform import MODELS, fit_transform
+from napari_normxcorr.registration._warp import warp
 
 CASES = [(model, 2) for model in MODELS] + [
     ("translation", 3),

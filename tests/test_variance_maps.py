@@ -5,8 +5,9 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
-from napari_normxcorr import _matcher, match_points
-from napari_normxcorr._variance import VarianceMap
+from napari_normxcorr import match_points
+from napari_normxcorr.core._variance import VarianceMap
+from napari_normxcorr.matching import _matcher
 from reference import brute_force_ncc
 
 

@@ -9,14 +9,17 @@ from scipy import ndimage
 
 from helpers import texture
 from napari_normxcorr import Status, match_points
-from napari_normxcorr._motions import (
+from napari_normxcorr.io._samples import deformed_pair, stereo_images
+from napari_normxcorr.matching._motions import (
     MIN_SHIFT,
     REACH,
     motion_gaps,
     quadrants,
 )
-from napari_normxcorr._sample_data import deformed_pair, stereo_images
-from napari_normxcorr._verdicts import MAX_MOTION_GAP, judge_neighbours
+from napari_normxcorr.matching._verdicts import (
+    MAX_MOTION_GAP,
+    judge_neighbours,
+)
 
 
 def test_repetitive_texture_is_ambiguous():

@@ -5,19 +5,17 @@ numpy and scipy, and scikit-image for ``fit_transform`` models other than
 translation; the napari widget is imported on first use.
 """
 
-from ._debug import visualize_cross_correlation
-from ._drift import estimate_drift
-from ._field import displacement_field
-from ._grid import grid_points
-from ._match import match_points
-from ._ncc import normalized_cross_correlation, normalized_cross_correlation_2d
-from ._offsets import find_template_offset, find_template_offset_centered
-from ._register import register
-from ._result import MatchResult, Status, Surface
-from ._track import track_points
-from ._tracks import TrackResult
-from ._transform import TransformFit, fit_transform
-from ._warp import warp
+from .core import (
+    find_template_offset,
+    find_template_offset_centered,
+    normalized_cross_correlation,
+    normalized_cross_correlation_2d,
+    visualize_cross_correlation,
+)
+from .fields import displacement_field, grid_points
+from .matching import MatchResult, Status, Surface, match_points
+from .registration import TransformFit, fit_transform, register, warp
+from .tracking import TrackResult, estimate_drift, track_points
 
 __version__ = "0.1.0"
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import MatchResult, Status
-from ._sample_data import stereo_images, stereo_points
+from .io._samples import stereo_images, stereo_points
 
 if TYPE_CHECKING:
     import napari

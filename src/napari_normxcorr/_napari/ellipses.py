@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._result import MatchResult
+from ..matching._result import MatchResult
 from .layers import convert, data_to_world
 from .outputs import STATUS_COLORS, SUFFIXES
 from .session import MatchSession

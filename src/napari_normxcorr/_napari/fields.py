@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from magicgui.widgets import ComboBox, Container, PushButton, SpinBox
 
-from .._field import displacement_field, field_magnitude
-from .._grid import grid_points
+from ..fields._displacement import displacement_field, field_magnitude
+from ..fields._grid import grid_points
 from .layers import (
     convert,
     data_to_world,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._arrays import LazyArray
+from ..core._arrays import LazyArray
 from .layers import image_array, points_world
 from .session import MatchOptions, RunInputs
 

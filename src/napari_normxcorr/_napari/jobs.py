@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from .._match import match_points
-from .._result import MatchResult, Surface
-from .._transform import TransformFit
+from ..matching._match import match_points
+from ..matching._result import MatchResult, Surface
+from ..registration._transform import TransformFit
 from .session import MatchSession, RunInputs
 
 # Points matched per step of a full run: progress and cancel granularity
@@ -155,7 +155,7 @@ def register_matches(
     per point. Guided matching takes no masks: the run's no-data layers
     are not used here (NaN pixels still make their windows non-finite).
     """
-    from .._register import register
+    from ..registration._register import register
 
     try:
         return register(

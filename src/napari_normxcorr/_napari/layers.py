@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from .._arrays import LazyArray, grey
+from ..core._arrays import LazyArray, grey
 
 if TYPE_CHECKING:
     import napari

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._result import MatchResult, Surface
+from ..matching._result import MatchResult, Surface
 from . import jobs
 from .layers import points_world
 from .session import MatchSession

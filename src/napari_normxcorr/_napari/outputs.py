@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._peaks import argmax_index, second_peak
-from .._result import MatchResult, Status, Surface
+from ..core._peaks import argmax_index, second_peak
+from ..matching._result import MatchResult, Status, Surface
 from .layers import convert, data_to_world, reconnect, set_or_add
 from .session import MatchSession, RunInputs
 

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._arrays import LazyArray
-from .._result import MatchResult
-from .._transform import TransformFit
-from .._warp import warp
+from ..core._arrays import LazyArray
+from ..matching._result import MatchResult
+from ..registration._transform import TransformFit
+from ..registration._warp import warp
 from .layers import Affine, data_to_world
 from .outputs import SUFFIXES
 from .session import RunInputs

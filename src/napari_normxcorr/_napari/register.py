@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton
 
-from .._result import MatchResult, Status
-from .._transform import MODELS, TransformFit, fit_transform
+from ..matching._result import MatchResult, Status
+from ..registration._transform import MODELS, TransformFit, fit_transform
 from . import jobs
 from .overlay import (
     SideBySide,

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from psygnal import Signal
 
-from .._arrays import LazyArray
-from .._result import MatchResult, Surface
-from .._verdicts import (
+from ..core._arrays import LazyArray
+from ..matching._result import MatchResult, Surface
+from ..matching._verdicts import (
     MAX_CONSISTENCY_ERROR,
     MAX_MOTION_GAP,
     MAX_NEIGHBOUR_RESIDUAL,

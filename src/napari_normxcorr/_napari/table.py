@@ -19,8 +19,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._io import InputError, read_points
-from .._result import MatchResult
+from ..io._files import InputError, read_points
+from ..matching._result import MatchResult
 from .session import MatchSession
 
 QUALITY = (

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .._track import retrack, track_points
-from .._tracks import TrackResult
+from ..tracking._track import retrack, track_points
+from ..tracking._tracks import TrackResult
 from .jobs import MatchingFailed
 from .session import RunInputs
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from psygnal import Signal
 
-from .._tracks import TrackResult
+from ..tracking._tracks import TrackResult
 from .session import RunInputs
 
 # Corrections that can be undone.

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._arrays import LazyArray
-from .._match import match_points
-from .._result import Status, Surface
-from .._tracks import TrackResult
+from ..core._arrays import LazyArray
+from ..matching._match import match_points
+from ..matching._result import Status, Surface
+from ..tracking._tracks import TrackResult
 from .layers import convert, data_to_world, set_or_add, world_to_data
 from .outputs import SUFFIXES, surface_placement, surface_style
 from .track_session import TrackSession

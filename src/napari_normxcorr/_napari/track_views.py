@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from psygnal import Signal
 
-from .._drift import estimate_drift
-from .._result import Status
-from .._tracks import TrackResult
+from ..matching._result import Status
+from ..tracking._drift import estimate_drift
+from ..tracking._tracks import TrackResult
 from .outputs import STATUS_COLORS, SUFFIXES
 from .overlay import placement
 from .track_session import TrackSession

@@ -27,8 +27,8 @@ from magicgui.widgets import (
     SpinBox,
 )
 
-from .._track import REFERENCES
-from .._tracks import TrackResult
+from ..tracking._track import REFERENCES
+from ..tracking._tracks import TrackResult
 from . import jobs, track_jobs
 from .inputs import InputProblem, prepare_run
 from .session import MatchOptions, MatchSession

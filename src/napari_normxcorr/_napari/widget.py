@@ -15,8 +15,8 @@ from magicgui.widgets import (
     TupleEdit,
 )
 
-from .._result import MatchResult
-from .._verdicts import (
+from ..matching._result import MatchResult
+from ..matching._verdicts import (
     MAX_CONSISTENCY_ERROR,
     MAX_MOTION_GAP,
     MAX_NEIGHBOUR_RESIDUAL,

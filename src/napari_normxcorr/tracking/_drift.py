@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from ._arrays import LazyArray
+from ..core._arrays import LazyArray
 from ._tracks import TrackResult
 
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._arrays import LazyArray
-from ._io import write_columns
-from ._result import Status
+from ..core._arrays import LazyArray
+from ..io._files import write_columns
+from ..matching._result import Status
 
 # The arrays of a TrackResult with one vertex per point and frame.
 VERTEX_FIELDS = (

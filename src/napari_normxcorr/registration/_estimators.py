@@ -1,9 +1,9 @@
 """Least-squares fits of one transform family to point pairs.
 
-The estimators behind :func:`~napari_normxcorr.fit_transform`, the check
-that the points determine the transform, and the mapping of points
-through a homogeneous matrix. Points are in pixel coordinates in the
-arrays' axis order (row, col[, plane]); nothing is converted to (x, y).
+The estimators behind :func:`~napari_normxcorr.fit_transform` and the
+check that the points determine the transform. Points are in pixel
+coordinates in the arrays' axis order (row, col[, plane]); nothing is
+converted to (x, y).
 Robust estimation on top of these is in ``_robust``.
 """
 
@@ -13,10 +13,11 @@ from typing import Protocol
 
 import numpy as np
 
+from ..matching._guided import apply_matrix
+
 __all__ = [
     "Estimate",
     "Estimator",
-    "apply_matrix",
     "check_geometry",
     "estimator",
     "least_squares",
@@ -87,26 +88,6 @@ def estimator(model: str) -> Estimator:
         "projective": transform.ProjectiveTransform,
     }
     return estimators[model]
-
-
-def apply_matrix(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Map points through a homogeneous matrix.
-
-    Parameters
-    ----------
-    matrix : (D+1, D+1) ndarray
-        Homogeneous transform matrix.
-    points : (..., D) ndarray
-        Points to map.
-
-    Returns
-    -------
-    (..., D) ndarray
-        The mapped points.
-    """
-    mapped = points @ matrix[:-1, :-1].T + matrix[:-1, -1]
-    w = points @ matrix[-1, :-1] + matrix[-1, -1]
-    return mapped / w[..., np.newaxis]
 
 
 def residual_distances(

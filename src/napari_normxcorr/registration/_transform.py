@@ -15,13 +15,13 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
+from ..matching._result import MatchResult, Status
 from ._estimators import (
     apply_matrix,
     check_geometry,
     least_squares,
     residual_distances,
 )
-from ._result import MatchResult, Status
 from ._robust import default_threshold, robust_inliers
 
 __all__ = ["MODELS", "TransformFit", "fit_transform"]

@@ -16,13 +16,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ._arrays import Image, LazyArray, as_image
-from ._estimators import apply_matrix, point_rank
-from ._guided import transform_matrix
-from ._match import SEARCH_RADIUS, TEMPLATE_RADIUS, match_points, matched_axes
-from ._result import MatchResult, Status
+from ..core._arrays import Image, LazyArray, as_image
+from ..core._validate import point_array
+from ..matching._guided import apply_matrix, transform_matrix
+from ..matching._match import (
+    SEARCH_RADIUS,
+    TEMPLATE_RADIUS,
+    match_points,
+    matched_axes,
+)
+from ..matching._result import MatchResult, Status
+from ._estimators import point_rank
 from ._transform import MODELS, TransformFit, fit_transform, requirements
-from ._validate import point_array
 
 __all__ = ["register"]
 

@@ -14,7 +14,7 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
-from ._arrays import Image, LazyArray, as_image
+from ..core._arrays import Image, LazyArray, as_image
 
 
 def checked_stack(stack: Image | Sequence[Image]) -> LazyArray:

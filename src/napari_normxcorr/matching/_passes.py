@@ -10,11 +10,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._masked import unscored_at_floor
-from ._matcher import Matcher
-from ._motions import motion_gaps
-from ._parallel import Workspace, batches, in_threads
-from ._peaks import (
+from ..core._masked import unscored_at_floor
+from ..core._parallel import Workspace, batches, in_threads
+from ..core._peaks import (
     argmax_indices,
     axis_variances,
     on_borders,
@@ -22,9 +20,11 @@ from ._peaks import (
     peak_covariances,
     second_peaks,
 )
+from ..core._windows import Window
+from ._matcher import Matcher
+from ._motions import motion_gaps
 from ._result import Status, Surface, statuses
 from ._subpixel import refine_shifts
-from ._windows import Window
 
 # Units of work hold about this many search pixels: enough windows that
 # the calls around their arithmetic are paid once for many.

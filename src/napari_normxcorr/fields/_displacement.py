@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ._result import MatchResult, Status
+from ..matching._result import MatchResult, Status
 
 METHODS = ("linear", "cubic", "nearest")
 

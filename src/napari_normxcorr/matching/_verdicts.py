@@ -12,8 +12,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..core._peaks import SCORE_PRECISION, axis_variances
 from ._neighbours import normalized_median_residual
-from ._peaks import SCORE_PRECISION, axis_variances
 from ._result import MatchResult, Status
 
 # The default thresholds of match_points, chosen on ground truth by

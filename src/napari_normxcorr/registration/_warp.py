@@ -15,8 +15,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from ._arrays import Image, LazyArray
-from ._estimators import apply_matrix as _apply
+from ..core._arrays import Image, LazyArray
+from ..matching._guided import apply_matrix as _apply
 from ._transform import TransformFit
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from ._arrays import LazyArray
+from ..core._arrays import LazyArray
 from ._shape_functions import ShapeFunction
 
 # Beyond this distance from its start a subset has lost its way (pixels).

@@ -3,7 +3,7 @@
 The public functions of tracking: their arguments are checked here (with
 ``_track_inputs``) and turned into :class:`Options`; a frame range is
 tracked as a stack of its own and put back in the whole stack; a cluster
-gets the call as it is (``_distributed``). The tracking itself is
+gets the call as it is (``_cluster``). The tracking itself is
 ``_tracker``'s.
 """
 
@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ._arrays import Image, LazyArray
-from ._distributed import track_on_cluster
-from ._match import matched_axes
-from ._result import Status
-from ._shape_functions import ShapeFunction
+from ..core._arrays import Image, LazyArray
+from ..core._validate import fft_dtype, per_axis, positive_int
+from ..matching._match import matched_axes
+from ..matching._result import Status
+from ..matching._shape_functions import ShapeFunction
+from ._cluster import track_on_cluster
 from ._track_inputs import (
     Planes,
     checked_frames,
@@ -29,7 +30,6 @@ from ._track_inputs import (
 )
 from ._tracker import Options, Tracker
 from ._tracks import VERTEX_FIELDS, TrackResult
-from ._validate import fft_dtype, per_axis, positive_int
 
 REFERENCES = ("adaptive", "first", "previous")
 
@@ -200,7 +200,7 @@ def track_points(
     )
     if client is not None:
         # The tasks run this very function: it is handed over, so that
-        # _distributed needs no import of this module.
+        # _cluster, which this module imports, needs no import of it.
         return track_on_cluster(track_points, arguments, stack, points)
     if (first, last) == (0, stack.shape[0] - 1):
         tracker = Tracker(stack, points, options)

@@ -8,23 +8,21 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ._arrays import Image, LazyArray, as_image
-from ._back_match import back_match_distances
-from ._distributed import match_on_cluster
-from ._estimators import apply_matrix
-from ._guided import GuidedMatcher, transform_matrix
-from ._masked import MIN_OVERLAP
-from ._matcher import Matcher, NoData
-from ._passes import ForwardPass
-from ._result import MatchResult, Status
-from ._transform import TransformFit
-from ._validate import (
+from ..core._arrays import Image, LazyArray, as_image
+from ..core._masked import MIN_OVERLAP
+from ..core._validate import (
     fft_dtype,
     number,
     per_axis,
     point_array,
     positive_int,
 )
+from ._back_match import back_match_distances
+from ._cluster import match_on_cluster
+from ._guided import GuidedMatcher, Transform, apply_matrix, transform_matrix
+from ._matcher import Matcher, NoData
+from ._passes import ForwardPass
+from ._result import MatchResult, Status
 from ._verdicts import (
     MAX_CONSISTENCY_ERROR,
     MAX_MOTION_GAP,
@@ -49,7 +47,7 @@ def match_points(
     template_radius: int | Sequence[int] = TEMPLATE_RADIUS,
     search_radius: int | Sequence[int] = SEARCH_RADIUS,
     image_points: npt.ArrayLike | None = None,
-    transform: TransformFit | npt.ArrayLike | None = None,
+    transform: Transform | npt.ArrayLike | None = None,
     subpixel: bool = True,
     min_score: float = 0.5,
     min_distinctiveness: float = 0.0,
@@ -212,7 +210,7 @@ def match_points(
     """
     if client is not None:
         # The tasks run this very function: it is handed over, so that
-        # _distributed needs no import of this module.
+        # _cluster, which this module imports, needs no import of it.
         return match_on_cluster(match_points, dict(locals()))
     batch_size = positive_int("batch_size", batch_size)
     limits = Thresholds(
@@ -316,7 +314,7 @@ def _setup(
     image: Image,
     points: npt.ArrayLike,
     image_points: npt.ArrayLike | None,
-    transform: TransformFit | npt.ArrayLike | None,
+    transform: Transform | npt.ArrayLike | None,
     template_radius: int | Sequence[int],
     search_radius: int | Sequence[int],
     fft_precision: str,

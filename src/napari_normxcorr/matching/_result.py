@@ -11,7 +11,7 @@ from typing import NamedTuple, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from ._io import write_columns
+from ..io._files import write_columns
 
 
 class Status(str, Enum):

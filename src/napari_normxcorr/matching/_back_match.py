@@ -31,17 +31,17 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._matcher import Matcher
-from ._parallel import in_threads, thread_workspace
-from ._passes import floored, work_units, worker
-from ._peaks import (
+from ..core._parallel import in_threads, thread_workspace
+from ..core._peaks import (
     argmax_indices,
     local_maxima,
     parabolic_heights,
     parabolic_shifts,
 )
+from ..core._windows import Window, inside_all
+from ._matcher import Matcher
+from ._passes import floored, work_units, worker
 from ._result import Status, statuses
-from ._windows import Window, inside_all
 
 # A rival is a coarse local maximum whose height (NCC) comes this close
 # to the highest.

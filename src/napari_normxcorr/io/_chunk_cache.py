@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ._arrays import LazyArray
+from ..core._arrays import LazyArray
 
 # Decoded chunks kept per image, at most: a band of chunks across a large
 # image, so that a pass along the band decodes each chunk once.

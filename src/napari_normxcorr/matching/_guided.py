@@ -13,18 +13,23 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from ._estimators import apply_matrix
+from ..core._windows import Window, all_finite, as_slices, window_bounds
 from ._matcher import Matcher
 from ._result import Status
-from ._transform import TransformFit
-from ._windows import Window, all_finite, as_slices, window_bounds
 
-__all__ = ["GuidedMatcher", "GuidedWindow", "transform_matrix"]
+__all__ = [
+    "GuidedMatcher",
+    "GuidedWindow",
+    "Transform",
+    "apply_matrix",
+    "transform_matrix",
+]
 
 # The B-spline prefilter's reach fades by 0.27 per pixel: reading 12
 # pixels beyond the samples gives the whole image's coefficients to 1e-7.
@@ -33,8 +38,36 @@ _SPLINE_MARGIN = 12
 _EDGE_SLACK = 1e-9
 
 
+class Transform(Protocol):
+    """A fitted transform, such as a TransformFit: its homogeneous matrix
+    from template pixels to target pixels."""
+
+    @property
+    def matrix(self) -> np.ndarray: ...
+
+
+def apply_matrix(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Map points through a homogeneous matrix.
+
+    Parameters
+    ----------
+    matrix : (D+1, D+1) ndarray
+        Homogeneous transform matrix.
+    points : (..., D) ndarray
+        Points to map.
+
+    Returns
+    -------
+    (..., D) ndarray
+        The mapped points.
+    """
+    mapped = points @ matrix[:-1, :-1].T + matrix[:-1, -1]
+    w = points @ matrix[-1, :-1] + matrix[-1, -1]
+    return mapped / w[..., np.newaxis]
+
+
 def transform_matrix(
-    transform: TransformFit | npt.ArrayLike, ndim: int
+    transform: Transform | npt.ArrayLike, ndim: int
 ) -> np.ndarray:
     """The (ndim+1, ndim+1) float matrix of `transform`, or raise.
 

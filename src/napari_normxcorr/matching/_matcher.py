@@ -16,22 +16,22 @@ from typing import NamedTuple, cast
 
 import numpy as np
 
-from ._arrays import Image, LazyArray, as_image, safe_scale
-from ._chunk_cache import cached
-from ._kernel import PreparedTemplate, fft_shape, ncc_valid
-from ._masked import MIN_OVERLAP, mask_shape_check, masked_ncc_valid
-from ._parallel import Workspace
-from ._result import Status, Surface, statuses
-from ._validate import number
-from ._variance import MAX_MAP_PIXELS, VarianceMap
-from ._window_sums import is_flat
-from ._windows import (
+from ..core._arrays import Image, LazyArray, as_image, safe_scale
+from ..core._kernel import PreparedTemplate, fft_shape, ncc_valid
+from ..core._masked import MIN_OVERLAP, mask_shape_check, masked_ncc_valid
+from ..core._parallel import Workspace
+from ..core._validate import number
+from ..core._variance import MAX_MAP_PIXELS, VarianceMap
+from ..core._window_sums import is_flat
+from ..core._windows import (
     Window,
     all_finite,
     as_slices,
     inside_all,
     window_bounds,
 )
+from ..io._chunk_cache import cached
+from ._result import Status, Surface, statuses
 
 # Maps pay off when the search windows cover their plane this many times.
 _MAP_COVERAGE = 1
@@ -69,7 +69,7 @@ class Matcher:
     @contextmanager
     def caching_chunks(self) -> Iterator[None]:
         """Within, windows placed read through caches of the images'
-        decoded chunks (see `_chunk_cache`); the images as given after."""
+        decoded chunks (see `io._chunk_cache`); the images as given after."""
         images = self.template_image, self.image
         self.template_image, self.image = map(cached, images)
         try:

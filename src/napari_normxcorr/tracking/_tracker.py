@@ -4,7 +4,7 @@
 it is given in. A step predicts each point by constant velocity, finds the
 NCC peak of its template around the prediction (one ``match_points`` call
 for all points of the frame), refines it against the point's reference
-subset with a shape function (``_shape``), judges the vertex, and renews
+subset with a shape function (``matching._shape``), judges the vertex, and renews
 the reference where the rule of :class:`Options` asks for it. The public
 functions and the checks of their arguments live in ``_track`` and
 ``_track_inputs``.
@@ -18,12 +18,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._arrays import LazyArray
-from ._chunk_cache import cached
-from ._coarse import Coarse, CoarseSearch
-from ._match import match_points
-from ._result import Status
-from ._shape import (
+from ..core._arrays import LazyArray
+from ..core._validate import fft_dtype
+from ..io._chunk_cache import cached
+from ..matching._match import match_points
+from ..matching._result import Status
+from ..matching._shape import (
     FILTER_REACH,
     MAX_TRAVEL,
     Reference,
@@ -32,10 +32,10 @@ from ._shape import (
     reference_subsets,
     refine,
 )
-from ._shape_functions import ShapeFunction
+from ..matching._shape_functions import ShapeFunction
+from ._coarse import Coarse, CoarseSearch
 from ._track_inputs import Planes
 from ._tracks import TrackResult
-from ._validate import fft_dtype
 
 # Verdicts that mean nothing was found where the point should be.
 _NOT_FOUND = (

@@ -3,7 +3,7 @@
 Along a track, each point's template is matched into a small window of
 the next frame, and the template changes only when the point's
 reference does. :class:`CoarseSearch` keeps the templates' spectra
-(``_small_ncc``) and matches every point whose template and search
+(``core._small_ncc``) and matches every point whose template and search
 window lie wholly inside their frames and hold finite values, in chunks
 on all cores; it gives what ``match_points`` gives for them (whole-pixel
 position, score, second peak, statuses). The tracker matches the other
@@ -17,12 +17,12 @@ from typing import NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ._arrays import LazyArray
-from ._parallel import cpu_count, map_on, shared_pool
-from ._peaks import argmax_indices, on_borders, second_peaks
-from ._result import Status, statuses
-from ._small_ncc import TemplateBank, small_ncc
-from ._windows import inside_all
+from ..core._arrays import LazyArray
+from ..core._parallel import cpu_count, map_on, shared_pool
+from ..core._peaks import argmax_indices, on_borders, second_peaks
+from ..core._small_ncc import TemplateBank, small_ncc
+from ..core._windows import inside_all
+from ..matching._result import Status, statuses
 
 # Windows per chunk: their arrays stay in cache, and the calls around
 # the arithmetic are paid once for all of them.

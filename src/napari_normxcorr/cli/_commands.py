@@ -1,0 +1,272 @@
+"""The command line's commands: read the inputs, run the engine, write
+the outputs; every error a one-line message and exit code 1."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core._arrays import grey, is_colour
+from ..fields._grid import grid_points
+from ..io._files import (
+    InputError,
+    check_output_directory,
+    check_output_file,
+    open_tiff,
+    open_zarr,
+    read_image,
+    read_points,
+)
+from ..matching._match import match_points, matched_axes
+from ..matching._result import Status
+from ._arguments import parser
+
+
+def as_grey(image: Any, ndim: int) -> Any:
+    """RGB(A) images (one extra trailing axis of 3 or 4) become luminance
+    (lazily for zarr)."""
+    return grey(image) if is_colour(image, ndim) else image
+
+
+def main(argv: list[str] | None = None) -> int:
+    commands = parser()
+    args = commands.parse_args(argv)
+    grid = getattr(args, "grid", None)
+    if (args.points is None) == (grid is None):
+        commands.error("give either POINTS.csv or --grid SPACING")
+    try:
+        _check_outputs(args)
+        if args.command == "track":
+            _track(args)
+        else:
+            command = _match if args.command == "match" else _register
+            command(args, *_read_inputs(args))
+    except (InputError, ValueError, OSError) as error:
+        print(f"napari-normxcorr: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Every file asked for can be written: checked before any work."""
+    check_output_file(args.output, "-o")
+    for option in ("warped", "matches"):
+        path = getattr(args, option, None)
+        if path is not None:
+            check_output_file(path, f"--{option}")
+    if getattr(args, "surfaces", None) is not None:
+        check_output_directory(args.surfaces, "--surfaces")
+
+
+def _read_inputs(
+    args: argparse.Namespace,
+) -> tuple[Any, Any, np.ndarray]:
+    """The two images (grey) and the points: from the CSV, or a grid."""
+    raw = _read_image(args.template)
+    if args.points is not None:
+        points, _ = read_points(args.points)
+        ndim = points.shape[1]
+    else:
+        ndim = matched_axes(args.template_radius, args.search_radius, raw.ndim)
+    template = as_grey(raw, ndim)
+    image = as_grey(_read_image(args.image), ndim)
+    if args.points is None:
+        if template.ndim != ndim:
+            raise ValueError(
+                f"--grid needs {ndim}-D images (the matched axes only); "
+                f"{args.template} has shape {template.shape}"
+            )
+        points = grid_points(
+            template.shape, args.grid, margin=args.template_radius
+        )
+    return template, image, points
+
+
+def _read_image(path: Path) -> Any:
+    """An image file: zarr and TIFF opened lazily where their layout
+    allows (see `open_tiff`), others read whole."""
+    if path.suffix.lower() == ".zarr":
+        return open_zarr(path)
+    if path.suffix.lower() in (".tif", ".tiff"):
+        return open_tiff(path)
+    return read_image(path)
+
+
+def _mask_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The no-data keywords of `match_points` that were asked for."""
+    options: dict[str, Any] = {}
+    for which in ("template", "image"):
+        path = getattr(args, f"{which}_mask", None)
+        if path is not None:
+            options[f"{which}_mask"] = read_image(path) != 0
+    if getattr(args, "nodata", None) is not None:
+        options["nodata"] = args.nodata
+    return options
+
+
+def _window_options(args: argparse.Namespace, count: int) -> dict[str, Any]:
+    return {
+        "template_radius": args.template_radius,
+        "search_radius": args.search_radius,
+        "subpixel": not args.no_subpixel,
+        "progress": _progress_bar(count),
+    }
+
+
+def _match(
+    args: argparse.Namespace,
+    template: Any,
+    image: Any,
+    points: np.ndarray,
+) -> None:
+    """`match`: one CSV row per point, and the surfaces when asked."""
+    with _cluster(args) as client:
+        result = match_points(
+            template,
+            image,
+            points,
+            **_window_options(args, len(points)),
+            **_mask_options(args),
+            client=client,
+        )
+    result.to_csv(args.output)
+    if args.surfaces:
+        args.surfaces.mkdir(parents=True, exist_ok=True)
+        for i in range(len(result)):
+            try:
+                surface = result.surface(i)
+            except ValueError:
+                continue
+            np.save(args.surfaces / f"surface-{i}.npy", surface.values)
+    ok = int(np.sum(result.status == Status.OK))
+    print(
+        f"{ok} of {len(result)} points matched ok; wrote {args.output}",
+        file=sys.stderr,
+    )
+
+
+def _register(
+    args: argparse.Namespace,
+    template: Any,
+    image: Any,
+    points: np.ndarray,
+) -> None:
+    """`register`: the transform as JSON, and the warped image if asked."""
+    from ..registration._register import register
+    from ..registration._warp import warp
+
+    fit = register(
+        template,
+        image,
+        points,
+        model=args.model,
+        robust=not args.no_robust,
+        threshold=args.threshold,
+        **_window_options(args, len(points)),
+    )
+    record = fit.to_dict()
+    if fit.matches is not None:
+        record["points"] = fit.matches.points.tolist()
+        record["matched"] = [
+            [float(v) if np.isfinite(v) else None for v in row]
+            for row in fit.matches.matched
+        ]
+        if args.matches:
+            fit.matches.to_csv(args.matches)
+    args.output.write_text(json.dumps(record, indent=2))
+    if args.warped:
+        import tifffile
+
+        # Cubic: an exported image should not be blurred by resampling.
+        aligned = warp(image, fit, template.shape, order=3)
+        aligned = np.asarray(aligned, dtype=np.float32)
+        tifffile.imwrite(args.warped, aligned)
+    print(
+        f"{fit.model}: {int(fit.inliers.sum())} of {len(fit.inliers)} "
+        f"matches are inliers, RMS {fit.rms:.3f} px; wrote {args.output}",
+        file=sys.stderr,
+    )
+
+
+def _track(args: argparse.Namespace) -> None:
+    """`track`: one CSV row per vertex (point and frame)."""
+    from ..tracking._track import track_points
+
+    stack = _read_image(args.stack)
+    points, _ = read_points(args.points)
+    with _cluster(args) as client:
+        # On a cluster, progress comes as points done (tasks finished).
+        progress = (
+            _progress_bar(stack.shape[0], "frames")
+            if client is None
+            else _progress_bar(len(points))
+        )
+        result = track_points(
+            stack,
+            points,
+            template_radius=args.template_radius,
+            search_radius=args.search_radius,
+            reference=args.reference,
+            subpixel=not args.no_subpixel,
+            progress=progress,
+            client=client,
+        )
+    result.to_csv(args.output)
+    status = np.asarray(result.status)
+    ok = int(np.count_nonzero(status == Status.OK))
+    print(
+        f"{len(points)} points through {status.shape[1]} frames: {ok} of "
+        f"{status.size} vertices ok; wrote {args.output}",
+        file=sys.stderr,
+    )
+
+
+@contextmanager
+def _cluster(args: argparse.Namespace) -> Iterator[Any]:
+    """The distributed.Client that --scheduler or --workers ask for, or
+    None; a local cluster lives as long as the block."""
+    address = getattr(args, "scheduler", None)
+    workers = getattr(args, "workers", None)
+    if address is None and workers is None:
+        yield None
+        return
+    try:
+        from distributed import Client
+
+        from ..io._cluster import local_cluster
+    except ImportError:
+        raise InputError(
+            "--scheduler and --workers need dask.distributed: pip install "
+            "napari-normxcorr[distributed]"
+        ) from None
+    if address is not None:
+        with Client(address) as client:
+            yield client
+        return
+    assert workers is not None  # no --scheduler: --workers was given
+    with local_cluster(workers) as client:
+        yield client
+
+
+def _progress_bar(
+    total: int, unit: str = "points"
+) -> Callable[[int, int], None] | None:
+    """A text progress bar on stderr, for runs long enough to need one."""
+    if total < (50 if unit == "points" else 5) or not sys.stderr.isatty():
+        return None
+
+    def show(done: int, of: int) -> None:
+        filled = int(30 * done / of)
+        bar = "#" * filled + "." * (30 - filled)
+        print(f"\r[{bar}] {done}/{of} {unit}", end="", file=sys.stderr)
+        if done == of:
+            print(file=sys.stderr)
+
+    return show

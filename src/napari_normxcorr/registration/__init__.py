@@ -1,0 +1,14 @@
+"""Registration: transforms fitted robustly to matches, matching again
+through them until they stop changing, and images warped through them.
+"""
+
+from ._register import register
+from ._transform import TransformFit, fit_transform
+from ._warp import warp
+
+__all__ = [
+    "TransformFit",
+    "fit_transform",
+    "register",
+    "warp",
+]
