@@ -7,7 +7,7 @@ from scipy import ndimage
 
 from napari_normxcorr import match_points
 from napari_normxcorr.core._variance import VarianceMap
-from napari_normxcorr.matching import _matcher
+from napari_normxcorr.matching import _correlation
 from reference import brute_force_ncc
 
 
@@ -64,7 +64,7 @@ def counted_maps(monkeypatch):
             super().__init__(plane, box)
             built.append(plane.shape)
 
-    monkeypatch.setattr(_matcher, "VarianceMap", Counted)
+    monkeypatch.setattr(_correlation, "VarianceMap", Counted)
     return built
 
 
@@ -108,7 +108,7 @@ def test_maps_change_no_match(counted_maps, monkeypatch):
     kwargs = dict(template_radius=6, search_radius=12, subpixel=False)
     with_maps = match_points(base, moved, points, **kwargs)
     assert len(counted_maps) == 2  # forward, and back for consistency
-    monkeypatch.setattr(_matcher, "MAX_MAP_PIXELS", 0)
+    monkeypatch.setattr(_correlation, "MAX_MAP_PIXELS", 0)
     without = match_points(base, moved, points, **kwargs)
     assert len(counted_maps) == 2
     np.testing.assert_array_equal(with_maps.matched, without.matched)

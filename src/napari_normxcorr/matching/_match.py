@@ -253,6 +253,18 @@ def match_points(
             consistency = back_match_distances(
                 matcher, points, found.matched, todo, batch_size
             )
+    return _judged(found, image_points, consistency, limits)
+
+
+def _judged(
+    found: ForwardPass,
+    image_points: np.ndarray,
+    consistency: np.ndarray,
+    limits: Thresholds,
+) -> MatchResult:
+    """The result of a forward pass and its consistency check, each row
+    judged alone, then against its neighbours (see `_verdicts`)."""
+    points, matcher = found.points, found.matcher
     columns = {
         "score": found.score,
         "distinctiveness": found.score - found.second,
@@ -283,7 +295,7 @@ def match_points(
         motion_gap=found.motion_gap,
         covariance=found.covariance,
         _context=matcher,
-        _surfaces=found.surfaces if keep_surfaces else None,
+        _surfaces=found.surfaces if found.keep_surfaces else None,
     )
     return judge_neighbours(
         result, limits.max_neighbour_residual, matcher.ndim
