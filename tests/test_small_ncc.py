@@ -15,7 +15,8 @@ from napari_normxcorr.core._peaks import half_widths, second_peaks
 from napari_normxcorr.core._small_ncc import TemplateBank, box_sums, small_ncc
 from napari_normxcorr.matching._shape_functions import ShapeFunction
 from napari_normxcorr.tracking._coarse import CoarseSearch
-from napari_normxcorr.tracking._tracker import BANK_BYTES, Options, Tracker
+from napari_normxcorr.tracking._track_inputs import Options
+from napari_normxcorr.tracking._tracker import BANK_BYTES, Tracker
 from reference import brute_force_ncc
 
 TOLERANCE = {np.float32: 2e-4, np.float64: 1e-9}

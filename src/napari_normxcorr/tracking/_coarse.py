@@ -6,8 +6,9 @@ reference does. :class:`CoarseSearch` keeps the templates' spectra
 (``core._small_ncc``) and matches every point whose template and search
 window lie wholly inside their frames and hold finite values, in chunks
 on all cores; it gives what ``match_points`` gives for them (whole-pixel
-position, score, second peak, statuses). The tracker matches the other
-points (clipped at a border, non-finite data) with ``match_points``.
+position, score, second peak, statuses). The whole-pixel step of
+``_whole_pixel`` matches the other points (clipped at a border,
+non-finite data) with ``match_points``.
 """
 
 from __future__ import annotations

@@ -23,12 +23,13 @@ from ..matching._result import Status
 from ..matching._shape_functions import ShapeFunction
 from ._cluster import track_on_cluster
 from ._track_inputs import (
+    Options,
     Planes,
     checked_frames,
     checked_points,
     checked_stack,
 )
-from ._tracker import Options, Tracker
+from ._tracker import Tracker
 from ._tracks import VERTEX_FIELDS, TrackResult
 
 REFERENCES = ("adaptive", "first", "previous")

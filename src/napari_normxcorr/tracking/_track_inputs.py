@@ -1,20 +1,42 @@
-"""The inputs of a track: the stack and points checked, views of frames.
+"""The inputs of a track: the stack, points and keywords checked, views
+of frames.
 
 ``checked_stack``, ``checked_points`` and ``checked_frames`` turn the
 arguments of :func:`track_points` and :func:`retrack` into arrays (or
-raise with a message for the user); :class:`Planes` shows chosen frames
-of a stack as one array, for ``match_points`` and for a frame range.
+raise with a message for the user); :class:`Options` holds the checked
+keywords; :class:`Planes` shows chosen frames of a stack as one array,
+for ``match_points`` and for a frame range.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
 
 from ..core._arrays import Image, LazyArray, as_image
+from ..matching._shape_functions import ShapeFunction
+
+
+@dataclass(frozen=True)
+class Options:
+    """The keywords of track_points, checked: radii per axis, the shape
+    function built from `shape_order`."""
+
+    radius: tuple[int, ...]
+    search: tuple[int, ...]
+    reference: str
+    subpixel: bool
+    shape: ShapeFunction
+    min_score: float
+    min_distinctiveness: float
+    refresh_score: float
+    patience: int
+    fft_precision: str
+    batch_size: int
 
 
 def checked_stack(stack: Image | Sequence[Image]) -> LazyArray:

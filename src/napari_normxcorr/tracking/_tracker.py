@@ -2,105 +2,37 @@
 
 :class:`Tracker` follows every point forwards and backwards from the frame
 it is given in. A step predicts each point by constant velocity, finds the
-NCC peak of its template around the prediction (one ``match_points`` call
-for all points of the frame), refines it against the point's reference
-subset with a shape function (``matching._shape``), judges the vertex, and renews
-the reference where the rule of :class:`Options` asks for it. The public
-functions and the checks of their arguments live in ``_track`` and
-``_track_inputs``.
+NCC peak of its template around the prediction (``_whole_pixel``, one
+``match_points`` call for the points the small-window search of
+``_coarse`` leaves), refines it against the point's reference subset
+with a shape function (``_refinement``, IC-GN of ``matching._shape``),
+judges the vertex, and renews the reference where the rule of
+:class:`Options` asks for it. The public functions and the checks of
+their arguments live in ``_track`` and ``_track_inputs``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 
 from ..core._arrays import LazyArray
 from ..core._validate import fft_dtype
 from ..io._chunk_cache import cached
-from ..matching._match import match_points
 from ..matching._result import Status
-from ..matching._shape import (
-    FILTER_REACH,
-    MAX_TRAVEL,
-    Reference,
-    Refined,
-    Regions,
-    reference_subsets,
-    refine,
-)
-from ..matching._shape_functions import ShapeFunction
-from ._coarse import Coarse, CoarseSearch
-from ._track_inputs import Planes
+from ..matching._shape import Reference
+from ._coarse import CoarseSearch
+from ._refinement import Refinement, Sampled
+from ._track_inputs import Options
 from ._tracks import TrackResult
+from ._whole_pixel import NOT_FOUND, Found, WholePixelStep
 
-# Verdicts that mean nothing was found where the point should be.
-_NOT_FOUND = (
-    Status.OUTSIDE_IMAGE,
-    Status.NON_FINITE,
-    Status.NO_FIT,
-    Status.TOO_LITTLE_DATA,
-)
-# The verdicts of match_points a track keeps: where the windows could be
-# read, and whether the peak is good and inside. The others judge a pair
-# of images (neighbours, peak shape, back-match) on whole pixels; along a
-# track, ambiguity is judged on the refined score (see _judged).
-_COARSE_VERDICTS = (
-    *_NOT_FOUND,
-    Status.OK,
-    Status.FLAT_TEMPLATE,
-    Status.LOW_SCORE,
-    Status.ON_BORDER,
-)
-# Farther than this apart (pixels), the constant-velocity prediction and
-# the NCC peak disagree, and the refinement starts from the peak.
-_PREDICTION_TRUST = 1.0
 # The most memory the kept template spectra of the small-window search
 # may take (about 15 000 points at radii 15/30); more points take
 # match_points, which holds only a batch.
 BANK_BYTES = 2**28
-# Cubic B-spline taps reach 2 pixels beyond a sample; rounding 0.5 more.
-_TAPS = 2.5
-
-
-@dataclass(frozen=True)
-class Options:
-    """The keywords of track_points, checked: radii per axis, the shape
-    function built from `shape_order`."""
-
-    radius: tuple[int, ...]
-    search: tuple[int, ...]
-    reference: str
-    subpixel: bool
-    shape: ShapeFunction
-    min_score: float
-    min_distinctiveness: float
-    refresh_score: float
-    patience: int
-    fft_precision: str
-    batch_size: int
-
-
-class _Sampled(NamedTuple):
-    """Regions of one box size read around the points `rows` (indices
-    into a step's points, sorted) of a frame; region k is of rows[k]."""
-
-    regions: Regions
-    rows: np.ndarray
-
-
-class _Found(NamedTuple):
-    """What one step says about the points it matched."""
-
-    position: np.ndarray  # (n, D) matched axes
-    score: np.ndarray
-    distinctiveness: np.ndarray
-    status: np.ndarray
-    warp: np.ndarray  # (n, D, S) the warp's rows (translation: position)
-    second: np.ndarray  # best NCC peak away from the match
 
 
 @dataclass
@@ -120,7 +52,12 @@ class _State:
 
 
 class Tracker:
-    """The sweeps of track_points and the vertices they find."""
+    """The sweeps of track_points and the vertices they find.
+
+    The whole-pixel step of a frame is its `whole_pixels`, the sub-pixel
+    refinement and the reference subsets its `refinement`; the tracker
+    keeps where each point stands and records the vertices.
+    """
 
     def __init__(self, stack: LazyArray, points: np.ndarray, options: Options):
         # Reads go through a cache of decoded chunks; the result keeps
@@ -133,7 +70,23 @@ class Tracker:
         self.plane = np.rint(points[:, 1:-d]).astype(np.int64)
         self.given = points[:, -d:]
         self.result = TrackResult.lost(points, stack)
-        self.search = self._small_window_search(len(points))
+        self.whole_pixels = WholePixelStep(
+            self.stack,
+            self.plane,
+            options,
+            self._small_window_search(len(points)),
+        )
+        self.refinement = Refinement(self.stack, self.plane, options)
+
+    @property
+    def search(self) -> CoarseSearch | None:
+        """The small-window search of the whole-pixel step; None sends
+        every point to match_points."""
+        return self.whole_pixels.search
+
+    @search.setter
+    def search(self, search: CoarseSearch | None) -> None:
+        self.whole_pixels.search = search
 
     def _small_window_search(self, count: int) -> CoarseSearch | None:
         """The small-window search of `count` points, or None where it
@@ -174,10 +127,10 @@ class Tracker:
         """
         n = len(self.given)
         identity = self.options.shape.identity(self.given)
-        fits = self._fits(self.given, identity)
+        fits = self.refinement.fits(self.given, identity)
         rows = np.flatnonzero(fits)
-        found = self._judged(
-            self._coarse(
+        found = self.whole_pixels.judged(
+            self.whole_pixels.match(
                 rows,
                 self.start[rows],
                 self.given[rows],
@@ -195,7 +148,9 @@ class Tracker:
         status[fits] = found.status
         distinct = np.full(n, np.nan)
         distinct[fits] = found.distinctiveness
-        reference = self._references(np.arange(n), self.start, identity, fits)
+        reference = self.refinement.references(
+            np.arange(n), self.start, identity, fits
+        )
         flat = fits & ~reference.usable & self.options.subpixel
         status[flat] = Status.FLAT_TEMPLATE
         # The point itself: where it was given, matching itself.
@@ -204,12 +159,14 @@ class Tracker:
             np.arange(n), self.start, self.given, score, distinct, status
         )
         # Doubtful first vertices (ambiguous...) are tracked, and flagged.
-        dead = (*_NOT_FOUND, Status.FLAT_TEMPLATE)
+        dead = (*NOT_FOUND, Status.FLAT_TEMPLATE)
         return fits & ~np.isin(status, dead), reference
 
     def _initial_state(
         self, alive: np.ndarray, reference: Reference
     ) -> _State:
+        """Every point at rest where it was given, with `reference`;
+        those not `alive` are not followed."""
         n, d = len(self.given), self.ndim
         return _State(
             position=self.given.copy(),
@@ -231,13 +188,13 @@ class Tracker:
             return
         gap = np.abs(t - state.last[todo])[:, None]
         guess = state.position[todo] + state.velocity[todo] * gap
-        fits = self._fits(guess, state.warp[todo])
+        fits = self.refinement.fits(guess, state.warp[todo])
         self._lose(state, todo[~fits], t)
         todo, guess = todo[fits], guess[fits]
         if todo.size == 0:
             return
         subpixel = self.options.subpixel
-        found = self._coarse(
+        found = self.whole_pixels.match(
             todo,
             state.last[todo] if subpixel else state.reference_frame[todo],
             state.position[todo]
@@ -248,193 +205,22 @@ class Tracker:
         )
         regions = None
         if subpixel:
-            found, regions = self._refine(state, todo, guess, found, t)
-        self._update(state, todo, self._judged(found), t, regions)
-
-    def _judged(self, found: _Found) -> _Found:
-        """Distinctiveness of the final scores over the second NCC peaks;
-        ``ambiguous`` below `min_distinctiveness`."""
-        distinct = found.score - found.second
-        status = found.status.copy()
-        low = distinct < self.options.min_distinctiveness
-        status[low & (status == Status.OK)] = Status.AMBIGUOUS
-        return found._replace(distinctiveness=distinct, status=status)
-
-    def _coarse(
-        self,
-        rows: np.ndarray,
-        source_frames: np.ndarray,
-        centres: np.ndarray,
-        guesses: np.ndarray,
-        target_frames: np.ndarray,
-    ) -> _Found:
-        """NCC match of the template of each of `rows` (from its frame in
-        `source_frames`, around `centres`) into its target frame, around
-        `guesses`: whole pixels. Points whose windows lie inside their
-        frames take the small-window search, the others match_points."""
-        n, d = len(rows), self.ndim
-        warp = self.options.shape.identity(centres)
-        found = _Found(
-            np.full((n, d), np.nan),
-            np.full(n, np.nan),
-            np.full(n, np.nan),
-            np.empty(n, dtype=object),
-            warp,
-            np.full(n, np.nan),
-        )
-        rest = np.arange(n)
-        if self.search is not None and n:
-            small = self.search.match(
-                rows,
-                self.plane[rows],
-                source_frames,
-                centres,
-                guesses,
-                target_frames,
+            found, regions = self.refinement.refine(
+                state.reference, todo, guess, state.warp[todo], found, t
             )
-            _put(found, small.done, small)
-            rest = np.flatnonzero(~small.done)
-        if rest.size:
-            _put(
-                found,
-                rest,
-                self._matched(
-                    rows[rest],
-                    source_frames[rest],
-                    centres[rest],
-                    guesses[rest],
-                    target_frames[rest],
-                ),
-            )
-        return found
-
-    def _matched(
-        self,
-        rows: np.ndarray,
-        source_frames: np.ndarray,
-        centres: np.ndarray,
-        guesses: np.ndarray,
-        target_frames: np.ndarray,
-    ) -> Coarse:
-        """As `_coarse`, by one match_points call."""
-        d = self.ndim
-        # One plane per pair of frames: (template frame, target frame).
-        frames, index = np.unique(
-            np.stack([source_frames, target_frames]),
-            axis=1,
-            return_inverse=True,
-        )
-        template = Planes(self.stack, frames[0])
-        image = Planes(self.stack, frames[1])
-        leading = np.column_stack([np.ravel(index), self.plane[rows]])
-        o = self.options
-        matched = match_points(
-            template,
-            image,
-            np.column_stack([leading, centres]),
-            image_points=np.column_stack([leading, guesses]),
-            template_radius=o.radius,
-            search_radius=o.search,
-            subpixel=False,
-            min_score=o.min_score,
-            min_distinctiveness=o.min_distinctiveness,
-            # Judges a point by the others; a track is judged alone.
-            max_neighbour_residual=np.inf,
-            # A track is one motion; its vertices are judged by score.
-            max_motion_gap=np.inf,
-            check_consistency=False,
-            fft_precision=o.fft_precision,
-            batch_size=o.batch_size,
-        )
-        status = matched.status.copy()
-        status[~np.isin(status, _COARSE_VERDICTS)] = Status.OK
-        return Coarse(
-            np.ones(len(rows), dtype=bool),
-            matched.matched[:, -d:],
-            matched.score,
-            matched.second_score,
-            status,
-        )
-
-    def _refine(
-        self,
-        state: _State,
-        todo: np.ndarray,
-        guess: np.ndarray,
-        found: _Found,
-        t: int,
-    ) -> tuple[_Found, list[_Sampled]]:
-        """IC-GN from the coarse matches that are ok; the regions
-        read for them serve new references."""
-        close = np.abs(guess - found.position).max(axis=1) < _PREDICTION_TRUST
-        start = np.where(close[:, None], guess, found.position)
-        warp = _warps(start, state.warp[todo])
-        ok = np.flatnonzero(found.status == Status.OK)
-        sampled = [
-            part._replace(rows=ok[part.rows])
-            for part in self._regions(todo[ok], np.full(ok.size, t), warp[ok])
-        ]
-        refined = self._refined(state, todo, warp, ok, sampled)
-        position, score = found.position.copy(), found.score.copy()
-        status = found.status.copy()
-        position[ok] = refined.warps[:, :, 0]
-        warp[ok] = refined.warps
-        score[ok] = refined.score
-        # Not converged: back to the coarse match, its position and score
-        # together (the refinement's are those of its starting warp).
-        failed = ok[~refined.converged]
-        status[failed] = Status.LOW_SCORE
-        position[failed] = found.position[failed]
-        score[failed] = found.score[failed]
-        warp[failed, :, 0] = found.position[failed]
-        status[ok[~(score[ok] >= self.options.min_score)]] = Status.LOW_SCORE
-        left = ok[~self._fits(position[ok], warp[ok])]
-        status[left] = Status.OUTSIDE_IMAGE
-        found = _Found(position, score, score, status, warp, found.second)
-        return found, sampled
-
-    def _refined(
-        self,
-        state: _State,
-        todo: np.ndarray,
-        warp: np.ndarray,
-        ok: np.ndarray,
-        sampled: list[_Sampled],
-    ) -> Refined:
-        """IC-GN of the step's points `ok` from `warp`, one call per box
-        size of their regions; entries in the order of `ok`."""
-        o = self.options
-        refined = Refined(
-            warp[ok].copy(), np.empty(ok.size), np.empty(ok.size, bool)
-        )
-        for part in sampled:
-            where = np.searchsorted(ok, part.rows)
-            found = refine(
-                state.reference,
-                todo[part.rows],
-                part.regions,
-                warp[part.rows],
-                o.shape,
-                o.radius,
-            )
-            refined.warps[where] = found.warps
-            refined.score[where] = found.score
-            refined.converged[where] = found.converged
-        return refined
+        self._update(state, todo, self.whole_pixels.judged(found), t, regions)
 
     def _update(
         self,
         state: _State,
         todo: np.ndarray,
-        found: _Found,
+        found: Found,
         t: int,
-        regions: list[_Sampled] | None,
+        regions: list[Sampled] | None,
     ) -> None:
         """Record the vertices of frame `t` and move the points on."""
         ok = found.status == Status.OK
-        lost = np.isin(found.status, _NOT_FOUND) | (
-            state.searching[todo] & ~ok
-        )
+        lost = np.isin(found.status, NOT_FOUND) | (state.searching[todo] & ~ok)
         kept = ~lost
         frames = np.full(len(todo), t)
         self._record_vertices(
@@ -470,9 +256,9 @@ class Tracker:
         state: _State,
         todo: np.ndarray,
         ok: np.ndarray,
-        found: _Found,
+        found: Found,
         t: int,
-        regions: list[_Sampled] | None,
+        regions: list[Sampled] | None,
     ) -> None:
         """New references for the ok points whose rule asks for one."""
         reference = self.options.reference
@@ -488,107 +274,16 @@ class Tracker:
         state.reference_position[rows] = found.position[renew]
         self.result.refreshed[rows, t] = True
         for sampled in regions or ():
-            self._resample(state, todo, renew, found, sampled)
-
-    def _resample(
-        self,
-        state: _State,
-        todo: np.ndarray,
-        renew: np.ndarray,
-        found: _Found,
-        sampled: _Sampled,
-    ) -> None:
-        """New reference subsets of the points `renew` of a step that
-        `sampled` has regions of."""
-        picked = sampled.rows[renew[sampled.rows]]
-        if picked.size == 0:
-            return
-        # Resampled through the current warp: the subset's offsets keep
-        # meaning the pixels of the original subset.
-        warps = _warps(found.position[picked], found.warp[picked])
-        part = reference_subsets(
-            sampled.regions,
-            np.searchsorted(sampled.rows, picked),
-            warps,
-            self.options.shape,
-            self.options.radius,
-        )
-        state.reference.put(todo[picked], part)
-        state.alive[todo[picked][~part.usable]] = False
+            flat = self.refinement.renew(
+                state.reference, todo, renew, found, sampled
+            )
+            state.alive[flat] = False
 
     def _lose(self, state: _State, rows: np.ndarray, t: int) -> None:
         """Points `rows` were not found in frame `t`: search from now on."""
         self.result.status[rows, t] = Status.LOST
         state.searching[rows] = True
         state.velocity[rows] = 0.0
-
-    def _references(
-        self,
-        rows: np.ndarray,
-        frames: np.ndarray,
-        warps: np.ndarray,
-        usable: np.ndarray,
-    ) -> Reference:
-        """Reference subsets of `rows` in `frames` through `warps` (where
-        `usable`)."""
-        o, n = self.options, len(rows)
-        size = int(np.prod([2 * r + 1 for r in o.radius]))
-        reference = Reference.empty(n, size, o.shape)
-        keep = np.flatnonzero(usable)
-        if not o.subpixel or keep.size == 0:
-            reference.usable[keep] = True
-            return reference
-        for part in self._regions(rows[keep], frames[keep], warps[keep]):
-            chosen = keep[part.rows]
-            subsets = reference_subsets(
-                part.regions,
-                np.arange(chosen.size),
-                warps[chosen],
-                o.shape,
-                o.radius,
-            )
-            reference.put(chosen, subsets)
-        return reference
-
-    def _regions(
-        self,
-        rows: np.ndarray,
-        frames: np.ndarray,
-        warps: np.ndarray,
-    ) -> list[_Sampled]:
-        """Regions of points `rows` in `frames` around their `warps`, wide
-        enough for refinement and for a new reference subset (with its
-        gradient margin), one Regions per box size; their `rows` index
-        the arguments.
-
-        Each point's box fits its own warp, not the widest of the call:
-        the spline coefficients depend (slightly) on the box, and a
-        point's numbers must not depend on the other points.
-        """
-        wide = tuple(r + 2 for r in self.options.radius)
-        extent = self.options.shape.extent(warps, wide)
-        half = np.ceil(extent + MAX_TRAVEL + _TAPS).astype(np.int64)
-        sizes, group = np.unique(half, axis=0, return_inverse=True)
-        parts = []
-        for k, size in enumerate(sizes):
-            members = np.flatnonzero(group.ravel() == k)
-            regions = Regions(
-                self.stack,
-                frames[members],
-                self.plane[rows[members]],
-                warps[members, :, 0],
-                size + FILTER_REACH,
-            )
-            parts.append(_Sampled(regions, members))
-        return parts
-
-    def _fits(self, centres: np.ndarray, warps: np.ndarray) -> np.ndarray:
-        """Which subsets, warped by `warps` around `centres`, lie inside
-        the frame."""
-        extent = self.options.shape.extent(warps, self.options.radius)
-        low = centres - extent
-        high = centres + extent
-        return np.all((low >= 0) & (high <= self.frame_shape - 1), axis=1)
 
     def _record_vertices(
         self,
@@ -599,26 +294,10 @@ class Tracker:
         distinctiveness: np.ndarray,
         status: np.ndarray,
     ) -> None:
+        """Write the vertices of points `rows` in `frames` to the result."""
         result = self.result
         result.position[rows, frames, : -self.ndim] = self.plane[rows]
         result.position[rows, frames, -self.ndim :] = position
         result.score[rows, frames] = score
         result.distinctiveness[rows, frames] = distinctiveness
         result.status[rows, frames] = status
-
-
-def _put(found: _Found, where: np.ndarray, matched: Coarse) -> None:
-    """Write the rows of `matched` that it matched into `found` at
-    `where` (indices or a mask)."""
-    done = matched.done
-    found.position[where] = matched.position[done]
-    found.score[where] = matched.score[done]
-    found.second[where] = matched.second[done]
-    found.status[where] = matched.status[done]
-
-
-def _warps(centres: np.ndarray, warps: np.ndarray) -> np.ndarray:
-    """Copies of the rows of `warps` translated to `centres`."""
-    moved = warps.copy()
-    moved[:, :, 0] = centres
-    return moved
