@@ -2,7 +2,8 @@
 #   make demo   run the demo (opens napari when there is a display,
 #               otherwise runs headless and writes a CSV and a screenshot)
 #   make test   run the whole test suite (under Xvfb when there is no display)
-# Both create .venv and install what they need on first use.
+# Both create .venv and install what they need on first use: the demo only
+# the package with napari and PyQt6, the tests also the test and lint tools.
 
 PYTHON ?= python3
 VENV := .venv
@@ -13,21 +14,21 @@ XVFB_RUN := xvfb-run -a -s "-screen 0 1280x1024x24"
 
 .PHONY: demo test lint benchmark display clean
 
-demo: $(VENV)/.installed display
+demo: $(VENV)/.demo-installed display
 	@if [ -n "$$DISPLAY" ]; then $(PY) -m napari_normxcorr.demo; \
 	else $(XVFB_RUN) $(PY) -m napari_normxcorr.demo --headless; fi
 
-test: $(VENV)/.installed display
+test: $(VENV)/.test-installed display
 	@if [ -n "$$DISPLAY" ]; then $(PY) -m pytest $(PYTEST_ARGS); \
 	else $(XVFB_RUN) $(PY) -m pytest $(PYTEST_ARGS); fi
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/mypy
 
-benchmark: $(VENV)/.installed
+benchmark: $(VENV)/.test-installed
 	$(PY) -m pip install --quiet -e ".[testing,benchmarks]"
 	$(PY) benchmarks/bench_ncc.py
 	$(PY) benchmarks/bench_match_points.py
@@ -35,9 +36,13 @@ benchmark: $(VENV)/.installed
 	$(PY) benchmarks/bench_masked.py
 	$(PY) benchmarks/bench_verdicts.py
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.demo-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[napari]" "napari[pyqt6]"
+	touch $@
+
+$(VENV)/.test-installed: $(VENV)/.demo-installed
 	$(PY) -m pip install --quiet -e ".[testing]"
 	touch $@
 

@@ -21,7 +21,7 @@ def test_manifest_validates_for_the_installed_package():
     assert "napari/layers/register" in menus
 
 
-def test_built_wheel_contains_the_manifest(tmp_path):
+def test_built_wheel_has_the_manifest_licence_and_hub_metadata(tmp_path):
     result = subprocess.run(
         [
             sys.executable,
@@ -46,5 +46,22 @@ def test_built_wheel_contains_the_manifest(tmp_path):
             for n in archive.namelist()
             if n.endswith("entry_points.txt")
         )
+        metadata = next(
+            archive.read(n).decode()
+            for n in archive.namelist()
+            if n.endswith(".dist-info/METADATA")
+        )
+        licences = [n for n in archive.namelist() if n.endswith("/LICENSE")]
     assert manifest == (ROOT / "napari.yaml").read_text()
     assert "napari_normxcorr:napari.yaml" in entry_points
+    assert "napari_normxcorr.cli:main" in entry_points
+    assert len(licences) == 1
+    for url in ("Source", "Issues", "Documentation"):
+        assert f"Project-URL: {url}, https://" in metadata
+    for classifier in (
+        "License :: OSI Approved :: BSD License",
+        "Development Status :: ",
+        "Programming Language :: Python :: 3.11",
+        "Operating System :: OS Independent",
+    ):
+        assert f"Classifier: {classifier}" in metadata
