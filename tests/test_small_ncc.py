@@ -368,17 +368,17 @@ def test_tracking_on_whole_pixels_is_the_same_with_small_windows():
     options = WHOLE_PIXELS
     small = Tracker(stack, points, options)
     done = []
-    match = small.search.match
+    match = small.whole_pixels.search.match
 
     def recording(*args):
         found = match(*args)
         done.append(found.done)
         return found
 
-    small.search.match = recording
+    small.whole_pixels.search.match = recording
     small.run(None)
     general = Tracker(stack, points, options)
-    general.search = None
+    general.whole_pixels.search = None
     general.run(None)
     done = np.concatenate(done)
     assert done.sum() > 100 and (~done).sum() > 10
@@ -398,9 +398,9 @@ def test_small_window_search_only_where_it_fits():
     point takes match_points."""
     stack = drifting_stack(frames=3)
     points = np.array([[0, 30.0, 30.0]])
-    assert Tracker(stack, points, WHOLE_PIXELS).search is not None
+    assert Tracker(stack, points, WHOLE_PIXELS).whole_pixels.search is not None
     narrow = dataclasses.replace(WHOLE_PIXELS, search=(8, 4))
-    assert Tracker(stack, points, narrow).search is None
+    assert Tracker(stack, points, narrow).whole_pixels.search is None
     tracker = Tracker(stack, points, WHOLE_PIXELS)
     per_point = TemplateBank.size(1, (17, 17), np.float32)
     fits = BANK_BYTES // per_point

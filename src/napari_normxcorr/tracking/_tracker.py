@@ -78,16 +78,6 @@ class Tracker:
         )
         self.refinement = Refinement(self.stack, self.plane, options)
 
-    @property
-    def search(self) -> CoarseSearch | None:
-        """The small-window search of the whole-pixel step; None sends
-        every point to match_points."""
-        return self.whole_pixels.search
-
-    @search.setter
-    def search(self, search: CoarseSearch | None) -> None:
-        self.whole_pixels.search = search
-
     def _small_window_search(self, count: int) -> CoarseSearch | None:
         """The small-window search of `count` points, or None where it
         does not apply (search radius below the template radius) or its
