@@ -18,7 +18,7 @@ POINTS.csv is napari's points CSV (File > Save Selected Layers):
   index,axis-0,axis-1
   0,120.0,340.5
 The output keeps that layout with the matched positions in the axis-*
-columns, followed by point-*, matched-*, offset-*, score,
+columns, followed by point-*, matched-*, offset-*, gradient-*-*, score,
 distinctiveness, second_score, peak_ratio, uncertainty, motion_gap,
 consistency, neighbour_residual, refined, transform_residual,
 transform_inlier and status (one row per input point).

@@ -37,6 +37,7 @@ from ._verdicts import (
 # Default window radii of match_points, in pixels.
 TEMPLATE_RADIUS = 50
 SEARCH_RADIUS = 200
+SHAPE_ORDERS = (1, 2, 0)
 
 
 def match_points(
@@ -49,6 +50,7 @@ def match_points(
     image_points: npt.ArrayLike | None = None,
     transform: Transform | npt.ArrayLike | None = None,
     subpixel: bool = True,
+    shape_order: int = 1,
     min_score: float = 0.5,
     min_distinctiveness: float = 0.0,
     min_peak_ratio: float = 1.5,
@@ -106,6 +108,12 @@ def match_points(
     subpixel : bool, optional
         Refine matches below a pixel (Gauss-Newton on the template patch,
         falling back to a parabola fit of the NCC peak).
+    shape_order : {1, 2, 0}, optional
+        The sub-pixel refinement's warp of the template: 1 affine (it
+        follows rotation, stretch and shear, and gives the displacement
+        gradient), 2 quadratic, 0 a translation only. Templates under 5
+        pixels wide, and fits that do not converge, fall back to a
+        translation.
     min_score : float, optional
         Below this NCC a match is flagged ``low score``.
     min_distinctiveness : float, optional
@@ -241,6 +249,7 @@ def match_points(
         subpixel,
         keep_surfaces,
         motions=bool(np.isfinite(limits.max_motion_gap)),
+        shape_order=_shape_order(shape_order),
     )
     consistency = np.full(len(points), np.nan)
     with matcher.caching_chunks():
@@ -294,12 +303,22 @@ def _judged(
         uncertainty=found.uncertainty,
         motion_gap=found.motion_gap,
         covariance=found.covariance,
+        gradient=found.gradient,
         _context=matcher,
         _surfaces=found.surfaces if found.keep_surfaces else None,
     )
     return judge_neighbours(
         result, limits.max_neighbour_residual, matcher.ndim
     )
+
+
+def _shape_order(value: object) -> int:
+    """`value` as a shape function's order (0, 1 or 2), or raise."""
+    if isinstance(value, bool) or value not in SHAPE_ORDERS:
+        raise ValueError(
+            f"shape_order must be one of {SHAPE_ORDERS}, got {value!r}."
+        )
+    return SHAPE_ORDERS[SHAPE_ORDERS.index(value)]
 
 
 def matched_axes(

@@ -24,11 +24,16 @@ from ..core._windows import Window
 from ._matcher import Matcher
 from ._motions import motion_gaps
 from ._result import Status, Surface, statuses
+from ._shape_functions import ShapeFunction
 from ._subpixel import refine_shifts
+from ._warp_fit import MIN_SIDE, fit_warps
 
 # Units of work hold about this many search pixels: enough windows that
 # the calls around their arithmetic are paid once for many.
 UNIT_PIXELS = 2**18
+# An unscored position this close to the peak (pixels, the reach of the
+# peak's fit) may hide the true peak.
+HOLE_REACH = 2
 # What the worker threads make of windows and their stacked surfaces:
 # one entry per window.
 Analyse = Callable[[list[Window], np.ndarray], list]
@@ -46,6 +51,17 @@ class Found(NamedTuple):
     uncertainty: float  # px, the largest standard deviation
     motion_gap: float  # NaN when not judged (masked, small)
     surface: np.ndarray | None
+    gradient: np.ndarray  # (d, d) d u_i / d x_j, NaN when not fitted
+
+
+class Located(NamedTuple):
+    """Where the templates of a stack of surfaces lie, and how sure."""
+
+    corners: np.ndarray  # (n, d) template corners in the search windows
+    scores: np.ndarray
+    refined: np.ndarray  # Gauss-Newton (with or without a warp) converged
+    covariance: np.ndarray  # (n, d, d) of a fitted warp, else NaN
+    gradient: np.ndarray  # (n, d, d) of a fitted warp, else NaN
 
 
 class ForwardPass:
@@ -58,10 +74,14 @@ class ForwardPass:
         subpixel: bool,
         keep_surfaces: bool,
         motions: bool = True,
+        shape_order: int = 1,
     ):
         n = len(points)
         self.matcher, self.points = matcher, points
         self.subpixel, self.keep_surfaces = subpixel, keep_surfaces
+        d = matcher.ndim
+        # Order 0: a translation (Gauss-Newton on the shift alone).
+        self.shape = ShapeFunction(d, shape_order) if shape_order else None
         # The motion gap costs as much as the rest of the analysis: only
         # when it is judged.
         self.motions = motions
@@ -71,8 +91,8 @@ class ForwardPass:
         self.refined = np.zeros(n, dtype=bool)
         self.status = statuses(n)
         self.on_border = np.zeros(n, dtype=bool)
-        d = matcher.ndim
         self.covariance = np.full((n, d, d), np.nan)
+        self.gradient = np.full((n, d, d), np.nan)
         self.uncertainty = np.full(n, np.nan)
         self.motion_gap = np.full(n, np.nan)
         self.surfaces: dict[int, Surface] = {}
@@ -101,38 +121,55 @@ class ForwardPass:
 
     def analyse(
         self, windows: list[Window], surfaces: np.ndarray
-    ) -> list[Found]:
+    ) -> list[Found | Status]:
         """Peaks, sub-pixel positions and second peaks of stacked surfaces.
 
         Runs in the worker threads: all per-point work uses every core,
         and the steps that need no window's pixels run on the whole stack.
+        A masked window whose surface has a hole (an unscored position)
+        next to its peak, or no scored position for a second peak, is
+        ``too little data``: its peak may stand beside the true one.
         """
         kept = surfaces
         surfaces = floored(windows, surfaces)
         peaks = argmax_indices(surfaces)
         shifts = parabolic_shifts(surfaces, peaks)
-        corners, scores, refined = _locate(
-            windows, surfaces, peaks, shifts, self.subpixel
+        second_at, second = second_peaks(surfaces, peaks)
+        holed = _holed(windows, kept, peaks, second_at)
+        d = self.matcher.ndim
+        pivots = np.array(
+            [self.points[w.row, -d:] - w.template_start for w in windows]
         )
+        located = _locate(windows, surfaces, peaks, shifts, self.subpixel)
+        # A surface one position wide has nothing to refine along that
+        # axis.
+        if self.subpixel and min(surfaces.shape[1:]) >= 2:
+            if self.shape is not None:
+                _fit_warps(windows, pivots, self.shape, located)
+            _refine_shifts(windows, peaks, located)
         pixels = np.array([_template_pixels(w) for w in windows])
-        covariance = peak_covariances(surfaces, peaks, scores, pixels)
+        covariance = peak_covariances(surfaces, peaks, located.scores, pixels)
+        fitted = np.isfinite(located.covariance).all(axis=(1, 2))
+        covariance[fitted] = located.covariance[fitted]
         uncertainty = np.sqrt(axis_variances(covariance)[:, -1])
-        second = second_peaks(surfaces, peaks)[1]
         border = on_borders(peaks, surfaces.shape[1:])
         motion = np.full(len(windows), np.nan)
         if self.motions:
-            motion = _motion_gaps(windows, peaks, corners - peaks)
+            motion = _motion_gaps(windows, peaks, located.corners - peaks)
         return [
-            Found(
-                corners[k],
-                float(scores[k]),
-                bool(refined[k]),
+            Status.TOO_LITTLE_DATA
+            if holed[k]
+            else Found(
+                located.corners[k],
+                float(located.scores[k]),
+                bool(located.refined[k]),
                 float(second[k]),
                 bool(border[k]),
                 covariance[k],
                 float(uncertainty[k]),
                 float(motion[k]),
                 kept[k].copy() if self.keep_surfaces else None,
+                located.gradient[k],
             )
             for k in range(len(windows))
         ]
@@ -158,6 +195,7 @@ class ForwardPass:
         self.covariance[rows] = [f.covariance for f in columns]
         self.uncertainty[rows] = [f.uncertainty for f in columns]
         self.motion_gap[rows] = [f.motion_gap for f in columns]
+        self.gradient[rows] = [f.gradient for f in columns]
         points = self.points[rows]
         origins = np.array(
             [w.origin(p) for (w, _), p in zip(matched, points[:, -d:])]
@@ -178,6 +216,31 @@ def floored(windows: list[Window], surfaces: np.ndarray) -> np.ndarray:
     surfaces = surfaces.copy()
     surfaces[masked] = unscored_at_floor(surfaces[masked])
     return surfaces
+
+
+def _holed(
+    windows: list[Window],
+    surfaces: np.ndarray,
+    peaks: np.ndarray,
+    second_at: np.ndarray,
+) -> np.ndarray:
+    """Which masked windows' surfaces (NaN where unscored) have a hole
+    within HOLE_REACH of their peak, or no scored second peak."""
+    holed = np.zeros(len(windows), dtype=bool)
+    for k, window in enumerate(windows):
+        if not window.masked:
+            continue
+        surface = surfaces[k]
+        box = tuple(
+            slice(max(p - HOLE_REACH, 0), p + HOLE_REACH + 1) for p in peaks[k]
+        )
+        second = tuple(second_at[k])
+        holed[k] = (
+            bool(np.isnan(surface[box]).any())
+            or min(second) < 0
+            or bool(np.isnan(surface[second]))
+        )
+    return holed
 
 
 def _motion_gaps(
@@ -283,39 +346,76 @@ def _locate(
     peaks: np.ndarray,
     shifts: np.ndarray,
     subpixel: bool,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Corners of the templates in their search windows (n, d), their
-    scores and whether each was refined (Gauss-Newton converged).
-
-    `shifts` are the parabola fits' at `peaks`, Gauss-Newton's fallback.
-    """
-    n = len(windows)
+) -> Located:
+    """Where each template lies in its search window by its whole-pixel
+    peak (and the parabola fits' `shifts` at `peaks` when `subpixel`),
+    and its score: the start of the refinements, and their fallback."""
+    n, d = peaks.shape
     corners = peaks.astype(np.float64)
-    scores = surfaces[(np.arange(n), *peaks.T)].astype(np.float64)
-    refined = np.zeros(n, dtype=bool)
-    if not subpixel or n == 0:
-        return corners, scores, refined
-    corners += shifts
-    # A surface one position wide has nothing to refine along that axis;
+    if subpixel:
+        corners += shifts
+    return Located(
+        corners,
+        surfaces[(np.arange(n), *peaks.T)].astype(np.float64),
+        np.zeros(n, dtype=bool),
+        np.full((n, d, d), np.nan),
+        np.full((n, d, d), np.nan),
+    )
+
+
+def _fit_warps(
+    windows: list[Window],
+    pivots: np.ndarray,
+    shape: ShapeFunction,
+    located: Located,
+) -> None:
+    """Refine `located` in place by a warp of each template about its
+    point (`pivots`, in template pixels); masked windows on their pixels
+    with data. Templates under MIN_SIDE pixels wide are left alone."""
+    if not windows or min(_template(windows[0]).shape) < MIN_SIDE:
+        return
+    fits = fit_warps(
+        np.stack([_template(w) for w in windows]),
+        [w.template_valid for w in windows],
+        [_search(w) for w in windows],
+        [w.search_valid for w in windows],
+        located.corners,
+        pivots,
+        shape,
+    )
+    won = np.flatnonzero(fits.converged)
+    located.corners[won] = fits.corner[won]
+    located.scores[won] = fits.score[won]
+    located.refined[won] = True
+    located.covariance[won] = fits.covariance[won]
+    located.gradient[won] = fits.gradient[won]
+
+
+def _refine_shifts(
+    windows: list[Window], peaks: np.ndarray, located: Located
+) -> None:
+    """Refine the shift of the templates not refined yet in place
+    (Gauss-Newton on a translation, from the whole-pixel `peaks`)."""
     # Gauss-Newton needs a template of at least 3 pixels along each axis
     # (its gradients skip the outermost ones) and would use masked ones.
+    if not windows or min(_template(windows[0]).shape) < 3:
+        return
     rows = [
         k
-        for k, w in enumerate(windows)
-        if not w.masked and min(_template(w).shape) >= 3
+        for k in np.flatnonzero(~located.refined).tolist()
+        if not windows[k].masked
     ]
-    if not rows or min(surfaces.shape[1:]) < 2:
-        return corners, scores, refined
+    if not rows:
+        return
     refinement = refine_shifts(
         np.stack([_template(windows[k]) for k in rows]),
         [_search(windows[k]) for k in rows],
         peaks[rows],
     )
     won = np.asarray(rows)[refinement.converged]
-    corners[won] = refinement.position[refinement.converged]
-    scores[won] = refinement.score[refinement.converged]
-    refined[won] = True
-    return corners, scores, refined
+    located.corners[won] = refinement.position[refinement.converged]
+    located.scores[won] = refinement.score[refinement.converged]
+    located.refined[won] = True
 
 
 def _template(window: Window) -> np.ndarray:

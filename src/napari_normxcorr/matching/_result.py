@@ -125,9 +125,14 @@ class MatchResult:
         window holds two motions, e.g. across a depth edge. NaN for masked
         windows and templates under 5 px.
     covariance : (N, d, d) ndarray
-        Covariance (px²) of the match position in the matched axes, from
-        the curvature of the NCC peak and the residual noise; NaN where
-        unbounded or not computed.
+        Covariance (px²) of the match position in the matched axes: of
+        the fitted warp, from its residual (noise and misfit alike), or
+        else from the curvature of the NCC peak and the residual noise;
+        NaN where unbounded or not computed.
+    gradient : (N, d, d) ndarray
+        Displacement gradient d u_i / d x_j at each match, in the matched
+        axes' order (rows, cols): the fitted warp's linear part minus the
+        identity; NaN where no warp was fitted (see ``shape_order``).
     neighbour_residual : (N,) ndarray
         Normalized median residual of the offset against the offsets of
         the nearest ok matches (Westerweel & Scarano); NaN for a point
@@ -164,6 +169,7 @@ class MatchResult:
     motion_gap: np.ndarray = field(default_factory=lambda: np.empty(0))
     covariance: np.ndarray = field(default_factory=lambda: np.empty(0))
     neighbour_residual: np.ndarray = field(default_factory=lambda: np.empty(0))
+    gradient: np.ndarray = field(default_factory=lambda: np.empty(0))
     _context: SurfaceSource | None = field(default=None, repr=False)
     _surfaces: dict[int, Surface] | None = field(default=None, repr=False)
 
@@ -178,12 +184,13 @@ class MatchResult:
         ):
             if len(getattr(self, name)) != n:
                 setattr(self, name, np.full(n, np.nan))
-        if len(self.covariance) != n:
-            # Over the matched axes, as match_points gives it: those of
-            # the images' Matcher when known, else every axis.
-            matched = getattr(self._context, "ndim", None)
-            m = matched if isinstance(matched, int) else d
-            self.covariance = np.full((n, m, m), np.nan)
+        # Over the matched axes, as match_points gives them: those of the
+        # images' Matcher when known, else every axis.
+        matched = getattr(self._context, "ndim", None)
+        m = matched if isinstance(matched, int) else d
+        for name in ("covariance", "gradient"):
+            if len(getattr(self, name)) != n:
+                setattr(self, name, np.full((n, m, m), np.nan))
 
     def __len__(self) -> int:
         return len(self.points)
@@ -257,7 +264,8 @@ class MatchResult:
         """Columns of the result: positions per axis, offsets, quality.
 
         Column names are ``point-0 ...``, ``matched-0 ...``,
-        ``offset-0 ...`` (one per axis) followed by the quality columns;
+        ``offset-0 ...`` (one per axis), ``gradient-i-j`` (d u_i / d x_j,
+        one per pair of matched axes) followed by the quality columns;
         ``pandas.DataFrame(result.to_table())`` gives a data frame.
         """
         table = {}
@@ -268,6 +276,9 @@ class MatchResult:
         ):
             for axis in range(values.shape[1]):
                 table[f"{name}-{axis}"] = values[:, axis]
+        for i in range(self.gradient.shape[1]):
+            for j in range(self.gradient.shape[2]):
+                table[f"gradient-{i}-{j}"] = self.gradient[:, i, j]
         for name in _QUALITY:
             table[name] = getattr(self, name)
         table["status"] = np.array([str(s) for s in self.status])
