@@ -137,8 +137,13 @@ class ForwardPass:
         second_at, second = second_peaks(surfaces, peaks)
         holed = _holed(windows, kept, peaks, second_at)
         d = self.matcher.ndim
+        # Where each point lies in its template (a guided window's
+        # template is resampled around the point's image in the target).
         pivots = np.array(
-            [self.points[w.row, -d:] - w.template_start for w in windows]
+            [
+                w.origin(self.points[w.row, -d:]) - w.search_start
+                for w in windows
+            ]
         )
         located = _locate(windows, surfaces, peaks, shifts, self.subpixel)
         # A surface one position wide has nothing to refine along that
