@@ -392,8 +392,10 @@ def _fit_warps(
     located.corners[won] = fits.corner[won]
     located.scores[won] = fits.score[won]
     located.refined[won] = True
-    located.covariance[won] = fits.covariance[won]
     located.gradient[won] = fits.gradient[won]
+    # Fits that did not converge give the covariance at their start
+    # (misfit included) to whatever position replaces theirs.
+    located.covariance[:] = fits.covariance
 
 
 def _refine_shifts(

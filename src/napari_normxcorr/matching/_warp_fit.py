@@ -56,6 +56,8 @@ _FILTER_REACH = 12
 # Cubic B-spline samples read 2 pixels either way.
 _TAPS = 2
 _MAX_ITERATIONS = 30
+# Iterations after which the pixels a fit uses may only be dropped.
+_SETTLED = 4
 # Converged when no pixel of the template moves more than this (pixels).
 _TOLERANCE = 1e-5
 _MAX_CONDITION = 1e10
@@ -134,6 +136,14 @@ def fit_warps(
     # Each warp relative to where its centre starts (in crop pixels):
     # the lifted products stay small.
     start = corners - crops.low + (side - 1) / 2.0
+    problem = _Problem(
+        reference,
+        crops,
+        start,
+        monomials,
+        _block_numbers(offsets, side),
+        shape,
+    )
     lifted = shape.lift(shape.identity(np.zeros((n, d))))
     out = WarpFits(
         np.full((n, d), np.nan),
@@ -144,11 +154,18 @@ def fit_warps(
     )
     reaches = np.abs(monomials).max(axis=0)
     todo = np.flatnonzero(reference.usable)
-    for _ in range(_MAX_ITERATIONS):
+    # Pixels each fit may still use: those with data at its warp so far.
+    kept = reference.valid.copy()
+    for iteration in range(_MAX_ITERATIONS):
         if todo.size == 0:
             break
         rows = shape.rows(lifted[todo])
-        step, used = _step(reference, crops, todo, rows, start, monomials)
+        step, weight = _step(problem, todo, rows, kept[todo])
+        used = weight.any(axis=1)
+        if iteration >= _SETTLED:
+            # From here the set only shrinks: pixels going in and out at
+            # the rim of a hole would keep the fit from converging.
+            kept[todo] = weight > 0
         update = shape.identity(np.zeros((todo.size, d)))
         update += step.reshape(update.shape)
         lifted[todo] = lifted[todo] @ np.linalg.inv(shape.lift(update))
@@ -162,26 +179,35 @@ def fit_warps(
     if won.size:
         rows = shape.rows(lifted[won])
         centre = pivots[won] - (side - 1) / 2.0
-        blocks = _block_numbers(offsets, side)
-        _finish(
-            out,
-            won,
-            rows,
-            centre,
-            reference,
-            crops,
-            start,
-            monomials,
-            blocks,
-            shape,
-        )
+        _finish(problem, out, won, rows, centre, kept)
         out.corner[won] = (
             _at(shape, rows, centre)
             + start[won]
             + crops.low[won]
             - pivots[won]
         )
+    # A fit that did not converge still says how well its start fits:
+    # the covariance there (misfit included) stands for the fallback's.
+    lost = np.flatnonzero(reference.usable & ~out.converged)
+    if lost.size:
+        rows = shape.rows(shape.lift(shape.identity(np.zeros((lost.size, d)))))
+        centre = pivots[lost] - (side - 1) / 2.0
+        unfit = WarpFits(*(np.copy(v) for v in vars(out).values()))
+        _finish(problem, unfit, lost, rows, centre, kept)
+        out.covariance[lost] = unfit.covariance[lost]
     return out
+
+
+@dataclass
+class _Problem:
+    """What every step of the fits of one stack of windows reads."""
+
+    reference: _References
+    crops: _Crops
+    start: np.ndarray  # (n, d) each template centre's start, crop pixels
+    monomials: np.ndarray  # (M, S) of the pixels' offsets
+    blocks: np.ndarray  # (M,) the block of each pixel (see _misfit)
+    shape: ShapeFunction
 
 
 @dataclass
@@ -337,42 +363,34 @@ def _crop(
 
 
 def _step(
-    reference: _References,
-    crops: _Crops,
-    todo: np.ndarray,
-    rows: np.ndarray,
-    start: np.ndarray,
-    monomials: np.ndarray,
+    problem: _Problem, todo: np.ndarray, rows: np.ndarray, kept: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Gauss-Newton steps (k, P) of windows `todo` at warps `rows`, and
-    whether each still had enough pixels."""
-    residual, weight, _ = _residuals(
-        reference, crops, todo, rows, start, monomials
-    )
-    steepest = reference.steepest[todo]
+    """Gauss-Newton steps (k, P) of windows `todo` at warps `rows` on the
+    pixels `kept` that hold data there, and the weights of the pixels
+    used (all 0 where too few, or a singular fit)."""
+    residual, weight, _ = _residuals(problem, todo, rows, kept)
+    steepest = problem.reference.steepest[todo]
     rhs = np.einsum("kmp,km->kp", steepest, weight * residual)
-    inverse = _inverse_hessians(reference, todo, weight)
+    inverse = _inverse_hessians(problem.reference, todo, weight)
     used = np.isfinite(inverse).all(axis=(1, 2))
     step = np.zeros_like(rhs)
     step[used] = -(inverse[used] @ rhs[used, :, None])[..., 0]
-    return step, used
+    weight[~used] = 0.0
+    return step, weight
 
 
 def _residuals(
-    reference: _References,
-    crops: _Crops,
-    todo: np.ndarray,
-    rows: np.ndarray,
-    start: np.ndarray,
-    monomials: np.ndarray,
+    problem: _Problem, todo: np.ndarray, rows: np.ndarray, kept: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """ZNSSD residuals (k, M) of windows `todo` at warps `rows`, the
-    weights of their pixels (1 where both hold data) and their ZNCC."""
-    coords = monomials @ rows.transpose(0, 2, 1) + start[todo, None, :]
-    target, reliable = crops.sample(todo, coords)
-    weight = (reference.valid[todo] & reliable).astype(np.float64)
+    weights of their pixels (1 where `kept` and the target hold data)
+    and their ZNCC."""
+    start = problem.start[todo, None, :]
+    coords = problem.monomials @ rows.transpose(0, 2, 1) + start
+    target, reliable = problem.crops.sample(todo, coords)
+    weight = (kept & reliable).astype(np.float64)
     count = np.maximum(weight.sum(axis=1, keepdims=True), 1.0)
-    values = reference.values[todo]
+    values = problem.reference.values[todo]
     ref = (values - (weight * values).sum(1, keepdims=True) / count) * weight
     tgt = (target - (weight * target).sum(1, keepdims=True) / count) * weight
     ref_energy = np.sqrt(np.sum(ref**2, axis=1))
@@ -417,24 +435,18 @@ def _inverse_hessians(
 
 
 def _finish(
+    problem: _Problem,
     out: WarpFits,
     won: np.ndarray,
     rows: np.ndarray,
     centre: np.ndarray,
-    reference: _References,
-    crops: _Crops,
-    start: np.ndarray,
-    monomials: np.ndarray,
-    blocks: np.ndarray,
-    shape: ShapeFunction,
+    kept: np.ndarray,
 ) -> None:
-    """Score, covariance and gradient of the converged fits `won`, at
-    the points `centre` (offsets from their templates' centres);
-    `blocks` numbers the block of the template each pixel is in."""
-    residual, weight, score = _residuals(
-        reference, crops, won, rows, start, monomials
-    )
-    inverse = _inverse_hessians(reference, won, weight)
+    """Score, covariance and gradient of the fits `won` at their warps
+    `rows`, at the points `centre` (offsets from their templates'
+    centres), on the pixels `kept`."""
+    residual, weight, score = _residuals(problem, won, rows, kept[won])
+    inverse = _inverse_hessians(problem.reference, won, weight)
     params = inverse.shape[1]
     pixels = weight.sum(axis=1)
     # The least-squares variance of the residual per pixel: noise and
@@ -443,23 +455,21 @@ def _finish(
         pixels - params, 1.0
     )
     out.score[won] = np.clip(score, -1, 1)
-    d = rows.shape[1]
+    d, shape = rows.shape[1], problem.shape
     derivative = _design(shape, centre)  # (k, d, P): d x / d parameters
     parameters = variance[:, None, None] * inverse
     out.covariance[won] = (
         derivative @ parameters @ derivative.transpose(0, 2, 1)
-    ) + _misfit(reference, won, weight, residual, variance, blocks, shape)
+    ) + _misfit(problem, won, weight, residual, variance)
     out.gradient[won] = _jacobian(shape, rows, centre) - np.eye(d)
 
 
 def _misfit(
-    reference: _References,
+    problem: _Problem,
     won: np.ndarray,
     weight: np.ndarray,
     residual: np.ndarray,
     variance: np.ndarray,
-    blocks: np.ndarray,
-    shape: ShapeFunction,
 ) -> np.ndarray:
     """(k, d, d) px²: how far the parts of each template still disagree
     with the fitted warp, beyond what the residual noise explains.
@@ -471,10 +481,11 @@ def _misfit(
     warp, or two motions in one window, bias the match by about as
     much, and the residual alone, spread over every pixel, hides it.
     """
-    k = len(won)
+    k, shape, blocks = len(won), problem.shape, problem.blocks
     d = shape.ndim
     # The translation columns of the steepest descent images.
-    slopes = reference.steepest[won][:, :, :: shape.size] * weight[..., None]
+    steepest = problem.reference.steepest[won]
+    slopes = steepest[:, :, :: shape.size] * weight[..., None]
     count = blocks.max() + 1
     sums = np.zeros((k, count, d))
     normal = np.zeros((k, count, d, d))
