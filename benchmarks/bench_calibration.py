@@ -133,8 +133,16 @@ def within(error, uncertainty, k):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plot", metavar="PATH", help="write the curves")
+    parser.add_argument(
+        "--shape-order",
+        type=int,
+        default=1,
+        choices=(0, 1, 2),
+        help="match_points' shape_order (default 1, its default)",
+    )
     arguments = parser.parse_args()
     print(machine())
+    print(f"shape_order={arguments.shape_order}")
     print(
         f"calibration: share of ok rows with error <= k * uncertainty + "
         f"{FLOOR:g} px (target >= {TARGET:.0%} at k = 3)"
@@ -158,6 +166,7 @@ def main():
             points,
             template_radius=radius,
             search_radius=search,
+            shape_order=arguments.shape_order,
         )
         seconds = time.perf_counter() - begin
         error = gt.errors(result, case)
