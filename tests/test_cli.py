@@ -225,6 +225,44 @@ def test_register_writes_the_transform_and_the_warped_image(rotated):
     assert len(read(folder / "matches.csv")) == len(grid)
 
 
+@pytest.mark.parametrize("order", [1, 0])
+def test_match_writes_the_gradient_of_the_fitted_warp(rotated, order):
+    """The affine warp's gradient is the rotation's (R - I) in the
+    gradient-i-j columns; --shape-order 0 fits none (nan)."""
+    folder, truth, _ = rotated
+    out = folder / "matched.csv"
+    code = run(
+        "match",
+        folder / "before.tif",
+        folder / "after.tif",
+        folder / "points.csv",
+        "-o",
+        out,
+        "--template-radius",
+        12,
+        "--search-radius",
+        24,
+        "--shape-order",
+        order,
+    )
+    assert code == 0
+    rows = [r for r in read(out) if r["status"] == "ok"]
+    assert len(rows) >= 20
+    cells = [
+        [[r[f"gradient-{i}-{j}"] for j in range(2)] for i in range(2)]
+        for r in rows
+    ]
+    if order == 0:
+        assert {c for row in cells for pair in row for c in pair} == {"nan"}
+        return
+    gradient = np.array(cells, dtype=float)
+    np.testing.assert_allclose(
+        gradient,
+        np.broadcast_to(truth[:2, :2] - np.eye(2), gradient.shape),
+        atol=2e-3,
+    )
+
+
 def test_register_with_too_few_points_says_why(rotated, capsys):
     folder, _, _ = rotated
     (folder / "two.csv").write_text("index,axis-0,axis-1\n0,60,60\n1,90,80\n")

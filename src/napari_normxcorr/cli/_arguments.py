@@ -272,3 +272,11 @@ def _add_inputs(
         action="store_true",
         help="whole-pixel matches only",
     )
+    command.add_argument(
+        "--shape-order",
+        type=int,
+        choices=(1, 2, 0),
+        default=1,
+        help="warp of the sub-pixel fit: 1 affine (default, gives the "
+        "gradient-* columns), 2 quadratic, 0 a shift only",
+    )

@@ -116,6 +116,7 @@ def _window_options(args: argparse.Namespace, count: int) -> dict[str, Any]:
         "template_radius": args.template_radius,
         "search_radius": args.search_radius,
         "subpixel": not args.no_subpixel,
+        "shape_order": args.shape_order,
         "progress": _progress_bar(count),
     }
 
