@@ -118,8 +118,9 @@ def fit_warps(
     -------
     WarpFits
         Where a fit did not converge within :data:`MAX_TRAVEL` of its
-        start (or had too few pixels), `converged` is False and the
-        other entries are NaN.
+        start, `converged` is False, `covariance` is that at the start
+        and the other entries are NaN (all NaN without the pixels for a
+        fit).
     """
     n, d = corners.shape
     side = np.asarray(templates.shape[1:])
@@ -144,7 +145,6 @@ def fit_warps(
         _block_numbers(offsets, side),
         shape,
     )
-    lifted = shape.lift(shape.identity(np.zeros((n, d))))
     out = WarpFits(
         np.full((n, d), np.nan),
         np.full(n, np.nan),
@@ -152,29 +152,7 @@ def fit_warps(
         np.full((n, d, d), np.nan),
         np.zeros(n, dtype=bool),
     )
-    reaches = np.abs(monomials).max(axis=0)
-    todo = np.flatnonzero(reference.usable)
-    # Pixels each fit may still use: those with data at its warp so far.
-    kept = reference.valid.copy()
-    for iteration in range(_MAX_ITERATIONS):
-        if todo.size == 0:
-            break
-        rows = shape.rows(lifted[todo])
-        step, weight = _step(problem, todo, rows, kept[todo])
-        used = weight.any(axis=1)
-        if iteration >= _SETTLED:
-            # From here the set only shrinks: pixels going in and out at
-            # the rim of a hole would keep the fit from converging.
-            kept[todo] = weight > 0
-        update = shape.identity(np.zeros((todo.size, d)))
-        update += step.reshape(update.shape)
-        lifted[todo] = lifted[todo] @ np.linalg.inv(shape.lift(update))
-        moved = np.abs(step.reshape(update.shape)) @ reaches
-        travel = np.abs(shape.rows(lifted[todo])[:, :, 0]).max(axis=1)
-        lost = ~used | ~np.isfinite(moved).all(axis=1) | (travel > MAX_TRAVEL)
-        done = ~lost & (moved.max(axis=1) < _TOLERANCE)
-        out.converged[todo[done]] = True
-        todo = todo[~(done | lost)]
+    lifted, kept = _iterate(problem, out.converged)
     won = np.flatnonzero(out.converged)
     if won.size:
         rows = shape.rows(lifted[won])
@@ -190,12 +168,52 @@ def fit_warps(
     # the covariance there (misfit included) stands for the fallback's.
     lost = np.flatnonzero(reference.usable & ~out.converged)
     if lost.size:
-        rows = shape.rows(shape.lift(shape.identity(np.zeros((lost.size, d)))))
+        rows = shape.identity(np.zeros((lost.size, d)))
         centre = pivots[lost] - (side - 1) / 2.0
         unfit = WarpFits(*(np.copy(v) for v in vars(out).values()))
         _finish(problem, unfit, lost, rows, centre, kept)
         out.covariance[lost] = unfit.covariance[lost]
     return out
+
+
+def _iterate(
+    problem: _Problem, converged: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """IC-GN iterations of every usable fit from the identity warp.
+
+    Marks in `converged` the fits that converged within MAX_TRAVEL;
+    returns the lifted warps (n, S, S) and the pixels each fit kept.
+    """
+    shape = problem.shape
+    n, d = problem.start.shape
+    reaches = np.abs(problem.monomials).max(axis=0)
+    lifted = shape.lift(shape.identity(np.zeros((n, d))))
+    todo = np.flatnonzero(problem.reference.usable)
+    # Pixels each fit may still use: those with data at its warp so far.
+    kept = problem.reference.valid.copy()
+    for iteration in range(_MAX_ITERATIONS):
+        if todo.size == 0:
+            break
+        rows = shape.rows(lifted[todo])
+        step, weight = _step(problem, todo, rows, kept[todo])
+        if iteration >= _SETTLED:
+            # From here the set only shrinks: pixels going in and out at
+            # the rim of a hole would keep the fit from converging.
+            kept[todo] = weight > 0
+        update = shape.identity(np.zeros((todo.size, d)))
+        update += step.reshape(update.shape)
+        lifted[todo] = lifted[todo] @ np.linalg.inv(shape.lift(update))
+        moved = np.abs(step.reshape(update.shape)) @ reaches
+        travel = np.abs(shape.rows(lifted[todo])[:, :, 0]).max(axis=1)
+        lost = (
+            ~weight.any(axis=1)
+            | ~np.isfinite(moved).all(axis=1)
+            | (travel > MAX_TRAVEL)
+        )
+        done = ~lost & (moved.max(axis=1) < _TOLERANCE)
+        converged[todo[done]] = True
+        todo = todo[~(done | lost)]
+    return lifted, kept
 
 
 @dataclass
