@@ -41,7 +41,7 @@ _TOLERANCE = 1e-4
 _MAX_CONDITION = 1e10
 # Sampled coordinates are rounded to this (pixels), far below _TOLERANCE,
 # so that they add exactly (see Regions.sample).
-_COORDINATE_STEP = 2.0**-24
+COORDINATE_STEP = 2.0**-24
 
 
 def subset_offsets(radius: tuple[int, ...]) -> np.ndarray:
@@ -62,7 +62,7 @@ class Regions:
     A point's samples do not depend on the points read with it: sampling
     offsets each coordinate by its box's place in the stack of boxes,
     which rounds a coordinate's low bits differently at each place; on a
-    multiple of _COORDINATE_STEP the sum is exact (up to 2**29 pixels of
+    multiple of COORDINATE_STEP the sum is exact (up to 2**29 pixels of
     stacked boxes), so a point's samples are those it gets alone, and a
     task of a cluster gets the local run's numbers.
     """
@@ -100,7 +100,7 @@ class Regions:
     def sample(self, rows: np.ndarray, coords: np.ndarray) -> np.ndarray:
         """Values at `coords` (n, M, D), frame pixels, of regions `rows`."""
         # Scaling by a power of two and rounding are exact.
-        steady = np.round(coords / _COORDINATE_STEP) * _COORDINATE_STEP
+        steady = np.round(coords / COORDINATE_STEP) * COORDINATE_STEP
         local = steady - self.start[rows][:, None, :]
         local[..., 0] += (rows * self.shape[0])[:, None]
         flat = local.reshape(-1, local.shape[-1]).T

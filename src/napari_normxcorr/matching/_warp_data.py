@@ -1,0 +1,254 @@
+"""What a warp fit reads: templates prepared for IC-GN, crops of the
+target around each start as spline coefficients, and the residuals of a
+template against its crop through a warp (see ``_warp_fit``).
+
+Only pixels that hold data in both windows count: the template's valid
+pixels (whose gradients are valid too) whose warped positions fall where
+every spline tap of the crop holds data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from ._shape import COORDINATE_STEP
+from ._shape_functions import ShapeFunction
+
+# Beyond this distance from its start the template's centre has lost
+# its way (pixels).
+MAX_TRAVEL = 2.0
+# How far (pixels) the search crop reaches past the translated template:
+# travel, the warp's own reach (a 0.1 px/px gradient at the corners of a
+# template of radius 20) and the spline prefilter's reach (its
+# coefficients 12 pixels into a crop equal the whole window's to 1e-7).
+_TRAVEL_REACH = 3
+_FILTER_REACH = 12
+# Cubic B-spline samples read 2 pixels either way.
+_TAPS = 2
+_MAX_CONDITION = 1e10
+
+
+@dataclass
+class Problem:
+    """What every step of the fits of one stack of windows reads."""
+
+    reference: References
+    crops: Crops
+    start: np.ndarray  # (n, d) each template centre's start, crop pixels
+    monomials: np.ndarray  # (M, S) of the pixels' offsets
+    blocks: np.ndarray  # (M,) the block of each pixel (see _misfit)
+    shape: ShapeFunction
+
+
+@dataclass
+class References:
+    """Templates prepared for IC-GN: values, validity, steepest descent
+    images (n, M, P) and, for templates without holes, the inverse
+    Hessians (computed once)."""
+
+    values: np.ndarray  # (n, M)
+    valid: np.ndarray  # (n, M) bool: data, and gradients, here
+    steepest: np.ndarray  # (n, M, P)
+    inverse: np.ndarray  # (n, P, P), for `whole` rows
+    whole: np.ndarray  # (n,) no pixel without data
+    usable: np.ndarray  # (n,)
+
+    @classmethod
+    def of(
+        cls,
+        templates: np.ndarray,
+        template_valid: Sequence[np.ndarray | None],
+        inner: tuple[slice, ...],
+        monomials: np.ndarray,
+    ) -> References:
+        n, d = len(templates), templates.ndim - 1
+        filled = templates.astype(np.float64, copy=True)
+        valid = np.ones(templates.shape, dtype=bool)
+        for k, mask in enumerate(template_valid):
+            if mask is not None and not mask.all():
+                filled[k][~mask] = filled[k][mask].mean() if mask.any() else 0
+                # A gradient reads the neighbours along each axis.
+                valid[k] = ndimage.binary_erosion(
+                    mask, ndimage.generate_binary_structure(d, 1)
+                )
+        # np.gradient gives one array, not a list of one, along one axis.
+        slopes = np.gradient(filled, axis=tuple(range(1, d + 1)))
+        along: list[np.ndarray] = [slopes] if d == 1 else list(slopes)
+        index = (slice(None), *inner)
+        gradients = np.stack([g[index].reshape(n, -1) for g in along], axis=-1)
+        steepest = (
+            gradients[..., :, None] * monomials[None, :, None]
+        ).reshape(n, monomials.shape[0], -1)
+        values = filled[index].reshape(n, -1)
+        used = valid[index].reshape(n, -1)
+        whole = np.all(used, axis=1)
+        params = steepest.shape[2]
+        inverse = np.zeros((n, params, params))
+        usable = np.sum(used, axis=1) > 2 * params
+        rows = np.flatnonzero(whole & usable)
+        if rows.size:
+            hessian = steepest[rows].transpose(0, 2, 1) @ steepest[rows]
+            good = np.linalg.cond(hessian) < _MAX_CONDITION
+            inverse[rows[good]] = np.linalg.inv(hessian[good])
+            usable[rows[~good]] = False
+        return cls(values, used, steepest, inverse, whole, usable)
+
+
+@dataclass
+class Crops:
+    """The search windows around each template's start, as B-spline
+    coefficients stacked along the first axis (one resampling call for
+    all), and where a sample would read a pixel without data."""
+
+    low: np.ndarray  # (n, d) crop start in its search window
+    shape: tuple[int, ...]
+    coefficients: np.ndarray
+    unreliable: np.ndarray | None  # like coefficients, bool
+    holes: np.ndarray  # (n,) whether the crop has any
+
+    @classmethod
+    def of(
+        cls,
+        searches: Sequence[np.ndarray],
+        search_valid: Sequence[np.ndarray | None],
+        corners: np.ndarray,
+        side: np.ndarray,
+    ) -> Crops:
+        n, d = corners.shape
+        reach = int(np.ceil(MAX_TRAVEL)) + _TRAVEL_REACH + _TAPS
+        low = np.floor(corners).astype(np.int64) - reach - _FILTER_REACH
+        size = tuple(int(s) for s in side + 2 * (reach + _FILTER_REACH) + 1)
+        boxes = np.empty((n, *size))
+        bad = np.zeros((n, *size), dtype=bool)
+        for k in range(n):
+            boxes[k], bad[k] = _crop(
+                searches[k], search_valid[k], low[k], size
+            )
+        holes = np.any(bad.reshape(n, -1), axis=1)
+        unreliable = None
+        if holes.any():
+            # Every tap of a sample must hold data.
+            unreliable = ndimage.maximum_filter(
+                bad, size=(1,) + (2 * _TAPS + 1,) * d, mode="nearest"
+            )
+        for axis in range(1, d + 1):
+            ndimage.spline_filter1d(
+                boxes, order=3, axis=axis, mode="mirror", output=boxes
+            )
+        stacked = boxes.reshape(-1, *size[1:])
+        return cls(low, size, stacked, unreliable, holes)
+
+    def sample(
+        self, rows: np.ndarray, coords: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Values at `coords` (k, M, d) (crop pixels) of crops `rows`, and
+        whether each sample is reliable."""
+        # On a multiple of COORDINATE_STEP the offset of a crop's place
+        # in the stack adds exactly: a window's samples, and so its fit,
+        # do not depend on the windows fitted with it (as on a cluster).
+        local = np.round(coords / COORDINATE_STEP) * COORDINATE_STEP
+        local[..., 0] += (rows * self.shape[0])[:, None]
+        flat = local.reshape(-1, local.shape[-1]).T
+        values = ndimage.map_coordinates(
+            self.coefficients, flat, order=3, prefilter=False, mode="nearest"
+        ).reshape(coords.shape[:-1])
+        # Inside the crop, and off every hole.
+        high = np.asarray(self.shape) - 1 - _TAPS
+        reliable = np.all((coords >= _TAPS) & (coords <= high), axis=-1)
+        holed = np.flatnonzero(self.holes[rows])
+        if self.unreliable is not None and holed.size:
+            upper = np.asarray(self.shape) - 1
+            nearest = np.clip(np.rint(coords[holed]), 0, upper).astype(np.intp)
+            index = (rows[holed][:, None], *np.moveaxis(nearest, -1, 0))
+            reliable[holed] &= ~self.unreliable[index]
+        return values, reliable
+
+
+def _crop(
+    search: np.ndarray,
+    valid: np.ndarray | None,
+    low: np.ndarray,
+    size: tuple[int, ...],
+) -> tuple[np.ndarray, np.ndarray]:
+    """A box of `size` from `low` in `search`, with the pixels without
+    data (and those beyond the window) filled with the mean of the rest,
+    and where they are."""
+    stop = low + np.asarray(size)
+    shape = np.asarray(search.shape)
+    a = np.clip(low, 0, shape)
+    b = np.clip(stop, 0, shape)
+    box = np.zeros(size)
+    bad = np.ones(size, dtype=bool)
+    inside = tuple(slice(int(x - s), int(y - s)) for x, y, s in zip(a, b, low))
+    window = tuple(slice(int(x), int(y)) for x, y in zip(a, b))
+    box[inside] = search[window]
+    bad[inside] = False if valid is None else ~valid[window]
+    good = ~bad
+    if good.any() and bad.any():
+        # Nearest data in the holes: the spline prefilter then rings less.
+        nearest = ndimage.distance_transform_edt(
+            bad, return_distances=False, return_indices=True
+        )
+        box = box[tuple(nearest)]
+    elif bad.all():
+        box[:] = 0.0
+    return box, bad
+
+
+def residuals(
+    problem: Problem, todo: np.ndarray, rows: np.ndarray, kept: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ZNSSD residuals (k, M) of windows `todo` at warps `rows`, the
+    weights of their pixels (1 where `kept` and the target hold data)
+    and their ZNCC."""
+    start = problem.start[todo, None, :]
+    coords = problem.monomials @ rows.transpose(0, 2, 1) + start
+    target, reliable = problem.crops.sample(todo, coords)
+    weight = (kept & reliable).astype(np.float64)
+    count = np.maximum(weight.sum(axis=1, keepdims=True), 1.0)
+    values = problem.reference.values[todo]
+    ref = (values - (weight * values).sum(1, keepdims=True) / count) * weight
+    tgt = (target - (weight * target).sum(1, keepdims=True) / count) * weight
+    ref_energy = np.sqrt(np.sum(ref**2, axis=1))
+    tgt_energy = np.sqrt(np.sum(tgt**2, axis=1))
+    gain = np.divide(
+        ref_energy,
+        tgt_energy,
+        out=np.zeros_like(tgt_energy),
+        where=tgt_energy > 0,
+    )
+    residual = ref - gain[:, None] * tgt
+    denominator = ref_energy * tgt_energy
+    score = np.divide(
+        np.sum(ref * tgt, axis=1),
+        denominator,
+        out=np.full_like(denominator, np.nan),
+        where=denominator > 0,
+    )
+    return residual, weight, score
+
+
+def inverse_hessians(
+    reference: References, todo: np.ndarray, weight: np.ndarray
+) -> np.ndarray:
+    """Inverse Hessians (k, P, P) over the pixels weighted in; NaN where
+    too few pixels or singular."""
+    inverse = reference.inverse[todo].copy()
+    params = inverse.shape[1]
+    whole = reference.whole[todo] & (weight.min(axis=1) > 0)
+    again = np.flatnonzero(~whole)
+    if again.size:
+        steepest = reference.steepest[todo[again]]
+        weighted = steepest * weight[again, :, None]
+        hessian = weighted.transpose(0, 2, 1) @ steepest
+        good = (weight[again].sum(axis=1) > 2 * params) & (
+            np.linalg.cond(hessian) < _MAX_CONDITION
+        )
+        inverse[again] = np.nan
+        if good.any():
+            inverse[again[good]] = np.linalg.inv(hessian[good])
+    return inverse
