@@ -7,14 +7,26 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from ground_truth import (
+    errors,
+    grid_points,
+    lamb_oseen,
+    particle_pair,
+    uniform_flow,
+)
 from helpers import texture
 from napari_normxcorr import Status, match_points
 from napari_normxcorr.io._samples import deformed_pair, stereo_images
+from napari_normxcorr.matching import _motions
 from napari_normxcorr.matching._motions import (
     MIN_SHIFT,
+    MIN_SPREAD,
+    MIN_TEXTURE,
     REACH,
     motion_gaps,
     quadrants,
+    spread,
+    textured,
 )
 from napari_normxcorr.matching._verdicts import (
     MAX_MOTION_GAP,
@@ -132,8 +144,8 @@ def test_a_rotation_is_not_an_outlier_field():
         before, after, points, template_radius=12, search_radius=30
     )
     assert np.all(result.status == Status.OK)
-    # The offsets differ by over a pixel between neighbours: compared as
-    # they are, without the affine trend, half the grid would be outliers.
+    # The offsets differ by over a pixel between neighbours: the test
+    # follows their local trend.
     assert np.ptp(result.offset[:, 1]) > 5
 
 
@@ -288,6 +300,115 @@ def test_two_motions_make_ok_motorcycle_matches_trustworthy():
     assert np.any(result.status == Status.TWO_MOTIONS)
 
 
+def _flat_disc_pair(seed, shift, centre=120.0, radius=50.0):
+    """A texture with a flat disc (no texture: camera noise only) and the
+    same shifted by `shift` (cubic spline), each with its own noise."""
+    rng = np.random.default_rng(seed)
+    clean = texture((240, 240), seed)
+    rows, cols = np.indices(clean.shape)
+    clean[np.hypot(rows - centre, cols - centre) <= radius] = 0.0
+    moved = ndimage.shift(clean, shift, order=3, mode="nearest")
+    return (
+        clean + rng.normal(0, 0.02, clean.shape),
+        moved + rng.normal(0, 0.02, clean.shape),
+    )
+
+
+def _straddling(points, centre, radius, template_radius):
+    """Points whose template reaches across the rim of the disc."""
+    distance = np.hypot(*(points - centre).T)
+    return points[np.abs(distance - radius) < template_radius]
+
+
+def _right_two_motions(seeds, template_radius):
+    """How many right matches (within 0.5 px) of templates across the rim
+    of a flat disc are two motions, and how many are right."""
+    shift = np.array([1.3, -0.6])
+    axis = np.arange(40.0, 201.0, 6.0)
+    grid = np.stack(np.meshgrid(axis, axis, indexing="ij"), -1)
+    points = _straddling(grid.reshape(-1, 2), 120.0, 50.0, template_radius)
+    flagged = right_count = 0
+    for seed in seeds:
+        before, after = _flat_disc_pair(seed, shift)
+        result = match_points(
+            before,
+            after,
+            points,
+            template_radius=template_radius,
+            search_radius=template_radius + 6,
+        )
+        right = np.linalg.norm(result.matched - (points + shift), axis=1)
+        right = right <= 0.5
+        flagged += np.sum(right & (result.status == Status.TWO_MOTIONS))
+        right_count += np.sum(right)
+    return flagged, right_count
+
+
+@pytest.mark.parametrize("template_radius", [6, 10, 14])
+def test_the_rim_of_a_flat_disc_holds_one_motion(template_radius):
+    # A quadrant inside the disc holds camera noise only, and one across
+    # the rim a sliver of texture: either scores best anywhere by chance.
+    flagged, right = _right_two_motions(range(5), template_radius)
+    assert right > 300
+    assert flagged == 0
+
+
+def test_without_the_texture_rule_the_rim_holds_two_motions(monkeypatch):
+    # The same windows judged by every quadrant, noise or not: a quarter
+    # of the right matches were two motions.
+    monkeypatch.setattr(_motions, "MIN_TEXTURE", -np.inf)
+    monkeypatch.setattr(_motions, "MIN_SPREAD", 0.0)
+    flagged, right = _right_two_motions([0], 10)
+    assert flagged > 0.1 * right
+
+
+@pytest.mark.parametrize(
+    "flow", [uniform_flow((2.3, -1.7)), lamb_oseen((191.5, 191.5), 0.1, 60.0)]
+)
+def test_the_rim_of_a_region_without_particles_holds_one_motion(flow):
+    # PIV particles everywhere but in a disc (its pixels: camera noise).
+    flagged = right_count = 0
+    for seed, (spacing, radius) in enumerate([(16, 8), (16, 12), (24, 16)]):
+        truth = particle_pair(
+            flow, shape=(384, 384), seed=seed, empty_disc=(191.5, 191.5, 60)
+        )
+        points = grid_points(truth, spacing=spacing, margin=radius + 12)
+        points = _straddling(points, 191.5, 60.0, radius)
+        result = match_points(
+            truth.template_image,
+            truth.image,
+            points,
+            template_radius=radius,
+            search_radius=radius + 8,
+        )
+        right = errors(result, truth) <= 0.5
+        flagged += np.sum(right & (result.status == Status.TWO_MOTIONS))
+        right_count += np.sum(right)
+    assert right_count > 50
+    assert flagged == 0
+
+
+def test_texture_and_spread_tell_noise_and_specks_from_texture():
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=(200, 11, 11))
+    smooth = ndimage.gaussian_filter(
+        rng.normal(size=(200, 11, 11)), 1.5, axes=(1, 2)
+    )
+    assert np.abs(_motions.texture(noise)).max() < 0.25
+    assert _motions.texture(smooth).min() > 0.6
+    assert not textured(noise).any()
+    assert textured(smooth).all()
+    # Noise spreads over about a third of its pixels, one speck over one.
+    assert np.median(spread(noise)) == pytest.approx(121 / 3, rel=0.1)
+    speck = np.zeros((1, 11, 11))
+    speck[0, 5, 4:6] = 1.0
+    assert spread(speck)[0] < 2.5
+    assert not textured(speck).any()
+    flat = np.ones((1, 11, 11))
+    assert np.isnan(_motions.texture(flat)).all()
+    assert not textured(flat).any()
+
+
 def _gap_by_loops(template, search, peak, shift):
     """motion_gaps of one window, quadrant by quadrant, offset by offset."""
     cell = [
@@ -297,6 +418,9 @@ def _gap_by_loops(template, search, peak, shift):
     gains = []
     for part in quadrants(template.shape):
         t = template[part] - template[part].mean()
+        least = min(MIN_SPREAD, t.size / 4)
+        if _texture_by_loops(t) < MIN_TEXTURE or _spread_by_loops(t) < least:
+            continue  # pixel noise, or a few pixels: no say
         scores = {}
         steps = range(-REACH, REACH + 1)
         for offset in itertools.product(steps, repeat=template.ndim):
@@ -315,7 +439,32 @@ def _gap_by_loops(template, search, peak, shift):
         at_match = max(scores[c] for c in cell if c in scores)
         far = max(abs(o) for o in best) >= MIN_SHIFT
         gains.append(scores[best] - at_match if far else 0.0)
-    return max(gains)
+    return max(gains, default=np.nan)
+
+
+def _texture_by_loops(centred):
+    """Mean over the axes of the correlation of neighbouring pixels."""
+    correlations = []
+    for axis in range(centred.ndim):
+        pairs = [
+            (
+                centred[index],
+                centred[index[:axis] + (index[axis] + 1,) + index[axis + 1 :]],
+            )
+            for index in np.ndindex(centred.shape)
+            if index[axis] + 1 < centred.shape[axis]
+        ]
+        a, b = np.array(pairs).T
+        correlations.append(
+            (a * b).sum() / np.sqrt((a**2).sum() * (b**2).sum())
+        )
+    return np.mean(correlations)
+
+
+def _spread_by_loops(centred):
+    """Participation ratio of the squared deviations."""
+    squares = [value**2 for value in centred.ravel()]
+    return sum(squares) ** 2 / sum(square**2 for square in squares)
 
 
 @pytest.mark.parametrize(
@@ -324,8 +473,15 @@ def _gap_by_loops(template, search, peak, shift):
 )
 def test_motion_gaps_are_the_quadrants_best_scores_away(template, search):
     rng = np.random.default_rng(len(template))
-    templates = rng.random((4, *template))
-    searches = rng.random((4, *search))
+    # Smooth random templates (texture), but the last white noise.
+    axes = tuple(range(1, len(template) + 1))
+    templates = ndimage.gaussian_filter(
+        rng.random((4, *template)), 1.0, axes=axes
+    )
+    templates[3] = rng.random(template)
+    searches = ndimage.gaussian_filter(
+        rng.random((4, *search)), 1.0, axes=axes
+    )
     room = np.subtract(search, template)
     peaks = rng.integers(0, room + 1, (4, len(template)))
     peaks[0] = 0  # offsets on one side only: they leave the window
@@ -336,6 +492,8 @@ def test_motion_gaps_are_the_quadrants_best_scores_away(template, search):
         expected = _gap_by_loops(
             templates[k], searches[k], peaks[k], shifts[k]
         )
-        assert found[k] == pytest.approx(expected, abs=1e-9)
+        assert found[k] == pytest.approx(expected, abs=1e-9, nan_ok=True)
+    assert np.isfinite(found[:3]).all()
+    assert np.isnan(found[3])  # no quadrant of white noise has texture
     too_small = motion_gaps(templates[:, :4], searches, peaks, shifts)
     assert np.isnan(too_small).all()

@@ -142,9 +142,10 @@ def match_points(
         pixels of the point, or the row is flagged ``failed consistency``.
     max_neighbour_residual : float, optional
         An ok match whose normalized median residual against the offsets
-        of its nearest ok matches (up to 8 in the same plane, within 4
-        times the median spacing; at least 3 needed, else not judged),
-        after a robust affine trend of the offsets is removed, exceeds
+        of its nearest ok matches (up to 8 in the same plane, 26 in 3-D,
+        within 4 times the median spacing; at least 3 needed, else not
+        judged), against the local robust affine trend of the
+        neighbours, exceeds
         this is flagged ``outlier`` (the usual PIV limit is 2; ``np.inf``
         turns the test off). Planes with fewer than 16 ok matches are
         too sparse to judge: the test is for grids and dense points.

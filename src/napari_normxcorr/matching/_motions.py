@@ -6,6 +6,8 @@ sharp and unique. Each quadrant of the template (halves along every
 matched axis: an orthant in 3-D, a half in 1-D) is correlated with the
 target at the whole-pixel offsets within REACH of the match: a quadrant
 that scores clearly better MIN_SHIFT or more pixels away moves on its own.
+A quadrant without texture (pixel noise only: a flat patch, the rim of a
+region without particles) scores anything anywhere and has no say.
 """
 
 from __future__ import annotations
@@ -28,6 +30,15 @@ MIN_SIZE = 5
 # A part or a shifted window whose standard deviation is below this share
 # of the values' magnitude is flat: it scores nothing (NaN).
 _FLAT = 1e-6
+# A part has a say only where it has texture: its pixels correlate with
+# their neighbours' (the part against itself shifted by a pixel, averaged
+# over the axes) by this much, pixel noise hardly at all; and its variance
+# is spread over this many pixels' worth (the participation ratio; a
+# quarter of a small part's pixels), not a few pixels of texture at its
+# corner. Otherwise its best offset is chance: noise correlates with its
+# neighbours hardly at all, the texture of depth edges well above 0.3.
+MIN_TEXTURE = 0.3
+MIN_SPREAD = 8.0
 
 
 def motion_gaps(
@@ -63,7 +74,7 @@ def motion_gaps(
     -------
     (n,) ndarray
         Gains in [0, 2]; NaN where the template is narrower than MIN_SIZE
-        along an axis or no quadrant has texture.
+        along an axis or no quadrant has texture (see `textured`).
     """
     n, shape = len(templates), templates.shape[1:]
     if n == 0 or min(shape) < MIN_SIZE:
@@ -129,6 +140,7 @@ def _largest_gains(
         parts = templates[(slice(None), *part)]
         scores = _part_scores(parts, regions, tables, part)
         scores[~_inside(peaks, part, grid, search_shape)] = np.nan
+        scores[~textured(parts)] = np.nan
         best = np.argmax(np.nan_to_num(scores, nan=-np.inf), axis=1)
         rows = np.arange(len(scores))[:, np.newaxis]
         at_match = np.fmax.reduce(scores[rows, cell], axis=1)
@@ -164,6 +176,49 @@ def _inside(
     low = peaks[:, np.newaxis] + start + grid
     high = peaks[:, np.newaxis] + stop + grid
     return np.all((low >= 0) & (high <= np.asarray(search_shape)), axis=2)
+
+
+def textured(parts: np.ndarray) -> np.ndarray:
+    """Whether each part (n, *h) has texture enough to score: its pixels
+    correlate with their neighbours by MIN_TEXTURE or more (`texture`)
+    and its variance is spread over MIN_SPREAD pixels or more (`spread`;
+    a quarter of its pixels if it has fewer than 4 MIN_SPREAD).
+    """
+    least = min(MIN_SPREAD, parts[0].size / 4)
+    with np.errstate(invalid="ignore"):
+        return (texture(parts) >= MIN_TEXTURE) & (spread(parts) >= least)
+
+
+def texture(parts: np.ndarray) -> np.ndarray:
+    """How much of each part's variance is texture rather than pixel
+    noise: the correlation of the part (n, *h) with itself shifted by one
+    pixel, averaged over its axes (about 0 for white noise, near 1 for
+    smooth texture; NaN for a flat part)."""
+    axes = tuple(range(1, parts.ndim))
+    centred = parts - parts.mean(axis=axes, keepdims=True, dtype=np.float64)
+    correlations = []
+    for axis in axes:
+        size = centred.shape[axis]
+        before = np.take(centred, np.arange(size - 1), axis=axis)
+        after = np.take(centred, np.arange(1, size), axis=axis)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            correlations.append(
+                _sum(before * after)
+                / np.sqrt(_sum(before**2) * _sum(after**2))
+            )
+    return np.mean(correlations, axis=0)
+
+
+def spread(parts: np.ndarray) -> np.ndarray:
+    """Over how many pixels' worth each part's variance is spread: the
+    participation ratio ``(sum d^2)^2 / sum d^4`` of its deviations ``d``
+    from its mean (all pixels alike: their count; about a third of it
+    for noise; 1 for a single bright pixel; NaN for a flat part)."""
+    axes = tuple(range(1, parts.ndim))
+    centred = parts - parts.mean(axis=axes, keepdims=True, dtype=np.float64)
+    squares = centred**2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _sum(squares) ** 2 / _sum(squares**2)
 
 
 def quadrants(shape: tuple[int, ...]) -> list[tuple[slice, ...]]:

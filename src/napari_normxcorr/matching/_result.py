@@ -123,7 +123,7 @@ class MatchResult:
         offset, 3 px or more from the match (of the offsets within 3 px;
         0 when every quadrant is best near the match): large where the
         window holds two motions, e.g. across a depth edge. NaN for masked
-        windows and templates under 5 px.
+        windows, templates under 5 px and where no quadrant has texture.
     covariance : (N, d, d) ndarray
         Covariance (px²) of the match position in the matched axes: of
         the fitted warp, from its residual (noise and misfit alike), or
@@ -134,8 +134,9 @@ class MatchResult:
         axes' order (rows, cols): the fitted warp's linear part minus the
         identity; NaN where no warp was fitted (see ``shape_order``).
     neighbour_residual : (N,) ndarray
-        Normalized median residual of the offset against the offsets of
-        the nearest ok matches (Westerweel & Scarano); NaN for a point
+        Distance of the offset from what its nearest ok matches predict
+        (a robust local affine fit) over the median of theirs from their
+        own predictions (after Westerweel & Scarano); NaN for a point
         without enough neighbours.
     consistency : (N,) ndarray
         Distance in pixels between the point and the match of the matched

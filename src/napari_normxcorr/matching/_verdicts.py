@@ -27,8 +27,11 @@ MAX_MOTION_GAP = 0.03
 MAX_UNCERTAINTY = 0.5
 # px between the point and the back-match of its match.
 MAX_CONSISTENCY_ERROR = 2.0
-# The normalized median test (Westerweel & Scarano), whose usual limit
-# is 2; over an affine trend's residuals 2.5 keeps more right matches.
+# The normalized median test (Westerweel & Scarano's limit is 2, per
+# component about the neighbours' median). Ours compares vectors with the
+# local affine trend of the neighbours (see normalized_median_residual),
+# whose spread is wider: 2.5 keeps right offsets of smooth flows and
+# still catches the wrong ones (tests/test_smooth_fields.py).
 MAX_NEIGHBOUR_RESIDUAL = 2.5
 # The neighbour test needs a dense set: a plane with fewer ok matches
 # (scattered clicks across depths, say) is not judged.
@@ -108,11 +111,13 @@ def judge_neighbours(
     """Flag ``ok`` rows unlike their neighbours ``outlier``, in place.
 
     Rows ``ok`` or ``outlier`` are judged again from scratch: each is
-    compared with the offsets of its nearest ok matches in the same plane
-    (see :func:`normalized_median_residual` for who counts as a
-    neighbour), once a robust affine trend is taken out; a row without
-    enough neighbours, or in a plane of fewer than MIN_JUDGED ok matches,
-    is never an outlier.
+    compared with the offsets of its nearest ok matches in the same plane,
+    through the local trend they follow (see
+    :func:`normalized_median_residual`: who counts as a neighbour, and
+    how a smooth but non-linear field, such as a vortex, is followed;
+    rows near `max_residual` are judged again without the outliers as
+    neighbours); a row without enough neighbours, or in a plane of fewer
+    than MIN_JUDGED ok matches, is never an outlier.
     The residual of every row with enough neighbours goes to
     ``neighbour_residual``; an infinite `max_residual` turns the test
     off (no residuals computed, NaN). Returns `result`.
@@ -129,41 +134,15 @@ def judge_neighbours(
         rows = np.flatnonzero(candidate & (planes == plane).all(axis=1))
         if len(rows) < MIN_JUDGED:
             continue
-        points = result.points[rows, -ndim:]
-        offsets = result.offset[rows, -ndim:]
         found, _ = normalized_median_residual(
-            points, offsets - _affine_trend(points, offsets)
+            result.points[rows, -ndim:],
+            result.offset[rows, -ndim:],
+            limit=max_residual,
         )
         residual[rows] = found
     result.neighbour_residual = residual
     status[candidate & (residual > max_residual)] = Status.OUTLIER
     return result
-
-
-def _affine_trend(points: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """The offsets an affine map of the points predicts, fitted robustly
-    (zeros when fewer than D + 2 points or no fit).
-
-    The median test assumes neighbours move alike; a rotation or a zoom
-    makes offsets differ across any neighbourhood, so only what no affine
-    map explains is compared. The fit is least squares on the half of the
-    points it explains best, twice refitted (a trimmed fit: cheap, and
-    blind to up to half of the offsets being wrong).
-    """
-    n, d = points.shape
-    if n < d + 2:
-        return np.zeros_like(offsets)
-    design = np.c_[points - points.mean(axis=0), np.ones(n)]
-    keep = np.ones(n, dtype=bool)
-    for _ in range(3):
-        coefficients, *_ = np.linalg.lstsq(
-            design[keep], offsets[keep], rcond=None
-        )
-        error = np.linalg.norm(design @ coefficients - offsets, axis=1)
-        keep = error <= np.median(error)
-        if keep.sum() < d + 1:
-            return np.zeros_like(offsets)
-    return design @ coefficients
 
 
 def _unique_rows(values: np.ndarray) -> list[np.ndarray]:
