@@ -55,13 +55,17 @@ class Found(NamedTuple):
 
 
 class Located(NamedTuple):
-    """Where the templates of a stack of surfaces lie, and how sure."""
+    """Where the templates of a stack of surfaces lie, and how sure.
+
+    `covariance` (n, d, d) is a warp fit's (at its start where it did not
+    converge), NaN without one; `gradient` (n, d, d) a converged warp's.
+    """
 
     corners: np.ndarray  # (n, d) template corners in the search windows
     scores: np.ndarray
     refined: np.ndarray  # Gauss-Newton (with or without a warp) converged
-    covariance: np.ndarray  # (n, d, d) of a fitted warp, else NaN
-    gradient: np.ndarray  # (n, d, d) of a fitted warp, else NaN
+    covariance: np.ndarray
+    gradient: np.ndarray
 
 
 class ForwardPass:
