@@ -412,8 +412,10 @@ def test_time_lapse_fits_in_the_matched_axes(
 
 
 def test_refine_matches_through_the_fit(make_napari_viewer, qtbot):
-    """3 degrees and 2 % defeat plain NCC by tenths of a pixel; guided
-    matching through the fit brings the matches onto the model."""
+    """3 degrees and 2 %: guided matching through the fit keeps the
+    matches on the model (within a hundredth of a pixel; the affine warp
+    of plain matching already follows such a turn, a shift alone was off
+    by tenths)."""
     pytest.importorskip(
         "napari_normxcorr.registration._register",
         reason="register() not available",
@@ -430,7 +432,7 @@ def test_refine_matches_through_the_fit(make_napari_viewer, qtbot):
     widget.wait_until_done(60)
     fit = section.current_fit
     assert fit is not first
-    assert fit.rms < first.rms / 2
+    assert fit.rms < 0.01
     assert list(np.flatnonzero(~fit.inliers)) == [BAD]
     np.testing.assert_allclose(fit.matrix, matrix, atol=0.01)
     result = widget.result
@@ -440,7 +442,7 @@ def test_refine_matches_through_the_fit(make_napari_viewer, qtbot):
     # The output layers show the guided matches.
     matched = viewer.layers["pois matched"].data
     np.testing.assert_allclose(matched, result.matched)
-    assert not np.allclose(matched, before, atol=0.01)
+    assert not np.array_equal(matched, before)
     assert section.fit_label.value.startswith("affine: 24/25 inliers")
 
 
