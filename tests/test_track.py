@@ -215,7 +215,13 @@ def test_a_point_is_tracked_alone(deformed):
     together = track_points(stack, points, **options)
     for rows in (np.arange(0, 40, 3), rng.permutation(40)[:17]):
         alone = track_points(stack, points[rows], **options)
-        for name in ("position", "score", "distinctiveness", "status"):
+        for name in (
+            "position",
+            "score",
+            "distinctiveness",
+            "status",
+            "gradient",
+        ):
             np.testing.assert_array_equal(
                 getattr(alone, name), getattr(together, name)[rows], name
             )
@@ -356,6 +362,7 @@ def test_whole_pixels_without_subpixel(drifting_tracks, drifting):
     moved = result.position - p0[:, None, :]
     np.testing.assert_allclose(moved, np.rint(moved), atol=1e-9)
     assert errors(result, p0, False).max() <= 1.0
+    assert np.isnan(result.gradient).all()
 
 
 def test_three_dimensional_frames():
@@ -372,6 +379,9 @@ def test_three_dimensional_frames():
     assert result.ok.all()
     truth = points[:, None, 1:] + shifts[None]
     assert np.abs(result.position - truth).max() <= 0.05
+    # A shift: no displacement gradient, 3 x 3 per vertex.
+    assert result.gradient.shape == (2, 5, 3, 3)
+    assert np.abs(result.gradient).max() <= 2e-3
     data, _, _ = result.to_napari()
     assert data.shape[1] == 5
 

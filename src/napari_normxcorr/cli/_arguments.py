@@ -33,8 +33,9 @@ STACK is a time series, time first: (t, rows, cols) or (t, z, rows, cols).
 POINTS.csv is napari's points CSV of a Points layer over it, the time
 column first (axis-0 = t): each point is tracked forwards and backwards
 from its frame. The output has one row per vertex: track_id (-1 where
-lost), point, t, position-* (one per frame axis), score,
-distinctiveness, status and refreshed.
+lost), point, t, position-* (one per frame axis), gradient-*-* (the
+fitted warp's displacement gradient), score, distinctiveness, status and
+refreshed.
 """
 
 REGISTER_EXAMPLE = """\

@@ -4,13 +4,14 @@
 point's reference subset with a shape function (IC-GN of
 ``matching._shape``). The regions of the frame it reads for that are
 wide enough for a new reference subset too, which it cuts when a
-point's reference is renewed. It also cuts the first references, and
-says which warped subsets lie inside a frame.
+point's reference is renewed. It also cuts the first references, says
+which warped subsets lie inside a frame, and refines the subsets that
+confirm whole-pixel matches (``_confirmation``).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -25,6 +26,7 @@ from ..matching._shape import (
     reference_subsets,
     refine,
 )
+from ..matching._shape_functions import ShapeFunction
 from ._track_inputs import Options
 from ._whole_pixel import Found
 
@@ -61,6 +63,10 @@ class Refinement:
     def __init__(self, stack: LazyArray, plane: np.ndarray, options: Options):
         self.stack, self.plane, self.options = stack, plane, options
         self.frame_shape = np.asarray(stack.shape[-len(options.radius) :])
+        # Pixels of a subset.
+        self._size = int(np.prod([2 * r + 1 for r in options.radius]))
+        self.filled = _Filled(stack)
+        self.affine = ShapeFunction(len(options.radius), 1)
 
     def refine(
         self,
@@ -98,7 +104,11 @@ class Refinement:
         status[ok[~(score[ok] >= self.options.min_score)]] = Status.LOW_SCORE
         left = ok[~self.fits(position[ok], warp[ok])]
         status[left] = Status.OUTSIDE_IMAGE
-        found = Found(position, score, score, status, warp, found.second)
+        fitted = np.zeros(len(todo), dtype=bool)
+        fitted[ok] = refined.converged
+        found = Found(
+            position, score, score, status, warp, found.second, fitted
+        )
         return found, sampled
 
     def _refined(
@@ -108,9 +118,11 @@ class Refinement:
         warp: np.ndarray,
         ok: np.ndarray,
         sampled: list[Sampled],
+        shape: ShapeFunction | None = None,
     ) -> Refined:
         """IC-GN of the step's points `ok` from `warp`, one call per box
-        size of their regions; entries in the order of `ok`."""
+        size of their regions; entries in the order of `ok`; with the
+        track's shape function unless `shape` is given."""
         o = self.options
         refined = Refined(
             warp[ok].copy(), np.empty(ok.size), np.empty(ok.size, bool)
@@ -122,13 +134,42 @@ class Refinement:
                 todo[part.rows],
                 part.regions,
                 warp[part.rows],
-                o.shape,
+                o.shape if shape is None else shape,
                 o.radius,
             )
             refined.warps[where] = found.warps
             refined.score[where] = found.score
             refined.converged[where] = found.converged
         return refined
+
+    def refined_subsets(
+        self,
+        rows: np.ndarray,
+        frames: np.ndarray,
+        centres: np.ndarray,
+        targets: np.ndarray,
+        starts: np.ndarray,
+    ) -> Refined:
+        """IC-GN with the affine shape function of subsets of points
+        `rows`, cut in `frames` around `centres` (no deformation), into
+        frames `targets` from the affine warps `starts`: the check of a
+        whole-pixel match (see ``_confirmation``).
+
+        The affine shape function whatever the track's: the check is of
+        a position to a pixel, and on small noisy subsets the quadratic
+        terms, poorly determined, keep IC-GN from converging where the
+        position itself is clear.
+        """
+        shape = self.affine
+        # The spline prefilter spreads a pixel without data over the
+        # whole region: read filled, a hole beside the subset does not
+        # stop the check (one inside it still lowers the score).
+        reference = self._subsets(
+            rows, frames, shape.identity(centres), shape, self.filled
+        )
+        sampled = self._regions(rows, targets, starts, shape, self.filled)
+        every = np.arange(len(rows))
+        return self._refined(reference, every, starts, every, sampled, shape)
 
     def renew(
         self,
@@ -166,23 +207,42 @@ class Refinement:
     ) -> Reference:
         """Reference subsets of `rows` in `frames` through `warps` (where
         `usable`)."""
-        o, n = self.options, len(rows)
-        size = int(np.prod([2 * r + 1 for r in o.radius]))
-        reference = Reference.empty(n, size, o.shape)
+        o = self.options
+        reference = Reference.empty(len(rows), self._size, o.shape)
         keep = np.flatnonzero(usable)
-        if not o.subpixel or keep.size == 0:
+        if not o.subpixel:
+            # Whole pixels: the NCC template is the reference; subsets
+            # are cut only to confirm a match (see refined_subsets).
             reference.usable[keep] = True
-            return reference
-        for part in self._regions(rows[keep], frames[keep], warps[keep]):
-            chosen = keep[part.rows]
+        elif keep.size:
+            reference.put(
+                keep, self._subsets(rows[keep], frames[keep], warps[keep])
+            )
+        return reference
+
+    def _subsets(
+        self,
+        rows: np.ndarray,
+        frames: np.ndarray,
+        warps: np.ndarray,
+        shape: ShapeFunction | None = None,
+        stack: LazyArray | None = None,
+    ) -> Reference:
+        """Reference subsets of `rows` (some) in `frames` through `warps`
+        (of the track's shape function unless `shape` is given), read
+        from the stack (or `stack`)."""
+        o = self.options
+        shape = o.shape if shape is None else shape
+        reference = Reference.empty(len(rows), self._size, shape)
+        for part in self._regions(rows, frames, warps, shape, stack):
             subsets = reference_subsets(
                 part.regions,
-                np.arange(chosen.size),
-                warps[chosen],
-                o.shape,
+                np.arange(part.rows.size),
+                warps[part.rows],
+                shape,
                 o.radius,
             )
-            reference.put(chosen, subsets)
+            reference.put(part.rows, subsets)
         return reference
 
     def _regions(
@@ -190,25 +250,29 @@ class Refinement:
         rows: np.ndarray,
         frames: np.ndarray,
         warps: np.ndarray,
+        shape: ShapeFunction | None = None,
+        stack: LazyArray | None = None,
     ) -> list[Sampled]:
         """Regions of points `rows` in `frames` around their `warps`, wide
         enough for refinement and for a new reference subset (with its
         gradient margin), one Regions per box size; their `rows` index
-        the arguments.
+        the arguments. Read from the stack, or `stack`; warps of the
+        track's shape function, or `shape`.
 
         Each point's box fits its own warp, not the widest of the call:
         the spline coefficients depend (slightly) on the box, and a
         point's numbers must not depend on the other points.
         """
         wide = tuple(r + 2 for r in self.options.radius)
-        extent = self.options.shape.extent(warps, wide)
+        shape = self.options.shape if shape is None else shape
+        extent = shape.extent(warps, wide)
         half = np.ceil(extent + MAX_TRAVEL + _TAPS).astype(np.int64)
         sizes, group = np.unique(half, axis=0, return_inverse=True)
         parts = []
         for k, size in enumerate(sizes):
             members = np.flatnonzero(group.ravel() == k)
             regions = Regions(
-                self.stack,
+                self.stack if stack is None else stack,
                 frames[members],
                 self.plane[rows[members]],
                 warps[members, :, 0],
@@ -224,6 +288,27 @@ class Refinement:
         low = centres - extent
         high = centres + extent
         return np.all((low >= 0) & (high <= self.frame_shape - 1), axis=1)
+
+
+class _Filled:
+    """`stack` read with its pixels without data (NaN, inf) at the mean
+    of the others read with them."""
+
+    def __init__(self, stack: LazyArray):
+        self.stack = stack
+        self.shape, self.ndim, self.dtype = (
+            stack.shape,
+            stack.ndim,
+            stack.dtype,
+        )
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        values = np.asarray(self.stack[index], dtype=np.float64)
+        finite = np.isfinite(values)
+        if finite.all():
+            return values
+        fill = values[finite].mean() if finite.any() else 0.0
+        return np.where(finite, values, fill)
 
 
 def _warps(centres: np.ndarray, warps: np.ndarray) -> np.ndarray:

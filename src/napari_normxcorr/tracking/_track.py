@@ -121,8 +121,10 @@ def track_points(
     -------
     TrackResult
         One vertex per point and frame: position, score, distinctiveness,
-        status (``lost`` where the point left the image or was not found)
-        and whether the reference was refreshed there.
+        status (``lost`` where the point left the image or was not found),
+        whether the reference was refreshed there, and the displacement
+        gradient from the point's own frame (the shape function's linear
+        part minus the identity; NaN without sub-pixel refinement).
 
     Notes
     -----
@@ -151,7 +153,16 @@ def track_points(
 
     Without `subpixel` the NCC template is the reference itself (a window
     of the reference frame around the rounded reference position), and
-    the reference is refreshed by the same rules on the NCC score.
+    the reference is refreshed by the same rules on the NCC score. The
+    checks the refinement makes are kept where a whole-pixel match can be
+    wrong: a relock (the first match after a lost or doubtful vertex)
+    must be confirmed by IC-GN (affine) both ways, from the reference
+    onto the frame and back; a match scoring below `refresh_score`, or
+    one the reference is renewed at, one way; unconfirmed, it is ``low
+    score``. A renewed reference is centred where the refinement put the
+    point, not at the rounded match, so that rounding does not add up.
+    A match whose window, or the window a pixel from it, keeps less than
+    half its pixels with data is ``too little data`` (a lost vertex).
 
     A point closer than `template_radius` to the border of its own frame
     is not tracked (status ``template does not fit``). A vertex is
@@ -289,7 +300,7 @@ def _in_whole_stack(
 ) -> TrackResult:
     """`part`, tracked through frames first.., with a vertex per frame of
     `stack`: those outside its frames are lost."""
-    whole = TrackResult.lost(points, stack)
+    whole = TrackResult.lost(points, stack, part.gradient.shape[-1])
     inside = slice(first, first + part.status.shape[1])
     for name in VERTEX_FIELDS:
         getattr(whole, name)[:, inside] = getattr(part, name)

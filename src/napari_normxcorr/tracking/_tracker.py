@@ -5,10 +5,11 @@ it is given in. A step predicts each point by constant velocity, finds the
 NCC peak of its template around the prediction (``_whole_pixel``, one
 ``match_points`` call for the points the small-window search of
 ``_coarse`` leaves), refines it against the point's reference subset
-with a shape function (``_refinement``, IC-GN of ``matching._shape``),
-judges the vertex, and renews the reference where the rule of
-:class:`Options` asks for it. The public functions and the checks of
-their arguments live in ``_track`` and ``_track_inputs``.
+with a shape function (``_refinement``, IC-GN of ``matching._shape``) or,
+tracking whole pixels, confirms it where it may be wrong
+(``_confirmation``), judges the vertex, and renews the reference where
+the rule of :class:`Options` asks for it. The public functions and the
+checks of their arguments live in ``_track`` and ``_track_inputs``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ..io._chunk_cache import cached
 from ..matching._result import Status
 from ..matching._shape import Reference
 from ._coarse import CoarseSearch
+from ._confirmation import Confirmation
 from ._refinement import Refinement, Sampled
 from ._track_inputs import Options
 from ._tracks import TrackResult
@@ -55,8 +57,9 @@ class Tracker:
     """The sweeps of track_points and the vertices they find.
 
     The whole-pixel step of a frame is its `whole_pixels`, the sub-pixel
-    refinement and the reference subsets its `refinement`; the tracker
-    keeps where each point stands and records the vertices.
+    refinement and the reference subsets its `refinement`, the checks of
+    whole-pixel matches its `confirmation`; the tracker keeps where each
+    point stands and records the vertices.
     """
 
     def __init__(self, stack: LazyArray, points: np.ndarray, options: Options):
@@ -69,7 +72,7 @@ class Tracker:
         self.start = np.rint(points[:, 0]).astype(np.int64)
         self.plane = np.rint(points[:, 1:-d]).astype(np.int64)
         self.given = points[:, -d:]
-        self.result = TrackResult.lost(points, stack)
+        self.result = TrackResult.lost(points, stack, d)
         self.whole_pixels = WholePixelStep(
             self.stack,
             self.plane,
@@ -77,6 +80,7 @@ class Tracker:
             self._small_window_search(len(points)),
         )
         self.refinement = Refinement(self.stack, self.plane, options)
+        self.confirmation = Confirmation(self.refinement)
 
     def _small_window_search(self, count: int) -> CoarseSearch | None:
         """The small-window search of `count` points, or None where it
@@ -143,14 +147,24 @@ class Tracker:
         )
         flat = fits & ~reference.usable & self.options.subpixel
         status[flat] = Status.FLAT_TEMPLATE
-        # The point itself: where it was given, matching itself.
-        score = np.where(fits, 1.0, np.nan)
-        self._record_vertices(
-            np.arange(n), self.start, self.given, score, distinct, status
-        )
         # Doubtful first vertices (ambiguous...) are tracked, and flagged.
         dead = (*NOT_FOUND, Status.FLAT_TEMPLATE)
-        return fits & ~np.isin(status, dead), reference
+        alive = fits & ~np.isin(status, dead)
+        # The point itself: where it was given, matching itself; its
+        # shape function is the identity (none without one: whole pixels).
+        score = np.where(fits, 1.0, np.nan)
+        gradient = np.full((n, self.ndim, self.ndim), np.nan)
+        gradient[alive & self.options.subpixel] = 0.0
+        self._record_vertices(
+            np.arange(n),
+            self.start,
+            self.given,
+            score,
+            distinct,
+            status,
+            gradient,
+        )
+        return alive, reference
 
     def _initial_state(
         self, alive: np.ndarray, reference: Reference
@@ -193,12 +207,23 @@ class Tracker:
             guess,
             np.full(len(todo), t),
         )
-        regions = None
+        regions, anchors = None, None
         if subpixel:
             found, regions = self.refinement.refine(
                 state.reference, todo, guess, state.warp[todo], found, t
             )
-        self._update(state, todo, self.whole_pixels.judged(found), t, regions)
+        else:
+            found, anchors = self.confirmation.confirm(
+                todo,
+                state.reference_frame[todo],
+                state.reference_position[todo],
+                found,
+                state.searching[todo] | (state.misses[todo] > 0),
+                t,
+            )
+        self._update(
+            state, todo, self.whole_pixels.judged(found), t, regions, anchors
+        )
 
     def _update(
         self,
@@ -207,8 +232,10 @@ class Tracker:
         found: Found,
         t: int,
         regions: list[Sampled] | None,
+        anchors: np.ndarray | None = None,
     ) -> None:
-        """Record the vertices of frame `t` and move the points on."""
+        """Record the vertices of frame `t` and move the points on (whole
+        pixels: `anchors`, where the references' positions went)."""
         ok = found.status == Status.OK
         lost = np.isin(found.status, NOT_FOUND) | (state.searching[todo] & ~ok)
         kept = ~lost
@@ -220,6 +247,7 @@ class Tracker:
             found.score[kept],
             found.distinctiveness[kept],
             found.status[kept],
+            self._gradients(found)[kept],
         )
         self._lose(state, todo[lost], t)
         doubtful = todo[kept & ~ok]
@@ -239,7 +267,7 @@ class Tracker:
         state.last[rows] = t
         state.misses[rows] = 0
         state.searching[rows] = False
-        self._refresh(state, todo, ok, found, t, regions)
+        self._refresh(state, todo, ok, found, t, regions, anchors)
 
     def _refresh(
         self,
@@ -249,6 +277,7 @@ class Tracker:
         found: Found,
         t: int,
         regions: list[Sampled] | None,
+        anchors: np.ndarray | None = None,
     ) -> None:
         """New references for the ok points whose rule asks for one."""
         reference = self.options.reference
@@ -261,7 +290,12 @@ class Tracker:
         if rows.size == 0:
             return
         state.reference_frame[rows] = t
-        state.reference_position[rows] = found.position[renew]
+        if anchors is not None:
+            # Whole pixels: centred where the reference position went, not
+            # at the rounded match (see Confirmation).
+            state.reference_position[rows] = anchors[renew]
+        else:
+            state.reference_position[rows] = found.position[renew]
         self.result.refreshed[rows, t] = True
         for sampled in regions or ():
             flat = self.refinement.renew(
@@ -283,6 +317,7 @@ class Tracker:
         score: np.ndarray,
         distinctiveness: np.ndarray,
         status: np.ndarray,
+        gradient: np.ndarray,
     ) -> None:
         """Write the vertices of points `rows` in `frames` to the result."""
         result = self.result
@@ -291,3 +326,21 @@ class Tracker:
         result.score[rows, frames] = score
         result.distinctiveness[rows, frames] = distinctiveness
         result.status[rows, frames] = status
+        result.gradient[rows, frames] = gradient
+
+    def _gradients(self, found: Found) -> np.ndarray:
+        """(n, D, D) displacement gradients of `found` from the point's own
+        frame: the linear parts of the warps minus the identity, NaN where
+        none was fitted.
+
+        A warp maps the offsets of the point's original subset (its own
+        frame) to the frame matched, also after its reference was
+        renewed: a renewed reference is resampled through the warp of its
+        frame, so that its offsets keep meaning the original subset's
+        pixels (see Refinement.renew); nothing is left to compose. The
+        quadratic terms have no slope at the point itself.
+        """
+        linear = self.options.shape.linear(found.warp)
+        gradient = linear - np.eye(self.ndim)
+        gradient[~found.fitted] = np.nan
+        return gradient

@@ -18,6 +18,7 @@ VERTEX_FIELDS = (
     "distinctiveness",
     "status",
     "refreshed",
+    "gradient",
 )
 
 
@@ -44,6 +45,15 @@ class TrackResult:
         not found.
     refreshed : (N, T) ndarray of bool
         Where the point's reference was renewed from that frame.
+    gradient : (N, T, D, D) ndarray
+        Displacement gradient ``d u_i / d x_j`` of each vertex over the D
+        tracked axes (the last D of a frame, in the stack's order: rows,
+        cols): the linear part of the shape function minus the identity,
+        of the mapping from the point's own frame (the one it was given
+        in) to frame t, at the point. 0 in the point's own frame; NaN
+        where no shape function was fitted: whole-pixel tracking, lost
+        vertices, and vertices whose refinement did not converge (left
+        at their whole-pixel match).
     stack : array_like, optional
         The stack tracked through (for :func:`estimate_drift`).
     """
@@ -54,13 +64,18 @@ class TrackResult:
     distinctiveness: np.ndarray
     status: np.ndarray
     refreshed: np.ndarray
+    gradient: np.ndarray
     stack: LazyArray | None = field(default=None, repr=False)
 
     @classmethod
-    def lost(cls, points: np.ndarray, stack: LazyArray) -> TrackResult:
+    def lost(
+        cls, points: np.ndarray, stack: LazyArray, ndim: int | None = None
+    ) -> TrackResult:
         """`points` (N, 1 + D) lost in every frame of `stack`: where a
-        tracker starts."""
+        tracker starts; `ndim` tracked axes (default: every axis of a
+        frame)."""
         n, frames = len(points), stack.shape[0]
+        d = stack.ndim - 1 if ndim is None else ndim
         return cls(
             points=points,
             position=np.full((n, frames, stack.ndim - 1), np.nan),
@@ -68,6 +83,7 @@ class TrackResult:
             distinctiveness=np.full((n, frames), np.nan),
             status=np.full((n, frames), Status.LOST, dtype=object),
             refreshed=np.zeros((n, frames), dtype=bool),
+            gradient=np.full((n, frames, d, d), np.nan),
             stack=stack,
         )
 
@@ -119,7 +135,8 @@ class TrackResult:
             no NaN.
         features : dict of str to (V,) ndarray
             ``point`` (the input row), ``score``, ``distinctiveness``,
-            ``status`` (str) and ``refreshed`` per vertex.
+            ``status`` (str), ``refreshed`` and ``gradient-i-j`` (as in
+            :meth:`to_table`) per vertex.
         graph : dict of int to list of int
             The segment each segment continues (after the point was lost).
         """
@@ -135,6 +152,7 @@ class TrackResult:
             "distinctiveness": self.distinctiveness[kept],
             "status": np.array([str(s) for s in self.status[kept]]),
             "refreshed": self.refreshed[kept],
+            **self._gradient_columns(self.gradient[kept]),
         }
         return data, features, graph
 
@@ -143,7 +161,10 @@ class TrackResult:
 
         ``track_id`` (-1 where lost), ``point``, ``t``, ``position-0 ...``
         (one per axis of a frame; NaN where lost), ``score``,
-        ``distinctiveness``, ``status``, ``refreshed``;
+        ``distinctiveness``, ``status``, ``refreshed``, ``gradient-i-j``
+        (``d u_i / d x_j``, see `gradient`; i and j number the axes as
+        the ``position-*`` columns do, so in a (z, row, col) frame
+        tracked in 2-D they run over 1 and 2);
         ``pandas.DataFrame(result.to_table())`` gives a data frame.
         """
         ids, _ = self.track_ids()
@@ -160,7 +181,20 @@ class TrackResult:
         table["distinctiveness"] = self.distinctiveness.ravel()
         table["status"] = np.array([str(s) for s in self.status.ravel()])
         table["refreshed"] = self.refreshed.ravel()
+        d = self.gradient.shape[-1]
+        table.update(self._gradient_columns(self.gradient.reshape(-1, d, d)))
         return table
+
+    def _gradient_columns(self, values: np.ndarray) -> dict[str, np.ndarray]:
+        """``gradient-i-j`` columns of the (V, D, D) gradients `values`;
+        i and j number the axes of a frame."""
+        d = values.shape[-1]
+        first = self.position.shape[-1] - d
+        return {
+            f"gradient-{first + i}-{first + j}": values[:, i, j]
+            for i in range(d)
+            for j in range(d)
+        }
 
     def to_csv(self, path: str | os.PathLike[str]) -> None:
         """Write :meth:`to_table` as CSV, one row per vertex."""

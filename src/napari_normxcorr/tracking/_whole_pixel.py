@@ -16,6 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..core._arrays import LazyArray
+from ..core._masked import MIN_OVERLAP
 from ..matching._match import match_points
 from ..matching._result import Status
 from ._coarse import Coarse, CoarseSearch
@@ -50,6 +51,7 @@ class Found(NamedTuple):
     status: np.ndarray
     warp: np.ndarray  # (n, D, S) the warp's rows (translation: position)
     second: np.ndarray  # best NCC peak away from the match
+    fitted: np.ndarray  # (n,) bool: the warp's linear part was fitted
 
 
 class WholePixelStep:
@@ -100,6 +102,7 @@ class WholePixelStep:
             np.empty(n, dtype=object),
             warp,
             np.full(n, np.nan),
+            np.zeros(n, dtype=bool),
         )
         rest = np.arange(n)
         if self.search is not None and n:
@@ -167,13 +170,69 @@ class WholePixelStep:
         )
         status = matched.status.copy()
         status[~np.isin(status, _COARSE_VERDICTS)] = Status.OK
+        position = matched.matched[:, -d:]
+        if not o.subpixel:
+            # Sub-pixel tracking refines every match, which fails on any
+            # pixel without data nearby; whole pixels need this check.
+            lacking = self._lacking_data(
+                rows, source_frames, centres, target_frames, position
+            )
+            status[lacking & ~np.isin(status, NOT_FOUND)] = (
+                Status.TOO_LITTLE_DATA
+            )
         return Coarse(
             np.ones(len(rows), dtype=bool),
-            matched.matched[:, -d:],
+            position,
             matched.score,
             matched.second_score,
             status,
         )
+
+    def _lacking_data(
+        self,
+        rows: np.ndarray,
+        source_frames: np.ndarray,
+        centres: np.ndarray,
+        target_frames: np.ndarray,
+        position: np.ndarray,
+    ) -> np.ndarray:
+        """Which matches keep too little data: less than MIN_OVERLAP of
+        the template's pixels hold data in both the template and the
+        window at the match, or one pixel further along any axis.
+
+        The masked NCC scores only positions with that much data, so its
+        peak always has it; but when the point's own window is mostly
+        without data (under an occluder), the peak slides to the edge of
+        the scored positions, a pixel or more off: a peak next to
+        positions it could not score is no peak (as one on the search
+        border is not), and the point has too little data there.
+        """
+        radius = np.asarray(self.options.radius)
+        lacking = np.zeros(len(rows), dtype=bool)
+        found = np.flatnonzero(np.isfinite(position).all(axis=1))
+        for k in found:
+            plane = tuple(self.plane[rows[k]])
+            corner = np.rint(centres[k]).astype(np.int64) - radius
+            template = _valid_box(
+                self.stack, (source_frames[k], *plane), corner, 2 * radius + 1
+            )
+            # Whole pixels: the match is the template's place moved by an
+            # integer shift (rint of the match could round a tie apart).
+            shift = np.rint(position[k] - centres[k]).astype(np.int64)
+            around = _valid_box(
+                self.stack,
+                (target_frames[k], *plane),
+                corner + shift - 1,
+                2 * radius + 3,
+            )
+            if template.all() and around.all():
+                continue
+            least = MIN_OVERLAP * template.size
+            lacking[k] = any(
+                np.count_nonzero(template & around[window]) < least
+                for window in _nearby_windows(radius)
+            )
+        return lacking
 
     def judged(self, found: Found) -> Found:
         """Distinctiveness of the final scores over the second NCC peaks;
@@ -183,6 +242,42 @@ class WholePixelStep:
         low = distinct < self.options.min_distinctiveness
         status[low & (status == Status.OK)] = Status.AMBIGUOUS
         return found._replace(distinctiveness=distinct, status=status)
+
+
+def _valid_box(
+    stack: LazyArray,
+    leading: tuple[int, ...],
+    start: np.ndarray,
+    shape: np.ndarray,
+) -> np.ndarray:
+    """Which pixels of the box of `shape` at `start` in the plane
+    `leading` (frame, ...) hold finite values; True outside the frame
+    (what lies there is the search border's business)."""
+    frame_shape = np.asarray(stack.shape[-len(start) :])
+    low = np.clip(start, 0, frame_shape)
+    high = np.clip(start + shape, low, frame_shape)
+    valid = np.ones(tuple(int(n) for n in shape), dtype=bool)
+    read = tuple(slice(int(a), int(b)) for a, b in zip(low, high))
+    inside = tuple(
+        slice(int(a - s), int(b - s)) for a, b, s in zip(low, high, start)
+    )
+    index = tuple(int(v) for v in leading) + read
+    valid[inside] = np.isfinite(np.asarray(stack[index]))
+    return valid
+
+
+def _nearby_windows(radius: np.ndarray) -> list[tuple[slice, ...]]:
+    """Slices of a box one pixel wider than the window of `radius` on
+    every side: the window at its centre, then one pixel further along
+    each axis, both ways."""
+    centre = [slice(1, 2 * int(r) + 2) for r in radius]
+    windows = [tuple(centre)]
+    for axis, r in enumerate(radius):
+        for step in (0, 2):
+            moved = list(centre)
+            moved[axis] = slice(step, step + 2 * int(r) + 1)
+            windows.append(tuple(moved))
+    return windows
 
 
 def _put(found: Found, where: np.ndarray, matched: Coarse) -> None:
