@@ -296,7 +296,9 @@ def test_two_motions_make_ok_motorcycle_matches_trustworthy():
     ok = result.status == Status.OK
     # Measured: 2.4 % of 51.8 % kept (7.0 % of 56.6 % without the test).
     assert np.mean(wrong[ok]) <= 0.04
-    assert np.mean(ok) >= 0.48
+    # Matches along an edge are not ok (the warp alone called some
+    # precise; on the shifted brick they were 2-6 px off).
+    assert np.mean(ok) >= 0.45
     assert np.any(result.status == Status.TWO_MOTIONS)
 
 

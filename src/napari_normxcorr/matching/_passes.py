@@ -158,8 +158,16 @@ class ForwardPass:
             _refine_shifts(windows, peaks, located)
         pixels = np.array([_template_pixels(w) for w in windows])
         covariance = peak_covariances(surfaces, peaks, located.scores, pixels)
+        # The fit says how precisely its pixels place the template, the
+        # surface how far the peak stands out around it (along an edge,
+        # hardly): the larger of the two bounds the position.
         fitted = np.isfinite(located.covariance).all(axis=(1, 2))
-        covariance[fitted] = located.covariance[fitted]
+        bounded = fitted & np.isfinite(covariance).all(axis=(1, 2))
+        warp = located.covariance[bounded]
+        peak = covariance[bounded]
+        larger = axis_variances(warp)[:, -1] > axis_variances(peak)[:, -1]
+        covariance[bounded] = np.where(larger[:, None, None], warp, peak)
+        covariance[fitted & ~bounded] = np.nan
         uncertainty = np.sqrt(axis_variances(covariance)[:, -1])
         border = on_borders(peaks, surfaces.shape[1:])
         motion = np.full(len(windows), np.nan)
