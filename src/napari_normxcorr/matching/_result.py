@@ -125,10 +125,10 @@ class MatchResult:
         window holds two motions, e.g. across a depth edge. NaN for masked
         windows, templates under 5 px and where no quadrant has texture.
     covariance : (N, d, d) ndarray
-        Covariance (px²) of the match position in the matched axes: of
-        the fitted warp, from its residual (noise and misfit alike), or
-        else from the curvature of the NCC peak and the residual noise;
-        NaN where unbounded or not computed.
+        Covariance (px²) of the match position in the matched axes: from
+        the curvature of the NCC peak and the residual noise or, where a
+        warp was fitted and says more, from the fit's residual (noise and
+        misfit alike); NaN where unbounded or not computed.
     gradient : (N, d, d) ndarray
         Displacement gradient d u_i / d x_j at each match, in the matched
         axes' order (rows, cols): the fitted warp's linear part minus the
