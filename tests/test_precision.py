@@ -21,18 +21,24 @@ def _ok(result):
     return result.status == Status.OK
 
 
+def _matched(case, points, template_radius, search_radius, **options):
+    """match_points on a ground-truth case's two images."""
+    return match_points(
+        case.template_image,
+        case.image,
+        points,
+        template_radius=template_radius,
+        search_radius=search_radius,
+        **options,
+    )
+
+
 @pytest.fixture(scope="module")
 def rotating_speckle():
     """3 degrees of rotation with camera noise, a 16 px grid."""
     case = speckle_pair(angle=3.0, noise=0.01, seed=1)
     points = grid_points(case, spacing=16, margin=34)
-    result = match_points(
-        case.template_image,
-        case.image,
-        points,
-        template_radius=15,
-        search_radius=25,
-    )
+    result = _matched(case, points, 15, 25)
     return case, points, result
 
 
@@ -63,14 +69,7 @@ def test_translation_only_is_what_misled(rotating_speckle):
     tenth of a pixel on the same pair (what the warp cures), and it
     fits no gradient."""
     case, points, _ = rotating_speckle
-    shifted = match_points(
-        case.template_image,
-        case.image,
-        points,
-        template_radius=15,
-        search_radius=25,
-        shape_order=0,
-    )
+    shifted = _matched(case, points, 15, 25, shape_order=0)
     ok = _ok(shifted)
     assert errors(shifted, case)[ok].max() > 0.1
     assert np.isnan(shifted.gradient).all()
@@ -81,13 +80,7 @@ def test_vortex_ok_rows_within_half_a_pixel():
     px/px, 33 px windows): at least 95 % ok, none more than 0.5 px off."""
     case = particle_pair("lamb-oseen", shape=(256, 256), seed=2)
     points = grid_points(case, spacing=16, margin=36)
-    result = match_points(
-        case.template_image,
-        case.image,
-        points,
-        template_radius=16,
-        search_radius=28,
-    )
+    result = _matched(case, points, 16, 28)
     ok = _ok(result)
     assert ok.mean() >= 0.95
     assert errors(result, case)[ok].max() <= 0.5
@@ -101,13 +94,7 @@ def test_nan_stripe_rows_ok_and_within_a_tenth():
     column = case.info["columns"][0]
     across = np.abs(points[:, 1] - column) <= 13  # the stripe in the window
     points = points[across]
-    result = match_points(
-        case.template_image,
-        case.image,
-        points,
-        template_radius=10,
-        search_radius=20,
-    )
+    result = _matched(case, points, 10, 20)
     good = _ok(result) & (errors(result, case) <= 0.1)
     assert good.mean() >= 0.8
 
@@ -117,13 +104,7 @@ def test_striped_no_data_is_never_a_wrong_ok():
     shift too few pixels overlap; a peak beside that hole is not ok."""
     case = striped_nodata()
     points = grid_points(case, spacing=12, margin=30)
-    result = match_points(
-        case.template_image,
-        case.image,
-        points,
-        template_radius=10,
-        search_radius=20,
-    )
+    result = _matched(case, points, 10, 20)
     ok = _ok(result)
     assert not (ok & (errors(result, case) > 0.5)).any()
     assert (result.status[~ok] == Status.TOO_LITTLE_DATA).all()
@@ -134,13 +115,7 @@ def test_dead_pixels_never_give_a_wrong_ok():
     never make an ok match off the truth."""
     case = dead_pixels(fraction=0.4, seed=4)
     points = grid_points(case, spacing=12, margin=20)
-    result = match_points(
-        case.template_image,
-        case.image,
-        points,
-        template_radius=4,
-        search_radius=12,
-    )
+    result = _matched(case, points, 4, 12)
     ok = _ok(result)
     assert not (ok & (errors(result, case) > 0.5)).any()
 
@@ -182,13 +157,7 @@ def test_uncertainty_covers_the_error(make, radii, spacing):
     noise."""
     case = make()
     points = grid_points(case, spacing=spacing, margin=radii[1] + 8)
-    result = match_points(
-        case.template_image,
-        case.image,
-        points,
-        template_radius=radii[0],
-        search_radius=radii[1],
-    )
+    result = _matched(case, points, radii[0], radii[1])
     ok = _ok(result)
     assert ok.sum() >= 20
     within = errors(result, case)[ok] <= 3 * result.uncertainty[ok] + 0.02
@@ -224,14 +193,7 @@ def test_guided_matching_refines_the_warp_about_the_point():
     ]
     rough[:2, 2] = mapping.forward(np.zeros((1, 2)))[0] + [0.5, -0.4]
     points = grid_points(case, spacing=24, margin=40)
-    result = match_points(
-        case.template_image,
-        case.image,
-        points,
-        template_radius=10,
-        search_radius=16,
-        transform=rough,
-    )
+    result = _matched(case, points, 10, 16, transform=rough)
     ok = _ok(result)
     assert ok.mean() >= 0.8
     assert errors(result, case)[ok].max() <= 0.01
