@@ -35,6 +35,7 @@ benchmark: $(VENV)/.test-installed
 	$(PY) benchmarks/bench_subpixel.py
 	$(PY) benchmarks/bench_masked.py
 	$(PY) benchmarks/bench_verdicts.py
+	$(PY) benchmarks/bench_calibration.py
 
 $(VENV)/.demo-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
