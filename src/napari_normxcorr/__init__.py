@@ -12,7 +12,8 @@ from .core import (
     normalized_cross_correlation_2d,
     visualize_cross_correlation,
 )
-from .fields import displacement_field, grid_points
+from .core._strain import principal_strains, strain
+from .fields import FieldResult, displacement_field, grid_points, match_field
 from .matching import MatchResult, Status, Surface, match_points
 from .registration import TransformFit, fit_transform, register, warp
 from .tracking import TrackResult, estimate_drift, track_points
@@ -20,6 +21,7 @@ from .tracking import TrackResult, estimate_drift, track_points
 __version__ = "0.1.0"
 
 __all__ = [
+    "FieldResult",
     "MatchResult",
     "MatchWidget",
     "Status",
@@ -32,10 +34,13 @@ __all__ = [
     "find_template_offset_centered",
     "fit_transform",
     "grid_points",
+    "match_field",
     "match_points",
     "normalized_cross_correlation",
     "normalized_cross_correlation_2d",
+    "principal_strains",
     "register",
+    "strain",
     "track_points",
     "visualize_cross_correlation",
     "warp",

@@ -31,6 +31,7 @@ class Status(str, Enum):
     UNCERTAIN = "uncertain"
     INCONSISTENT = "failed consistency"
     OUTLIER = "outlier"
+    REPLACED = "replaced"
     TRANSFORM_OUTLIER = "transform outlier"
     LOST = "lost"
 

@@ -1,0 +1,117 @@
+"""Strain, rotation and expansion from displacement gradients.
+
+A displacement gradient ``g[i, j] = d u_i / d x_j`` (the axes in the
+images' order: rows, cols or z, rows, cols) is what match_points,
+track_points and match_field give per point; the measures of deformation
+follow from it and from nothing else.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+STRAIN_KINDS = ("green-lagrange", "small", "engineering")
+
+
+def strain(
+    gradient: npt.ArrayLike, kind: str = "green-lagrange"
+) -> np.ndarray:
+    """Strain tensors from displacement gradients.
+
+    Parameters
+    ----------
+    gradient : (..., D, D) array_like
+        Displacement gradients ``d u_i / d x_j`` (any leading shape, e.g.
+        ``MatchResult.gradient`` (N, D, D), ``TrackResult.gradient``
+        (N, T, D, D) or ``FieldResult.gradient`` (R, C, D, D)); NaN
+        entries give NaN strains.
+    kind : {'green-lagrange', 'small', 'engineering'}, optional
+        - ``'green-lagrange'``: ``E = (F'F - I) / 2`` with
+          ``F = I + gradient``, exact for any rotation and stretch (what
+          DIC codes report by default).
+        - ``'small'``: the infinitesimal strain ``(g + g') / 2``, which
+          rotations of more than a few 1e-3 rad pollute.
+        - ``'engineering'``: the small strain with shears doubled
+          (``gamma_ij = 2 eps_ij`` off the diagonal).
+
+    Returns
+    -------
+    (..., D, D) ndarray of float64
+        Symmetric, dimensionless (length per length).
+
+    Examples
+    --------
+    A 2 % stretch along the columns:
+
+    >>> g = [[0.0, 0.0], [0.0, 0.02]]
+    >>> strain(g).round(4).tolist()
+    [[0.0, 0.0], [0.0, 0.0202]]
+    >>> strain(g, "small").round(4).tolist()
+    [[0.0, 0.0], [0.0, 0.02]]
+    """
+    g = _gradient(gradient)
+    if kind not in STRAIN_KINDS:
+        raise ValueError(
+            f"kind must be one of {', '.join(STRAIN_KINDS)}, got {kind!r}."
+        )
+    transposed = np.swapaxes(g, -1, -2)
+    small = 0.5 * (g + transposed)
+    if kind == "small":
+        return small
+    if kind == "engineering":
+        d = g.shape[-1]
+        return small * (2.0 - np.eye(d))
+    return small + 0.5 * transposed @ g
+
+
+def principal_strains(tensor: npt.ArrayLike) -> np.ndarray:
+    """Principal values of symmetric (..., D, D) strain tensors, largest
+    first: (..., D); NaN where a tensor has a NaN entry."""
+    s = _gradient(tensor, name="tensor")
+    finite = np.isfinite(s).all(axis=(-1, -2))
+    values = np.full(s.shape[:-1], np.nan)
+    values[finite] = np.linalg.eigvalsh(s[finite])[..., ::-1]
+    return values
+
+
+def vorticity(gradient: npt.ArrayLike) -> np.ndarray:
+    """Rotation rate of the displacement: the curl of the field.
+
+    In 2-D, a scalar per point, positive counter-clockwise as the image is
+    shown (rows down, columns right): ``d u_col / d row - d u_row / d col``,
+    twice the small rotation angle in radians. In 3-D (z, rows, cols), the
+    curl vector (..., 3) in the same axis order, each component
+    ``d u_k / d x_j - d u_j / d x_k`` for the axes (j, k) that follow the
+    component's axis cyclically.
+    """
+    g = _gradient(gradient)
+    d = g.shape[-1]
+    if d == 2:
+        return g[..., 1, 0] - g[..., 0, 1]
+    if d == 3:
+        return np.stack(
+            [
+                g[..., (a + 2) % 3, (a + 1) % 3]
+                - g[..., (a + 1) % 3, (a + 2) % 3]
+                for a in range(3)
+            ],
+            axis=-1,
+        )
+    raise ValueError(f"vorticity needs 2-D or 3-D gradients, got {d}-D.")
+
+
+def divergence(gradient: npt.ArrayLike) -> np.ndarray:
+    """Trace of each displacement gradient: the relative change of area
+    (volume) to first order; (...)."""
+    return np.trace(_gradient(gradient), axis1=-2, axis2=-1)
+
+
+def _gradient(values: npt.ArrayLike, name: str = "gradient") -> np.ndarray:
+    g = np.asarray(values, dtype=np.float64)
+    if g.ndim < 2 or g.shape[-1] != g.shape[-2] or g.shape[-1] == 0:
+        raise ValueError(
+            f"{name} must end in two equal axes (..., D, D), got shape "
+            f"{g.shape}."
+        )
+    return g

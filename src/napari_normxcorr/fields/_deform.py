@@ -1,0 +1,64 @@
+"""The target image seen through a displacement field (window deformation).
+
+After a pass, the target is resampled so that each template window meets
+its match already deformed by the field: ``warped(x) = image(x + u(x))``.
+The next pass then looks for what the field missed, a residual near zero
+that no shear or rotation inside the window smears.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from ._grid_field import GridField
+
+# Cubic B-splines: the interpolation PIV codes use for deformation
+# (OpenPIV's windef too); lower orders blur particle images.
+ORDER = 3
+
+
+class DeformableTarget:
+    """A target image (NaN where data is missing) ready to be resampled.
+
+    The spline coefficients are computed once for every pass. Missing
+    pixels are filled with the mean before the prefilter, which would
+    otherwise spread a NaN over the whole image, and a map of them is
+    resampled alongside, so that every warped pixel that draws on a
+    missing one (or on the world beyond the image) is missing too.
+    """
+
+    def __init__(self, image: np.ndarray):
+        self.shape = image.shape
+        missing = ~np.isfinite(image)
+        filled = np.where(
+            missing, np.nanmean(image) if (~missing).any() else 0.0, image
+        )
+        self.coefficients = ndimage.spline_filter(
+            filled, order=ORDER, mode="mirror"
+        )
+        self.missing = missing.astype(np.float32) if missing.any() else None
+
+    def warped(self, field: GridField) -> np.ndarray:
+        """The target at ``x + field(x)`` for every pixel x: NaN where that
+        falls beyond the image or beside a missing pixel."""
+        d = len(self.shape)
+        moved = np.moveaxis(field.dense(self.shape), -1, 0)
+        moved += np.indices(self.shape, dtype=np.float64)
+        out = ndimage.map_coordinates(
+            self.coefficients,
+            moved,
+            order=ORDER,
+            prefilter=False,
+            mode="mirror",
+        )
+        beyond = np.zeros(self.shape, dtype=bool)
+        for k in range(d):
+            beyond |= (moved[k] < 0) | (moved[k] > self.shape[k] - 1)
+        if self.missing is not None:
+            touched = ndimage.map_coordinates(
+                self.missing, moved, order=1, mode="nearest"
+            )
+            beyond |= touched > 0
+        out[beyond] = np.nan
+        return out

@@ -1,0 +1,412 @@
+"""match_field: a dense displacement field by passes of window deformation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from ..core._masked import MIN_OVERLAP
+from ..core._validate import (
+    as_real_array,
+    fft_dtype,
+    number,
+    per_axis,
+    positive_int,
+)
+from ..matching._match import match_points
+from ..matching._neighbours import normalized_median_residual
+from ..matching._result import Status
+from ..matching._verdicts import MAX_NEIGHBOUR_RESIDUAL, MAX_UNCERTAINTY
+from ._deform import DeformableTarget
+from ._field_result import FieldResult, Units
+from ._grid import _axis, _per_axis
+from ._grid_field import GridField
+from ._replace import replace_vectors
+from ._pass import Limits, PassMatches, match_windows
+
+# How far (px) the passes after the first look around the previous
+# field: what one pass leaves is well under this, and a peak pinned at
+# the edge of this reach says the field was wrong there.
+REACH = 4
+# A failed vector is replaced only this close (in grid steps) to good
+# ones: deep inside a region of failures there is nothing to go by.
+REPLACE_ROUNDS = 2
+# Statuses of measurements that failed (replaced by their neighbours'
+# mean when asked); the others mark places without data, left empty.
+FAILED = (
+    Status.LOW_SCORE,
+    Status.ON_BORDER,
+    Status.AMBIGUOUS,
+    Status.UNCERTAIN,
+    Status.OUTLIER,
+)
+
+
+class Level(NamedTuple):
+    """The grid and windows of a pass."""
+
+    axes: list[np.ndarray]
+    radius: np.ndarray
+    reach: np.ndarray
+
+    @property
+    def points(self) -> np.ndarray:
+        grid = np.meshgrid(*self.axes, indexing="ij")
+        return np.stack(grid, axis=-1).reshape(-1, len(self.axes))
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(a) for a in self.axes)
+
+
+def match_field(
+    template_image: npt.ArrayLike,
+    image: npt.ArrayLike,
+    spacing: float | Sequence[float],
+    *,
+    template_radius: int | Sequence[int] = 16,
+    search_radius: int | Sequence[int] | None = None,
+    passes: int = 3,
+    template_mask: npt.ArrayLike | None = None,
+    image_mask: npt.ArrayLike | None = None,
+    nodata: float | None = None,
+    min_valid: float = MIN_OVERLAP,
+    min_score: float = 0.5,
+    min_peak_ratio: float = 1.5,
+    max_uncertainty: float = MAX_UNCERTAINTY,
+    median_threshold: float = MAX_NEIGHBOUR_RESIDUAL,
+    replace: bool = True,
+    pixel_size: float | Sequence[float] = 1.0,
+    unit: str = "px",
+    frame_interval: float = 1.0,
+    time_unit: str = "frame",
+    fft_precision: str = "single",
+    progress: Callable[[int, int], None] | None = None,
+) -> FieldResult:
+    """A dense displacement field: vectors on a regular grid (PIV, DIC).
+
+    The first pass matches windows twice as large as `template_radius` on
+    a grid twice as coarse, searching up to ``search_radius -
+    template_radius`` pixels; each later pass matches the windows of
+    `template_radius` on the grid of `spacing` in the target deformed by
+    the field so far (window deformation: the target is resampled at
+    ``x + u(x)``, u interpolated by cubic splines), and adds what it finds
+    within 4 px. Between passes, vectors that fail their checks or the
+    normalized median test are replaced by the mean of their neighbours.
+    Displacements follow match_points' convention: where the template
+    image's grid point went in `image`.
+
+    Parameters
+    ----------
+    template_image, image : array_like
+        Two images of the same shape, 2-D or 3-D (a volume matched in 3-D);
+        NaN marks pixels without data.
+    spacing : float or sequence of float
+        Distance between grid points (px), one or one per axis.
+    template_radius : int or sequence of int, optional
+        Half size of the windows of the last passes: 16 gives 33-px
+        windows (OpenPIV's 32). The grid keeps this far from the edges.
+    search_radius : int or sequence of int, optional
+        Half size of the first pass's search windows at the scale of
+        `template_radius`: vectors up to ``search_radius -
+        template_radius`` px long are found. Default ``2 *
+        template_radius``.
+    passes : int, optional
+        1 matches once (no deformation); 3 (default) is a coarse pass and
+        two with window deformation; more passes converge further on
+        strongly sheared flows.
+    template_mask, image_mask : array_like of bool, optional
+        True marks pixels without data in each image (as in match_points).
+    nodata : float, optional
+        A value marking pixels without data in both images.
+    min_valid : float, optional
+        Least share of a window's pixels with data (masked windows).
+    min_score, min_peak_ratio, max_uncertainty : float, optional
+        The checks of each vector, as in match_points.
+    median_threshold : float, optional
+        Largest normalized median residual of a good vector (Westerweel
+        and Scarano's 2).
+    replace : bool, optional
+        Replace the vectors of the last pass that fail a check by the mean
+        of their good neighbours (status ``replaced``); places without
+        data are never filled.
+    pixel_size, unit : float or sequence of float, str, optional
+        The size of a pixel (one or one per axis) and its unit, for the
+        physical columns and layers of the result.
+    frame_interval, time_unit : float, str, optional
+        Time between the two images and its unit, for velocities.
+    fft_precision : {'single', 'double'}, optional
+        Precision of the transforms.
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each pass.
+
+    Returns
+    -------
+    FieldResult
+
+    Raises
+    ------
+    ValueError
+        On images of different shapes or of other than 2 or 3 axes, a
+        grid with no point, or a bad parameter (named in the message).
+    """
+    template, target = _images(
+        template_image, image, template_mask, image_mask, nodata
+    )
+    d = template.ndim
+    radius = np.array(per_axis("template_radius", template_radius, d))
+    if np.any(radius < 1):
+        raise ValueError(
+            f"template_radius must be >= 1, got {template_radius!r}."
+        )
+    search = (
+        2 * radius
+        if search_radius is None
+        else np.array(per_axis("search_radius", search_radius, d))
+    )
+    if np.any(search < radius):
+        raise ValueError(
+            f"search_radius must be at least template_radius, got {search_radius!r}."
+        )
+    step = _per_axis("spacing", spacing, d)
+    if not np.all((step > 0) & np.isfinite(step)):
+        raise ValueError(f"spacing must be finite and > 0, got {spacing!r}.")
+    passes = positive_int("passes", passes)
+    limits = Limits(
+        number("min_score", min_score, -1.0),
+        number("min_peak_ratio", min_peak_ratio, 0.0),
+        number("max_uncertainty", max_uncertainty, 0.0),
+    )
+    threshold = number("median_threshold", median_threshold, 0.0)
+    units = Units.of(pixel_size, unit, frame_interval, time_unit, d)
+    dtype = fft_dtype(fft_precision)
+    levels = _levels(template.shape, step, radius, search - radius, passes)
+    run = _Passes(
+        template, target, limits, dtype, number("min_valid", min_valid, 0.0)
+    )
+    field = None
+    for k, level in enumerate(levels):
+        matches, values = run.one(level, field)
+        last = k == len(levels) - 1
+        outlier = _outliers(level, values, matches.status, threshold)
+        if last:
+            break
+        filled = replace_vectors(
+            values,
+            ~(matches.status.reshape(level.shape) == Status.OK) | outlier,
+        )
+        if not np.isfinite(filled).all():
+            break  # nothing to deform by: the vectors so far are the answer
+        field = GridField(level.axes, filled)
+        if progress is not None:
+            progress(k + 1, len(levels))
+    result = _result(level, matches, values, outlier, replace, step, units)
+    if progress is not None:
+        progress(len(levels), len(levels))
+    return result
+
+
+def _images(
+    template_image: npt.ArrayLike,
+    image: npt.ArrayLike,
+    template_mask: npt.ArrayLike | None,
+    image_mask: npt.ArrayLike | None,
+    nodata: float | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both images in float64, NaN wherever there is no data (copies: the
+    inputs are never written)."""
+    template = np.array(
+        as_real_array("template_image", template_image), dtype=np.float64
+    )
+    target = np.array(as_real_array("image", image), dtype=np.float64)
+    if template.ndim not in (2, 3):
+        raise ValueError(
+            f"template_image must be 2-D or 3-D, got {template.ndim} axes."
+        )
+    if target.shape != template.shape:
+        raise ValueError(
+            f"image has shape {target.shape} but template_image has "
+            f"{template.shape}: a field needs two images of one shape."
+        )
+    for name, mask, values in (
+        ("template_mask", template_mask, template),
+        ("image_mask", image_mask, target),
+    ):
+        if mask is not None:
+            mask = np.asarray(mask)
+            if mask.shape != values.shape or mask.dtype.kind not in "bui":
+                raise ValueError(
+                    f"{name} must be a boolean array of shape {values.shape}, "
+                    f"got {mask.dtype} of shape {mask.shape}."
+                )
+            values[mask.astype(bool)] = np.nan
+    if nodata is not None:
+        value = number("nodata", nodata, nan=True)
+        for values in (template, target):
+            values[
+                (values == value) | (np.isnan(value) & np.isnan(values))
+            ] = np.nan
+    return template, target
+
+
+def _levels(
+    shape: tuple[int, ...],
+    step: np.ndarray,
+    radius: np.ndarray,
+    reach: np.ndarray,
+    passes: int,
+) -> list[Level]:
+    """The grid, windows and search of each pass: a coarse first pass
+    where the image holds two coarse points per axis and there are later
+    passes, then the fine grid."""
+    fine = [_axis(n, s, r) for n, s, r in zip(shape, step, radius)]
+    if min(len(a) for a in fine) == 0:
+        raise ValueError(
+            f"the image {shape} has no room for a window of template_radius "
+            f"{tuple(radius)} away from its edges."
+        )
+    later = Level(fine, radius, np.full_like(radius, REACH))
+    coarse = [_axis(n, 2 * s, 2 * r) for n, s, r in zip(shape, step, radius)]
+    if passes > 1 and min(len(a) for a in coarse) >= 2:
+        return [Level(coarse, 2 * radius, reach)] + [later] * (passes - 1)
+    return [Level(fine, radius, reach)] + [later] * (passes - 1)
+
+
+class _Passes:
+    """Runs the passes over the images, the fast path and match_points'."""
+
+    def __init__(
+        self,
+        template: np.ndarray,
+        target: np.ndarray,
+        limits: Limits,
+        dtype: type[np.floating],
+        min_valid: float,
+    ):
+        self.template = template
+        self.target = target
+        self.deformable = DeformableTarget(target)
+        self.limits = limits
+        self.dtype = dtype
+        self.min_valid = min_valid
+
+    def one(
+        self, level: Level, field: GridField | None
+    ) -> tuple[PassMatches, np.ndarray]:
+        """The matches of one pass, through `field` (None: the target as
+        it is), and the vectors they make, (*grid, D)."""
+        points = level.points.astype(np.intp)
+        target = (
+            self.target if field is None else self.deformable.warped(field)
+        )
+        zero = np.zeros_like(points)
+        matches = match_windows(
+            self.template,
+            target,
+            points,
+            zero,
+            level.radius,
+            level.reach,
+            self.limits,
+            self.dtype,
+        )
+        slow = np.flatnonzero(
+            ~matches.clean & (matches.status != Status.OUTSIDE_IMAGE)
+        )
+        if slow.size:
+            self._masked(target, points, slow, level, matches)
+        vectors = matches.offset
+        if field is not None:
+            moved = points + np.nan_to_num(vectors)
+            vectors = vectors + field.at(moved)
+        return matches, vectors.reshape(*level.shape, -1)
+
+    def _masked(
+        self,
+        target: np.ndarray,
+        points: np.ndarray,
+        rows: np.ndarray,
+        level: Level,
+        matches: PassMatches,
+    ) -> None:
+        """Match the windows with pixels missing by match_points' masked
+        NCC, into `matches`."""
+        lim = self.limits
+        result = match_points(
+            self.template,
+            target,
+            points[rows].astype(np.float64),
+            template_radius=tuple(level.radius),
+            search_radius=tuple(level.radius + level.reach),
+            shape_order=0,
+            check_consistency=False,
+            max_motion_gap=np.inf,
+            max_neighbour_residual=np.inf,
+            min_score=lim.min_score,
+            min_peak_ratio=lim.min_peak_ratio,
+            max_uncertainty=lim.max_uncertainty,
+            min_valid=self.min_valid,
+            fft_precision="single" if self.dtype == np.float32 else "double",
+        )
+        matches.offset[rows] = result.offset
+        matches.score[rows] = result.score
+        matches.peak_ratio[rows] = result.peak_ratio
+        matches.covariance[rows] = result.covariance
+        matches.status[rows] = result.status
+
+
+def _outliers(
+    level: Level, values: np.ndarray, status: np.ndarray, threshold: float
+) -> np.ndarray:
+    """The ok vectors that fail the normalized median test (match_points'
+    neighbour test: each vector against what a robust local affine fit of
+    its 8 (26) neighbours predicts, so that a shear or vortex, or the
+    one-sided neighbourhood of an edge, flags nothing), (*grid)."""
+    ok = status.reshape(level.shape) == Status.OK
+    d = len(level.shape)
+    residual, _ = normalized_median_residual(
+        level.points,
+        values.reshape(-1, d),
+        valid=ok.reshape(-1),
+        limit=threshold,
+    )
+    with np.errstate(invalid="ignore"):
+        return ok & (residual.reshape(level.shape) > threshold)
+
+
+def _result(
+    level: Level,
+    matches: PassMatches,
+    values: np.ndarray,
+    outlier: np.ndarray,
+    replace: bool,
+    step: np.ndarray,
+    units: Units,
+) -> FieldResult:
+    """The last pass's vectors and verdicts as a FieldResult."""
+    shape = level.shape
+    status = matches.status.reshape(shape).copy()
+    status[outlier] = Status.OUTLIER
+    offset = values.copy()
+    if replace:
+        failed = np.isin(status.astype(str), [s.value for s in FAILED])
+        kept = np.where((status == Status.OK)[..., None], offset, np.nan)
+        filled = replace_vectors(kept, failed, REPLACE_ROUNDS)
+        done = failed & np.isfinite(filled).all(axis=-1)
+        offset[done] = filled[done]
+        status[done] = Status.REPLACED
+    return FieldResult(
+        points=level.points.reshape(*shape, -1).astype(np.float64),
+        offset=offset,
+        status=status,
+        score=matches.score.reshape(shape),
+        peak_ratio=matches.peak_ratio.reshape(shape),
+        covariance=matches.covariance.reshape(
+            *shape, *matches.covariance.shape[1:]
+        ),
+        spacing=step,
+        units=units,
+    )
