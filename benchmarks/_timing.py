@@ -58,3 +58,49 @@ def optional_cv2():
     except ImportError:
         return None
     return cv2
+
+
+def machine_line():
+    """The machine and the libraries behind the numbers, in one line: CPU
+    model and vector extensions, cores, versions of numpy, scipy and
+    OpenCV, their BLAS and FFT back ends, and the threads they may use.
+
+    Figures of the same script have differed 1.5-2x between machines:
+    print this with every benchmark so that they can be compared.
+    """
+    import os
+    import platform
+
+    import scipy
+
+    model, flags = "unknown CPU", ""
+    try:
+        with open("/proc/cpuinfo") as stream:
+            for line in stream:
+                if line.startswith("model name") and model == "unknown CPU":
+                    model = line.split(":", 1)[1].strip()
+                if line.startswith("flags") and not flags:
+                    have = set(line.split(":", 1)[1].split())
+                    wanted = ("sse4_2", "avx", "avx2", "fma", "avx512f")
+                    flags = " ".join(f for f in wanted if f in have)
+    except OSError:
+        model = platform.processor() or model
+    try:
+        deps = np.show_config(mode="dicts")["Build Dependencies"]
+        blas = f"{deps['blas']['name']} {deps['blas'].get('version', '')}"
+    except (TypeError, KeyError):
+        blas = "?"
+    threads = os.environ.get("OMP_NUM_THREADS", "default")
+    cv2 = optional_cv2()
+    opencv = (
+        f", OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads)"
+        if cv2
+        else ""
+    )
+    return (
+        f"machine: {model} [{flags}], {os.cpu_count()} cores, "
+        f"{platform.system()} {platform.release()}, Python "
+        f"{platform.python_version()}; numpy {np.__version__}, scipy "
+        f"{scipy.__version__} (FFT: scipy.fft pocketfft, workers as cores)"
+        f"{opencv}; numpy's BLAS: {blas.strip()} (OMP_NUM_THREADS {threads})"
+    )

@@ -38,13 +38,14 @@ class DeformableTarget:
             filled, order=ORDER, mode="mirror"
         )
         self.missing = missing.astype(np.float32) if missing.any() else None
+        self.pixels = np.indices(self.shape, dtype=np.float64)
 
     def warped(self, field: GridField) -> np.ndarray:
         """The target at ``x + field(x)`` for every pixel x: NaN where that
         falls beyond the image or beside a missing pixel."""
-        d = len(self.shape)
-        moved = np.moveaxis(field.dense(self.shape), -1, 0)
-        moved += np.indices(self.shape, dtype=np.float64)
+        dense = field.dense(self.shape)
+        largest = float(np.abs(dense).max())
+        moved = np.moveaxis(dense, -1, 0) + self.pixels
         out = ndimage.map_coordinates(
             self.coefficients,
             moved,
@@ -52,9 +53,7 @@ class DeformableTarget:
             prefilter=False,
             mode="mirror",
         )
-        beyond = np.zeros(self.shape, dtype=bool)
-        for k in range(d):
-            beyond |= (moved[k] < 0) | (moved[k] > self.shape[k] - 1)
+        beyond = self._beyond(moved, largest)
         if self.missing is not None:
             touched = ndimage.map_coordinates(
                 self.missing, moved, order=1, mode="nearest"
@@ -62,3 +61,18 @@ class DeformableTarget:
             beyond |= touched > 0
         out[beyond] = np.nan
         return out
+
+    def _beyond(self, moved: np.ndarray, largest: float) -> np.ndarray:
+        """Where the sample points `moved` (D, *shape) fall beyond the
+        image: only in strips along the edges as wide as the `largest`
+        displacement, the only places they can."""
+        d = len(self.shape)
+        beyond = np.zeros(self.shape, dtype=bool)
+        width = int(np.ceil(largest)) + 1
+        for k, n in enumerate(self.shape):
+            for strip in (slice(0, width), slice(max(n - width, 0), n)):
+                where = (slice(None),) * k + (strip,)
+                part = moved[(slice(None), *where)]
+                last = np.reshape(np.asarray(self.shape) - 1, (d,) + (1,) * d)
+                beyond[where] |= np.any((part < 0) | (part > last), axis=0)
+        return beyond

@@ -51,7 +51,8 @@ class Units:
         interval = float(frame_interval)
         if not (np.isfinite(interval) and interval > 0):
             raise ValueError(
-                f"frame_interval must be finite and > 0, got {frame_interval!r}."
+                "frame_interval must be finite and > 0, got "
+                f"{frame_interval!r}."
             )
         for name, text in (("unit", unit), ("time_unit", time_unit)):
             if not isinstance(text, str):

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from ..core._masked import check_mask
+
 # More points than this would take gigabytes before any matching starts:
 # a spacing that small is a slip (0.001 for 10), not a field.
 MAX_POINTS = 10_000_000
@@ -134,9 +136,6 @@ def _masked(
 ) -> np.ndarray:
     """Which points fall on a masked pixel."""
     mask = np.asarray(mask)
-    if mask.shape != shape:
-        raise ValueError(
-            f"mask has shape {mask.shape} but the image has {shape}."
-        )
+    check_mask("mask", mask, shape)
     index = np.clip(np.rint(points).astype(int), 0, np.asarray(shape) - 1)
     return mask.astype(bool)[tuple(index.T)]

@@ -10,10 +10,11 @@ per axis.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.interpolate import make_interp_spline
+from scipy.interpolate import BSpline, make_interp_spline
 
 
 class GridField:
@@ -55,8 +56,11 @@ class GridField:
         out = self.values
         for k, (axis, n) in enumerate(zip(self.axes, shape)):
             w = _basis(axis, np.arange(n, dtype=np.float64))
-            out = np.moveaxis(np.tensordot(w, out, axes=(1, k)), 0, k)
-        return out
+            # The axis first, the rest flattened: one matrix product.
+            moved = np.moveaxis(out, k, 0)
+            product = w @ moved.reshape(moved.shape[0], -1)
+            out = np.moveaxis(product.reshape(n, *moved.shape[1:]), 0, k)
+        return np.ascontiguousarray(out)
 
 
 def _basis(axis: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -67,5 +71,12 @@ def _basis(axis: np.ndarray, x: np.ndarray) -> np.ndarray:
         return np.ones((len(x), 1))
     step = (axis[-1] - axis[0]) / (n - 1)
     x = np.clip(x, axis[0] - step, axis[-1] + step)
-    spline = make_interp_spline(axis, np.eye(n), k=min(3, n - 1))
-    return spline(x)
+    return _spline(tuple(axis))(x)
+
+
+@functools.lru_cache(maxsize=8)
+def _spline(axis: tuple[float, ...]) -> BSpline:
+    """The interpolating cubic splines of the unit vectors on `axis`: the
+    same for every pass over one grid."""
+    n = len(axis)
+    return make_interp_spline(np.asarray(axis), np.eye(n), k=min(3, n - 1))

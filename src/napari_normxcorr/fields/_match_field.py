@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 from ..core._masked import MIN_OVERLAP
 from ..core._validate import (
-    as_real_array,
+    check_real,
     fft_dtype,
     number,
     per_axis,
@@ -24,13 +24,14 @@ from ._deform import DeformableTarget
 from ._field_result import FieldResult, Units
 from ._grid import _axis, _per_axis
 from ._grid_field import GridField
-from ._replace import replace_vectors
 from ._pass import Limits, PassMatches, match_windows
+from ._replace import replace_vectors, smoothed
 
 # How far (px) the passes after the first look around the previous
 # field: what one pass leaves is well under this, and a peak pinned at
 # the edge of this reach says the field was wrong there.
 REACH = 4
+SMOOTHING = 1
 # A failed vector is replaced only this close (in grid steps) to good
 # ones: deep inside a region of failures there is nothing to go by.
 REPLACE_ROUNDS = 2
@@ -46,16 +47,25 @@ FAILED = (
 
 
 class Level(NamedTuple):
-    """The grid and windows of a pass."""
+    """The grid and windows of a pass, in the pixels of the images shrunk
+    `scale` times (block means)."""
 
     axes: list[np.ndarray]
     radius: np.ndarray
     reach: np.ndarray
+    scale: int = 1
 
     @property
     def points(self) -> np.ndarray:
+        """The grid points in the level's pixels, (n, D)."""
         grid = np.meshgrid(*self.axes, indexing="ij")
         return np.stack(grid, axis=-1).reshape(-1, len(self.axes))
+
+    @property
+    def image_axes(self) -> list[np.ndarray]:
+        """The grid's axes in the images' pixels (the centre of a block of
+        `scale` pixels lies half a pixel short of its middle one)."""
+        return [a * self.scale + (self.scale - 1) / 2 for a in self.axes]
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -169,7 +179,8 @@ def match_field(
     )
     if np.any(search < radius):
         raise ValueError(
-            f"search_radius must be at least template_radius, got {search_radius!r}."
+            "search_radius must be at least template_radius, got "
+            f"{search_radius!r}."
         )
     step = _per_axis("spacing", spacing, d)
     if not np.all((step > 0) & np.isfinite(step)):
@@ -189,8 +200,8 @@ def match_field(
     )
     field = None
     for k, level in enumerate(levels):
-        matches, values = run.one(level, field)
         last = k == len(levels) - 1
+        matches, values = run.one(level, field, last)
         outlier = _outliers(level, values, matches.status, threshold)
         if last:
             break
@@ -200,7 +211,7 @@ def match_field(
         )
         if not np.isfinite(filled).all():
             break  # nothing to deform by: the vectors so far are the answer
-        field = GridField(level.axes, filled)
+        field = GridField(level.image_axes, smoothed(filled, SMOOTHING))
         if progress is not None:
             progress(k + 1, len(levels))
     result = _result(level, matches, values, outlier, replace, step, units)
@@ -218,10 +229,15 @@ def _images(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Both images in float64, NaN wherever there is no data (copies: the
     inputs are never written)."""
-    template = np.array(
-        as_real_array("template_image", template_image), dtype=np.float64
-    )
-    target = np.array(as_real_array("image", image), dtype=np.float64)
+    arrays = []
+    for name, values in (("template_image", template_image), ("image", image)):
+        array = np.asarray(values)
+        check_real(name, array.dtype, array.shape)
+        # Copies in float64; infinities are no data, as NaN.
+        array = np.array(array, dtype=np.float64)
+        array[~np.isfinite(array)] = np.nan
+        arrays.append(array)
+    template, target = arrays
     if template.ndim not in (2, 3):
         raise ValueError(
             f"template_image must be 2-D or 3-D, got {template.ndim} axes."
@@ -259,9 +275,9 @@ def _levels(
     reach: np.ndarray,
     passes: int,
 ) -> list[Level]:
-    """The grid, windows and search of each pass: a coarse first pass
-    where the image holds two coarse points per axis and there are later
-    passes, then the fine grid."""
+    """The grid, windows and search of each pass: a coarse first pass on
+    the images shrunk twice where they hold two of its points per axis
+    and there are later passes, then the fine grid."""
     fine = [_axis(n, s, r) for n, s, r in zip(shape, step, radius)]
     if min(len(a) for a in fine) == 0:
         raise ValueError(
@@ -269,9 +285,13 @@ def _levels(
             f"{tuple(radius)} away from its edges."
         )
     later = Level(fine, radius, np.full_like(radius, REACH))
-    coarse = [_axis(n, 2 * s, 2 * r) for n, s, r in zip(shape, step, radius)]
+    # The first pass looks at the images shrunk twice: windows of twice
+    # the size and twice the reach, on a grid twice as coarse, for a
+    # quarter of the work.
+    coarse = [_axis(n // 2, s, r) for n, s, r in zip(shape, step, radius)]
     if passes > 1 and min(len(a) for a in coarse) >= 2:
-        return [Level(coarse, 2 * radius, reach)] + [later] * (passes - 1)
+        first = Level(coarse, radius, -(-reach // 2), 2)
+        return [first] + [later] * (passes - 1)
     return [Level(fine, radius, reach)] + [later] * (passes - 1)
 
 
@@ -292,40 +312,57 @@ class _Passes:
         self.limits = limits
         self.dtype = dtype
         self.min_valid = min_valid
+        self.banks: dict = {}
+        self.shrunk: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def one(
-        self, level: Level, field: GridField | None
+        self, level: Level, field: GridField | None, last: bool
     ) -> tuple[PassMatches, np.ndarray]:
         """The matches of one pass, through `field` (None: the target as
-        it is), and the vectors they make, (*grid, D)."""
+        it is), and the vectors they make, (*grid, D) image pixels; the
+        `last` pass's matches with every check."""
         points = level.points.astype(np.intp)
-        target = (
-            self.target if field is None else self.deformable.warped(field)
-        )
-        zero = np.zeros_like(points)
+        template, target = self.template, self.target
+        if level.scale > 1:
+            template, target = self._shrunk(level.scale)
+        elif field is not None:
+            target = self.deformable.warped(field)
         matches = match_windows(
-            self.template,
+            template,
             target,
             points,
-            zero,
+            np.zeros_like(points),
             level.radius,
             level.reach,
             self.limits,
             self.dtype,
+            self.banks,
+            full=last,
         )
         slow = np.flatnonzero(
             ~matches.clean & (matches.status != Status.OUTSIDE_IMAGE)
         )
         if slow.size:
-            self._masked(target, points, slow, level, matches)
-        vectors = matches.offset
+            self._masked(template, target, points, slow, level, matches)
+        vectors = matches.offset * level.scale
         if field is not None:
             moved = points + np.nan_to_num(vectors)
             vectors = vectors + field.at(moved)
         return matches, vectors.reshape(*level.shape, -1)
 
+    def _shrunk(self, scale: int) -> tuple[np.ndarray, np.ndarray]:
+        """Both images shrunk `scale` times by block means (NaN where a
+        block misses a pixel), made once."""
+        if scale not in self.shrunk:
+            self.shrunk[scale] = (
+                _block_means(self.template, scale),
+                _block_means(self.target, scale),
+            )
+        return self.shrunk[scale]
+
     def _masked(
         self,
+        template: np.ndarray,
         target: np.ndarray,
         points: np.ndarray,
         rows: np.ndarray,
@@ -336,7 +373,7 @@ class _Passes:
         NCC, into `matches`."""
         lim = self.limits
         result = match_points(
-            self.template,
+            template,
             target,
             points[rows].astype(np.float64),
             template_radius=tuple(level.radius),
@@ -358,6 +395,18 @@ class _Passes:
         matches.status[rows] = result.status
 
 
+def _block_means(image: np.ndarray, scale: int) -> np.ndarray:
+    """Means of blocks of `scale` pixels per axis (a last, partial block
+    left out)."""
+    cut = tuple(slice(0, n - n % scale) for n in image.shape)
+    blocks = image[cut]
+    shape = []
+    for n in blocks.shape:
+        shape += [n // scale, scale]
+    axes = tuple(range(1, 2 * image.ndim, 2))
+    return blocks.reshape(shape).mean(axis=axes)
+
+
 def _outliers(
     level: Level, values: np.ndarray, status: np.ndarray, threshold: float
 ) -> np.ndarray:
@@ -367,8 +416,9 @@ def _outliers(
     one-sided neighbourhood of an edge, flags nothing), (*grid)."""
     ok = status.reshape(level.shape) == Status.OK
     d = len(level.shape)
+    grid = np.meshgrid(*level.image_axes, indexing="ij")
     residual, _ = normalized_median_residual(
-        level.points,
+        np.stack(grid, axis=-1).reshape(-1, d),
         values.reshape(-1, d),
         valid=ok.reshape(-1),
         limit=threshold,

@@ -58,76 +58,155 @@ def match_windows(
     reach: np.ndarray,
     limits: Limits,
     fft_dtype: type[np.floating],
+    banks: dict | None = None,
+    full: bool = True,
 ) -> PassMatches:
     """Match the windows of `radius` around whole-pixel `points` (n, D) of
     `template_image` within `reach` pixels of ``points + shift`` in
-    `target` (`shift` whole pixels too), as far as `target` reaches."""
+    `target` (`shift` whole pixels too), as far as `target` reaches.
+
+    A search window with pixels missing is tried again with half the
+    reach, down to one pixel: the field of a pass leaves the target
+    without data in a band along the edges where content entered, and
+    a window that only grazes the band is searched short of it. Windows
+    that still miss pixels are not `clean` (left to match_points).
+    `banks` keeps the templates' spectra for the next pass over the same
+    grid (the windows of the passes after the first do not change).
+    Without `full`, the matches are not checked for ambiguity and
+    precision (a pass whose vectors only guide the next).
+    """
     n, d = points.shape
     centres = points + shift
     low, high = search_reach(centres, radius, reach, target.shape)
     templates = cut_windows(template_image, points - radius, 2 * radius + 1)
-    axes = tuple(range(1, d + 1))
-    clean = np.isfinite(templates).all(axis=axes)
+    clean = np.isfinite(templates).all(axis=tuple(range(1, d + 1)))
     searchable = np.all(low + high >= 0, axis=1)
-    surfaces = np.full((n, *(2 * reach + 1)), np.nan)
-    flat = np.zeros(n, dtype=bool)
-    extents = np.concatenate([low, high], axis=1)
-    # Windows clipped alike by the image's edges share one shape.
-    for extent in np.unique(extents[clean & searchable], axis=0):
-        rows = np.flatnonzero(
-            clean & searchable & np.all(extents == extent, axis=1)
-        )
-        below, above = extent[:d], extent[d:]
-        windows = cut_windows(
-            target,
-            centres[rows] - radius - below,
-            2 * radius + 1 + below + above,
-        )
-        finite = np.isfinite(windows).all(axis=axes)
-        clean[rows[~finite]] = False
-        rows, windows = rows[finite], windows[finite]
-        values, flats = _correlated(templates[rows], windows, fft_dtype)
-        place = tuple(
-            slice(r - b, r + a + 1) for r, b, a in zip(reach, below, above)
-        )
-        surfaces[(rows, *place)] = values
-        flat[rows] = flats
+    search = _Search(
+        templates, target, centres, radius, reach, fft_dtype, banks
+    )
+    todo = np.flatnonzero(clean & searchable)
+    limit = int(reach.max())
+    while todo.size:
+        low[todo] = np.minimum(low[todo], limit)
+        high[todo] = np.minimum(high[todo], limit)
+        todo = search.run(todo, low[todo], high[todo])
+        if limit <= 1:
+            break
+        limit //= 2
+    clean[todo] = False
     status = statuses(n, Status.TOO_LITTLE_DATA)
     status[~searchable] = Status.OUTSIDE_IMAGE
     return _judged(
-        surfaces,
+        search.surfaces,
         shift,
         reach,
         (low, high),
-        flat,
+        search.flat,
         clean & searchable,
         status,
         limits,
         int(np.prod(2 * radius + 1)),
+        full,
     )
 
 
+class _Search:
+    """The surfaces of one pass, filled group by group of one shape."""
+
+    def __init__(
+        self,
+        templates: np.ndarray,
+        target: np.ndarray,
+        centres: np.ndarray,
+        radius: np.ndarray,
+        reach: np.ndarray,
+        fft_dtype: type[np.floating],
+        banks: dict | None,
+    ):
+        n = len(templates)
+        self.banks = {} if banks is None else banks
+        self.templates, self.target = templates, target
+        self.centres, self.radius, self.reach = centres, radius, reach
+        self.fft_dtype = fft_dtype
+        self.surfaces = np.full((n, *(2 * reach + 1)), np.nan)
+        self.flat = np.zeros(n, dtype=bool)
+        # Most targets have every pixel: no window then needs checking.
+        self.whole = bool(np.isfinite(target).all())
+
+    def run(
+        self, rows: np.ndarray, low: np.ndarray, high: np.ndarray
+    ) -> np.ndarray:
+        """Search `rows` from `low` below to `high` above their centres;
+        return the rows whose windows miss pixels."""
+        d = low.shape[1]
+        axes = tuple(range(1, d + 1))
+        extents = np.concatenate([low, high], axis=1)
+        missing = []
+        # Windows clipped alike (by the image's edges) share one shape.
+        for extent in np.unique(extents, axis=0):
+            group = rows[np.all(extents == extent, axis=1)]
+            below, above = extent[:d], extent[d:]
+            windows = cut_windows(
+                self.target,
+                self.centres[group] - self.radius - below,
+                2 * self.radius + 1 + below + above,
+            )
+            finite = (
+                np.ones(len(group), dtype=bool)
+                if self.whole
+                else np.isfinite(windows).all(axis=axes)
+            )
+            missing.append(group[~finite])
+            group, windows = group[finite], windows[finite]
+            key = (
+                windows.shape[1:],
+                self.templates.shape[1:],
+                group.tobytes(),
+            )
+            kept = self.banks.setdefault(key, {})
+            values, flats = _correlated(
+                self.templates[group], windows, self.fft_dtype, kept
+            )
+            place = tuple(
+                slice(r - b, r + a + 1)
+                for r, b, a in zip(self.reach, below, above)
+            )
+            self.surfaces[(group, *place)] = values
+            self.flat[group] = flats
+        return np.concatenate(missing) if missing else rows[:0]
+
+
 def _correlated(
-    templates: np.ndarray, windows: np.ndarray, fft_dtype: type[np.floating]
+    templates: np.ndarray,
+    windows: np.ndarray,
+    fft_dtype: type[np.floating],
+    banks: dict[int, TemplateBank],
 ) -> tuple[np.ndarray, np.ndarray]:
     """'valid' NCC surfaces of each template over its window, a batch of
     BATCH at a time on every core; NaN where a window could not be
-    scored; and which templates are flat."""
+    scored; and which templates are flat. The batches' templates are
+    prepared once into `banks` (by first row), and kept there."""
     rows = np.arange(len(templates))
 
     def correlate(batch: np.ndarray, workers: int, workspace: object) -> tuple:
-        bank = TemplateBank(
-            len(batch), templates.shape[1:], windows.shape[1:], fft_dtype, 1
-        )
         every = np.arange(len(batch))
-        bank.put(every, batch[:, None], templates[batch])
+        bank = banks.get(int(batch[0]))
+        if bank is None:
+            bank = TemplateBank(
+                len(batch),
+                templates.shape[1:],
+                windows.shape[1:],
+                fft_dtype,
+                1,
+            )
+            bank.put(every, batch[:, None], templates[batch])
+            banks[int(batch[0])] = bank
         values, scored = small_ncc(bank, every, windows[batch])
         values[~scored] = np.nan
         return values, bank.flat.copy()
 
-    surfaces = np.empty(
-        (len(rows), *(np.subtract(windows.shape, templates.shape)[1:] + 1))
-    )
+    shape = np.subtract(windows.shape, templates.shape)[1:] + 1
+    surfaces = np.empty((len(rows), *shape))
     flat = np.zeros(len(rows), dtype=bool)
     chunks = [rows[i : i + BATCH] for i in range(0, len(rows), BATCH)]
     for batch, (values, flats) in in_threads(correlate, chunks):
@@ -145,9 +224,12 @@ def _judged(
     status: np.ndarray,
     limits: Limits,
     templates_size: int,
+    full: bool,
 ) -> PassMatches:
     """Peaks, sub-pixel positions, scores and verdicts of the surfaces;
-    `status` holds the verdicts of the rows not scored."""
+    `status` holds the verdicts of the rows not scored. Only a `full`
+    judgement looks for second peaks and the peaks' covariances (and
+    flags ``ambiguous`` and ``uncertain``)."""
     n, d = shift.shape
     offset = np.full((n, d), np.nan)
     score = np.full(n, np.nan)
@@ -166,40 +248,42 @@ def _judged(
     offset[rows] = shift[rows] + moved + _gaussian_shifts(part, peaks)
     heights = parabolic_heights(part, np.arange(len(rows)), peaks)
     score[rows] = np.clip(heights, -1.0, 1.0)
-    _, second = second_peaks(part, peaks)
-    ratio[rows] = peak_ratio(score[rows], second)
-    pixels = np.full(len(rows), templates_size)
-    covariance[rows] = peak_covariances(part, peaks, score[rows], pixels)
+    if full:
+        _, second = second_peaks(part, peaks)
+        ratio[rows] = peak_ratio(score[rows], second)
+        pixels = np.full(len(rows), templates_size)
+        covariance[rows] = peak_covariances(part, peaks, score[rows], pixels)
     status[rows] = Status.OK
     on_edge = np.zeros(n, dtype=bool)
     on_edge[rows] = border
-    status = _verdicts(status, score, ratio, covariance, on_edge, flat, limits)
-    return PassMatches(offset, score, ratio, covariance, status, clean)
-
-
-def _verdicts(
-    status: np.ndarray,
-    score: np.ndarray,
-    ratio: np.ndarray,
-    covariance: np.ndarray,
-    border: np.ndarray,
-    flat: np.ndarray,
-    limits: Limits,
-) -> np.ndarray:
-    """Statuses of the scored rows, the most serious failed test first."""
-    with np.errstate(invalid="ignore"):
-        largest = np.sqrt(np.linalg.eigvalsh(np.nan_to_num(covariance))[:, -1])
-    largest[~np.isfinite(covariance).all(axis=(1, 2))] = np.inf
     tests = [
         (flat, Status.FLAT_TEMPLATE),
         (~(score >= limits.min_score), Status.LOW_SCORE),
-        (border, Status.ON_BORDER),
-        (~(ratio >= limits.min_peak_ratio), Status.AMBIGUOUS),
-        (largest > limits.max_uncertainty, Status.UNCERTAIN),
+        (on_edge, Status.ON_BORDER),
     ]
+    if full:
+        tests += [
+            (~(ratio >= limits.min_peak_ratio), Status.AMBIGUOUS),
+            (
+                _largest_deviation(covariance) > limits.max_uncertainty,
+                Status.UNCERTAIN,
+            ),
+        ]
     out = status.copy()
+    # The first failed test names the row: the most serious.
     for failed, verdict in reversed(tests):
         out[(status == Status.OK) & failed] = verdict
+    return PassMatches(offset, score, ratio, covariance, out, clean)
+
+
+def _largest_deviation(covariance: np.ndarray) -> np.ndarray:
+    """Square root of the largest eigenvalue of each (D, D) covariance;
+    infinite where it has a NaN."""
+    finite = np.isfinite(covariance).all(axis=(1, 2))
+    out = np.full(len(covariance), np.inf)
+    if finite.any():
+        top = np.linalg.eigvalsh(covariance[finite])[:, -1]
+        out[finite] = np.sqrt(np.maximum(top, 0.0))
     return out
 
 

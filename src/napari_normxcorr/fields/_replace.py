@@ -15,6 +15,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+
 def replace_vectors(
     field: np.ndarray, replace: np.ndarray, rounds: int | None = None
 ) -> np.ndarray:
@@ -61,3 +62,26 @@ def _quiet() -> Iterator[None]:
     with warnings.catch_warnings(), np.errstate(invalid="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
         yield
+
+
+def smoothed(field: np.ndarray, rounds: int = 1) -> np.ndarray:
+    """`field` (*grid, D) filtered `rounds` times by [1, 2, 1] / 4 along
+    each grid axis, the grid extended linearly beyond its edges (a
+    shear or rotation is left as it is, at the edges too)."""
+    out = field
+    d = field.ndim - 1
+    for _ in range(rounds):
+        for axis in range(d):
+            if out.shape[axis] < 3:
+                continue
+            pad = [(0, 0)] * out.ndim
+            pad[axis] = (1, 1)
+            wide = np.pad(out, pad, mode="reflect", reflect_type="odd")
+            n = out.shape[axis]
+            take = [slice(None)] * out.ndim
+            parts = []
+            for start in range(3):
+                take[axis] = slice(start, start + n)
+                parts.append(wide[tuple(take)])
+            out = 0.25 * parts[0] + 0.5 * parts[1] + 0.25 * parts[2]
+    return out

@@ -8,13 +8,23 @@ import numpy as np
 
 
 def cut_windows(
-    image: np.ndarray, corners: np.ndarray, shape: Sequence[int]
+    image: np.ndarray, corners: np.ndarray, shape: Sequence[int] | np.ndarray
 ) -> np.ndarray:
     """Windows of `shape` whose first pixels are the (n, D) whole-pixel
     `corners` of `image`: (n, *shape) float64, NaN beyond the image."""
     corners = np.asarray(corners, dtype=np.intp)
     n, d = corners.shape
-    index = []
+    if (
+        n
+        and np.all(corners >= 0)
+        and np.all(corners + np.asarray(shape) <= image.shape)
+    ):
+        # All inside: whole rows copied at a time from a strided view.
+        strided = np.lib.stride_tricks.sliding_window_view(
+            image, tuple(int(n) for n in shape)
+        )
+        return strided[tuple(corners.T)].astype(np.float64, copy=False)
+    index: list[np.ndarray] = []
     inside = np.ones((n,) + (1,) * d, dtype=bool)
     for k in range(d):
         along = corners[:, k, None] + np.arange(shape[k])
