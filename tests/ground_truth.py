@@ -425,6 +425,44 @@ def speckle_pair(
     )
 
 
+def speckle_series(
+    shape: tuple[int, int] = (360, 360),
+    strains: tuple[float, ...] = (0.0, 0.005, 0.01, 0.015, 0.02),
+    speckle_size: float = 4.0,
+    noise: float = 0.02,
+    seed: int = 0,
+) -> tuple[np.ndarray, list[AffineMap]]:
+    """A speckle pattern stretched along the columns, one frame per strain
+    (as muDIC's virtual lab: uniaxial tension, camera noise).
+
+    Frame t shows the pattern through ``AffineMap.make(c, stretch=(0,
+    strains[t]))`` about the image centre ``c``; every frame gets its own
+    noise (`noise` times the first frame's noise-free range). The true
+    Green-Lagrange strain along the columns in frame t is
+    ``((1 + strains[t]) ** 2 - 1) / 2``, the others 0.
+
+    Returns
+    -------
+    stack : (T, M, N) ndarray of float64
+    maps : list of AffineMap
+        Frame 0's pixels to each frame's.
+    """
+    rng = np.random.default_rng(seed)
+    centre = (np.asarray(shape, float) - 1) / 2
+    maps = [AffineMap.make(centre, 0.0, (0.0, e)) for e in strains]
+    pad = speckle_size * 1.25 + 2 + max(strains) * max(shape)
+    pattern = SpecklePattern.random(
+        np.array([-pad, -pad]),
+        np.asarray(shape, float) + pad,
+        rng,
+        speckle_size,
+    )
+    frames = [pattern.render(shape, m) for m in maps]
+    sigma = noise * float(np.ptp(frames[0]))
+    stack = np.stack([_add_noise(f, sigma, rng) for f in frames])
+    return stack, maps
+
+
 # ---------------------------------------------------------------------------
 # (b) Particle images of known flows
 

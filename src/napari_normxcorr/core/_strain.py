@@ -115,3 +115,69 @@ def _gradient(values: npt.ArrayLike, name: str = "gradient") -> np.ndarray:
             f"{g.shape}."
         )
     return g
+
+
+def window_gradients(
+    points: np.ndarray,
+    displacements: np.ndarray,
+    valid: np.ndarray,
+    radius: float | None = None,
+) -> np.ndarray:
+    """Displacement gradients by a strain window: at each point, the linear
+    part of the affine map fitted by least squares to the displacements of
+    the valid points within `radius` of it (itself included).
+
+    Parameters
+    ----------
+    points : (N, D) ndarray
+        Where the displacements were measured (reference positions).
+    displacements : (N, ..., D) ndarray
+        One displacement per point and per entry of the middle axes (e.g.
+        frames).
+    valid : (N, ...) ndarray of bool
+        Which displacements may be used.
+    radius : float, optional
+        Reach of the window; default 1.5 times the median distance of a
+        point to its nearest neighbour (the 3 x 3 neighbourhood of a
+        regular grid).
+
+    Returns
+    -------
+    (N, ..., D, D) ndarray
+        NaN where fewer than ``D + 2`` valid points are in reach of a
+        valid point, or they span less than D dimensions, and at invalid
+        points.
+    """
+    from scipy.spatial import cKDTree
+
+    n, d = points.shape
+    middle = displacements.shape[1:-1]
+    out = np.full((n, *middle, d, d), np.nan)
+    if n < d + 2:
+        return out
+    tree = cKDTree(points)
+    if radius is None:
+        nearest, _ = tree.query(points, k=2)
+        radius = 1.5 * float(np.median(nearest[:, 1]))
+    k = min(n, 3**d + 2 * d)
+    distance, index = tree.query(points, k=k, distance_upper_bound=radius)
+    reach = np.isfinite(distance)
+    index = np.where(reach, index, 0)
+    # Design rows [1, x - p] of each point's neighbours: (N, k, 1 + D).
+    offsets = points[index] - points[:, None, :]
+    design = np.concatenate([np.ones((n, k, 1)), offsets], axis=-1)
+    flat_u = displacements.reshape(n, -1, d)
+    weight = valid.reshape(n, -1)[index] & reach[..., None]  # (N, k, M)
+    weight &= valid.reshape(n, -1)[:, None, :]
+    w = weight.astype(np.float64)
+    normal = np.einsum("nka,nkm,nkb->nmab", design, w, design)
+    right = np.einsum("nka,nkm,nkmc->nmac", design, w, flat_u[index])
+    count = w.sum(axis=1)
+    solvable = (count >= d + 2) & (np.linalg.cond(normal) < 1e8)
+    gradients = np.full((n, flat_u.shape[1], d, d), np.nan)
+    if solvable.any():
+        fitted = np.linalg.solve(normal[solvable], right[solvable])
+        # fitted[a, c]: row a of [1, x] onto component c; the gradient
+        # d u_c / d x_j is row 1 + j, column c.
+        gradients[solvable] = np.swapaxes(fitted[:, 1:, :], -1, -2)
+    return gradients.reshape(out.shape)

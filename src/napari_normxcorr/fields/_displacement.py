@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -11,8 +12,20 @@ from ..matching._result import MatchResult, Status
 METHODS = ("linear", "cubic", "nearest")
 
 
+class Tracks(Protocol):
+    """What a field per frame needs of a TrackResult (the wings do not
+    import one another)."""
+
+    points: np.ndarray
+    position: np.ndarray
+    status: np.ndarray
+
+    @property
+    def ok(self) -> np.ndarray: ...
+
+
 def displacement_field(
-    result: MatchResult,
+    result: MatchResult | Tracks,
     shape: Sequence[int],
     *,
     method: str = "linear",
@@ -21,9 +34,12 @@ def displacement_field(
 
     Parameters
     ----------
-    result : MatchResult
+    result : MatchResult or TrackResult
         Matches of points in the template image; only the rows whose
-        status is ``ok`` (and whose offset is finite) are used.
+        status is ``ok`` (and whose offset is finite) are used. A
+        TrackResult gives one field per frame: the displacement of each
+        point from its own frame (where it was given) to that frame, at
+        its position there, from the ok vertices of the frame.
     shape : sequence of int
         Shape of the template image along the matched axes, (rows, cols)
         or (z, rows, cols): the last ``len(shape)`` coordinates of the
@@ -47,6 +63,8 @@ def displacement_field(
         One displacement component per matched axis, in pixels: element
         ``[k, p]`` is how far the content at template pixel ``p`` moved
         along axis ``k`` (``matched - points``, as ``result.offset``).
+        (T, D, *shape) for a TrackResult, one field per frame (NaN where a
+        frame has too few ok vertices).
 
     Raises
     ------
@@ -74,6 +92,8 @@ def displacement_field(
         )
     if method == "cubic" and d != 2:
         raise ValueError("method 'cubic' works in 2-D only.")
+    if not isinstance(result, MatchResult):
+        return _per_frame(result, shape, method)
     points, offsets = _ok_matches(result, d)
     if len(points) < d + 1:
         raise ValueError(
@@ -83,6 +103,28 @@ def displacement_field(
     grid = np.indices(shape, dtype=float).reshape(d, -1).T
     values = _interpolator(points, offsets, method)(grid)
     return np.moveaxis(values, -1, 0).reshape((d, *shape))
+
+
+def _per_frame(
+    result: Tracks, shape: tuple[int, ...], method: str
+) -> np.ndarray:
+    """(T, D, *shape): the field of each frame of a track result."""
+    d = len(shape)
+    frames = result.status.shape[1]
+    out = np.full((frames, d, *shape), np.nan)
+    reference = np.asarray(result.points, dtype=float)[:, -d:]
+    grid = np.indices(shape, dtype=float).reshape(d, -1).T
+    for t in range(frames):
+        moved = result.position[:, t, -d:] - reference
+        usable = result.ok[:, t] & np.isfinite(moved).all(axis=1)
+        if usable.sum() < d + 1:
+            continue
+        try:
+            values = _interpolator(reference[usable], moved[usable], method)
+        except ValueError:
+            continue  # the frame's ok points lie on a line
+        out[t] = np.moveaxis(values(grid), -1, 0).reshape((d, *shape))
+    return out
 
 
 def field_magnitude(field: np.ndarray) -> np.ndarray:

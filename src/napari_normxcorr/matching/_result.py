@@ -11,6 +11,7 @@ from typing import NamedTuple, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from ..core._strain import strain, window_gradients
 from ..io._files import write_columns
 
 
@@ -261,6 +262,26 @@ class MatchResult:
                 f"{self.status[index]})."
             )
         return found
+
+    def strain(
+        self, kind: str = "green-lagrange", method: str = "subset"
+    ) -> np.ndarray:
+        """Strain at each match, (N, d, d): from its fitted warp
+        (`gradient`, ``method='subset'``) or from a strain window over its
+        ok neighbours (``'window'``, see ``TrackResult.strain``); NaN
+        where neither is known. `kind` as :func:`napari_normxcorr.strain`.
+        """
+        if method == "subset":
+            return strain(self.gradient, kind)
+        if method != "window":
+            raise ValueError(
+                f"method must be 'window' or 'subset', got {method!r}."
+            )
+        d = self.gradient.shape[-1]
+        gradient = window_gradients(
+            self.points[:, -d:], self.offset[:, -d:], self.status == Status.OK
+        )
+        return strain(gradient, kind)
 
     def to_table(self) -> dict[str, np.ndarray]:
         """Columns of the result: positions per axis, offsets, quality.

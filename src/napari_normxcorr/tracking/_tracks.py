@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core._arrays import LazyArray
+from ..core._strain import strain, window_gradients
 from ..io._files import write_columns
 from ..matching._result import Status
 
@@ -94,6 +95,57 @@ class TrackResult:
     def ok(self) -> np.ndarray:
         """(N, T) bool: vertices with status ``ok``."""
         return self.status == Status.OK
+
+    def strain(
+        self,
+        kind: str = "green-lagrange",
+        method: str = "window",
+        radius: float | None = None,
+    ) -> np.ndarray:
+        """Strain of each vertex from its point's own frame, (N, T, D, D).
+
+        Parameters
+        ----------
+        kind : {'green-lagrange', 'small', 'engineering'}, optional
+            See :func:`napari_normxcorr.strain`.
+        method : {'window', 'subset'}, optional
+            Where the displacement gradient comes from, as DIC codes offer:
+
+            - ``'window'`` (default): a strain window, the affine map
+              fitted by least squares to the displacements of the ok
+              vertices of the points within `radius` (given in the same
+              frame); its baseline is the points' spacing, not a subset,
+              so noise weighs far less.
+            - ``'subset'``: each vertex's own shape function
+              (:attr:`gradient`), local to its template but noisier.
+        radius : float, optional
+            Reach of the strain window (px); default 1.5 times the median
+            spacing of the points (the 3 x 3 neighbours on a grid).
+
+        Returns
+        -------
+        (N, T, D, D) ndarray
+            NaN where the vertex is not ok or has too few neighbours.
+        """
+        if method == "subset":
+            return strain(self.gradient, kind)
+        if method != "window":
+            raise ValueError(
+                f"method must be 'window' or 'subset', got {method!r}."
+            )
+        d = self.gradient.shape[-1]
+        gradient = np.full(self.gradient.shape, np.nan)
+        reference = self.points[:, -d:]
+        ok = self.ok
+        starts = self.points[:, 0]
+        for start in np.unique(starts[np.isfinite(starts)]):
+            # Only points given in one frame share a reference.
+            rows = np.flatnonzero(starts == start)
+            moved = self.position[rows][..., -d:] - reference[rows, None]
+            gradient[rows] = window_gradients(
+                reference[rows], moved, ok[rows], radius
+            )
+        return strain(gradient, kind)
 
     def track_ids(self) -> tuple[np.ndarray, dict[int, list[int]]]:
         """Track segment of each vertex, and how segments continue.
