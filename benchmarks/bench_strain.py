@@ -49,7 +49,8 @@ def main():
         f"the last frame: {result.ok[:, -1].sum()}"
     )
     print(
-        f"{'method':8s} {'mean error':>11s} {'spread':>9s} {'E_rr spread':>12s}"
+        f"{'method':8s} {'mean error':>11s} {'spread':>9s} "
+        f"{'E_rr spread':>12s}"
     )
     for method in ("window", "subset"):
         e = result.strain(method=method)[:, -1]
