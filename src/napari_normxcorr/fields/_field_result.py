@@ -211,44 +211,63 @@ class FieldResult:
         PIV tools as x, y, u, v)."""
         write_columns(path, self.to_table())
 
+    def _vector_length(self, offsets: np.ndarray) -> float:
+        """A length factor that draws the median vector about one grid
+        step long, rounded to 1, 2 or 5 times a power of ten (at least 1:
+        short vectors of a slow flow are drawn longer, never long ones
+        shorter)."""
+        lengths = np.linalg.norm(offsets, axis=-1)
+        typical = float(np.median(lengths)) if lengths.size else 0.0
+        if not typical > 0:
+            return 1.0
+        wanted = float(self.spacing.min()) / typical
+        power = 10 ** np.floor(np.log10(wanted))
+        nice = max(m for m in (1, 2, 5) if m * power <= wanted)
+        return max(1.0, float(nice * power))
+
     def to_napari(self) -> list[tuple[Any, dict[str, Any], str]]:
-        """napari layer data: the vectors, their magnitude and, in 2-D, the
-        vorticity and the largest principal strain as images over the grid,
-        all in physical units (``scale`` from the pixel size).
+        """napari layer data: the speed and, in 2-D, the vorticity and the
+        largest principal strain as images over the grid, then the
+        vectors (white where measured, orange where replaced), all in
+        physical units (``scale`` from the pixel size).
 
         Returns
         -------
         list of (data, kwargs, layer_type)
-            For ``viewer._add_layer_from_data(*layer)`` or a napari reader.
+            For ``getattr(viewer, f"add_{layer_type}")(data, **kwargs)``,
+            or a napari reader.
         """
-        u = self.units
+        return [*self._image_layers(), self._vector_layer()]
+
+    def _vector_layer(self) -> tuple[Any, dict[str, Any], str]:
         usable = self.ok | (self.status == Status.REPLACED)
         vectors = np.stack([self.points, self.offset], axis=-2)[usable]
-        features = {
-            "status": np.array([str(s) for s in self.status[usable]]),
-            "score": self.score[usable],
+        replaced = self.status[usable] == Status.REPLACED
+        colours = np.where(
+            replaced[:, None], [1.0, 0.6, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0]
+        )
+        style = {
+            "name": "field vectors",
+            "scale": self.units.pixel_size,
+            "features": {
+                "status": np.array([str(s) for s in self.status[usable]]),
+                "score": self.score[usable],
+            },
+            "edge_color": colours,
+            "edge_width": 0.15 * float(self.spacing.min()),
+            "length": self._vector_length(vectors[:, 1]),
         }
-        layers: list[tuple[Any, dict[str, Any], str]] = [
-            (
-                vectors,
-                {
-                    "name": "field vectors",
-                    "scale": u.pixel_size,
-                    "features": features,
-                    "edge_color": "status",
-                    "edge_width": 1.0,
-                },
-                "vectors",
-            )
-        ]
+        return vectors, style, "vectors"
+
+    def _image_layers(self) -> list[tuple[Any, dict[str, Any], str]]:
+        u = self.units
         grid = {
             "scale": self.spacing * u.pixel_size,
             "translate": self.points.reshape(-1, self.points.shape[-1])[0]
             * u.pixel_size,
         }
         speed = np.linalg.norm(self.velocity, axis=-1)
-        per_time = f"{u.unit}/{u.time_unit}"
-        images = [("speed", speed, "viridis", per_time)]
+        images = [("speed", speed, "viridis", f"{u.unit}/{u.time_unit}")]
         if self.points.shape[-1] == 2:
             images.append(
                 ("vorticity", self.vorticity(), "PiYG", f"1/{u.time_unit}")
@@ -261,13 +280,20 @@ class FieldResult:
                     "",
                 )
             )
+        layers = []
         for name, values, colormap, unit in images:
-            label = f"{name} ({unit})" if unit else name
-            layers.append(
-                (
-                    values,
-                    {"name": label, "colormap": colormap, **grid},
-                    "image",
-                )
-            )
+            style = {
+                "name": f"{name} ({unit})" if unit else name,
+                "colormap": colormap,
+                "opacity": 0.7,
+                "interpolation2d": "linear",
+                # The speed shows first; the others a click away.
+                "visible": not layers,
+                **grid,
+            }
+            if colormap == "PiYG":
+                # Diverging: zero in the middle of the colours.
+                top = float(np.nanmax(np.abs(values), initial=0.0)) or 1.0
+                style["contrast_limits"] = (-top, top)
+            layers.append((values, style, "image"))
         return layers
