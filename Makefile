@@ -36,6 +36,10 @@ benchmark: $(VENV)/.test-installed
 	$(PY) benchmarks/bench_masked.py
 	$(PY) benchmarks/bench_verdicts.py
 	$(PY) benchmarks/bench_calibration.py
+	$(PY) benchmarks/bench_strain.py
+	@# OpenPIV is GPL: a peer to measure against, never a dependency.
+	$(PY) -m pip install --quiet openpiv
+	$(PY) benchmarks/bench_field.py
 
 $(VENV)/.demo-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

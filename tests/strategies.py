@@ -418,3 +418,163 @@ def check_rows(
                     f"{truth} (score {score}, shape {ref.shape})"
                 )
     return problems
+
+
+# ---------------------------------------------------------------------------
+# Tracking, transforms, grids (issue 31)
+
+
+@dataclass
+class TrackCase:
+    """A stack whose content moves by `step` px per frame, and points
+    (t, row, col) on it."""
+
+    stack: np.ndarray
+    points: np.ndarray
+    step: np.ndarray
+    template_radius: object
+    search_radius: object
+
+
+@st.composite
+def drifting_stacks(draw, dtypes=("uint8", "uint16", "float32", "float64")):
+    """2 to 4 frames of 20 to 32 px, cropped from one texture so that its
+    content moves by a whole-pixel `step` per frame."""
+    frames = draw(st.integers(2, 4))
+    shape = (draw(st.integers(20, 32)), draw(st.integers(20, 32)))
+    step = np.array([draw(st.integers(-2, 2)) for _ in range(2)])
+    margin = 2 * frames + 2
+    seed = draw(st.integers(0, 2**16))
+    big = texture(tuple(n + 2 * margin for n in shape), seed, 1.0)
+    big = cast(
+        big, draw(st.sampled_from(dtypes)), draw(st.sampled_from(FLOAT_LEVELS))
+    )
+    stack = np.stack(
+        [
+            big[
+                margin - k * step[0] : margin - k * step[0] + shape[0],
+                margin - k * step[1] : margin - k * step[1] + shape[1],
+            ]
+            for k in range(frames)
+        ]
+    )
+    # Mostly a frame of the stack; NaN, outside, or half-way sometimes.
+    times = st.sampled_from(
+        [float(k) for k in range(frames)] * 4
+        + [np.nan, -1.0, float(frames), 0.4]
+    )
+    rows = st.tuples(
+        times, *(st.floats(0.3 * (n - 1), 0.7 * (n - 1)) for n in shape)
+    )
+    if draw(st.integers(0, 4)) == 0:
+        odd = st.tuples(times, point_values(shape)).map(
+            lambda pair: (pair[0], *pair[1])
+        )
+        rows = st.one_of(rows, odd)
+    points = np.array(
+        draw(st.lists(rows, min_size=1, max_size=4)), dtype=np.float64
+    )
+    t = draw(st.integers(2, 4))
+    s = t + draw(st.integers(3, 5))
+    radii = (t, s) if draw(st.booleans()) else ((t, t), (s, s))
+    return TrackCase(np.ascontiguousarray(stack), points, step, *radii)
+
+
+def model_matrix(model, ndim, rng):
+    """A random (ndim+1)-square matrix of `model`, near the identity."""
+    matrix = np.eye(ndim + 1)
+    matrix[:-1, -1] = rng.uniform(-10, 10, ndim)
+    if model == "translation":
+        return matrix
+    if ndim == 2:
+        angle = rng.uniform(-0.3, 0.3)
+        rotation = np.array(
+            [[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]
+        )
+    else:
+        rotation, _ = np.linalg.qr(np.eye(3) + rng.normal(0, 0.2, (3, 3)))
+        rotation *= np.sign(np.linalg.det(rotation))
+    matrix[:-1, :-1] = rotation
+    if model == "similarity":
+        matrix[:-1, :-1] *= rng.uniform(0.8, 1.2)
+    elif model in ("affine", "projective"):
+        matrix[:-1, :-1] += rng.normal(0, 0.1, (ndim, ndim))
+    if model == "projective":
+        matrix[-1, :-1] = rng.normal(0, 1e-3, ndim)
+    return matrix
+
+
+@st.composite
+def point_pairs(draw):
+    """Points, their matches through a known model, some degenerate
+    sets, some outliers; returns (source, target, model, truth, exact)."""
+    ndim = draw(st.sampled_from([2, 2, 3]))
+    models = (
+        ("translation", "rigid", "similarity", "affine", "projective")
+        if ndim == 2
+        else ("translation", "rigid", "affine")
+    )
+    model = draw(st.sampled_from(models))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    count = draw(st.one_of(st.integers(5, 12), st.integers(0, 12)))
+    source = rng.uniform(0, 100, (count, ndim))
+    layout = draw(
+        st.sampled_from(
+            ["spread", "spread", "line", "line but one", "duplicates", "same"]
+        )
+    )
+    if layout == "line" and count:
+        source = source[:1] + np.outer(rng.uniform(0, 1, count), source[-1])
+    elif layout == "line but one" and count > 1:
+        along = rng.uniform(0, 1, count - 1)
+        source[1:] = source[0] + np.outer(along, source[-1] - source[0])
+    elif layout == "duplicates" and count > 1:
+        source[count // 2 :] = source[: count - count // 2]
+    elif layout == "same":
+        source[:] = source[:1] + rng.normal(0, 1e-12, source.shape)
+    truth = model_matrix(model, ndim, rng)
+    points = np.c_[source, np.ones(count)] @ truth.T
+    target = points[:, :-1] / points[:, -1:]
+    noise = draw(st.sampled_from([0.0, 0.0, 0.05]))
+    target = target + rng.normal(0, noise, target.shape) if noise else target
+    outliers = draw(st.integers(0, count // 4))
+    target[:outliers] = rng.uniform(-50, 150, (outliers, ndim))
+    exact = noise == 0 and outliers == 0
+    return source, target, model, truth, exact
+
+
+@st.composite
+def grid_arguments(draw):
+    """grid_points' arguments: mostly sensible, some not."""
+    ndim = draw(st.integers(1, 3))
+    shape = tuple(draw(st.integers(1, 40)) for _ in range(ndim))
+    spacing = draw(
+        st.one_of(
+            st.floats(0.5, 20),
+            st.tuples(*(st.floats(0.5, 20) for _ in range(ndim))),
+            st.sampled_from([0, -1, np.nan, np.inf, 1e-4, "x"]),
+        )
+    )
+    margin = draw(
+        st.one_of(
+            st.none(),
+            st.floats(0, 10),
+            st.sampled_from([-1, np.nan, "x"]),
+        )
+    )
+    odd_shape = st.sampled_from(
+        [(10.5, 10), (0, 5), (), np.zeros((4, 4)), ("a", 3)]
+    )
+    if draw(st.integers(0, 5)) == 0:
+        shape = draw(odd_shape)
+    mask = None
+    which = draw(st.sampled_from(["none", "none", "bool", "str", "wrong"]))
+    if which != "none" and isinstance(shape, tuple) and shape:
+        if all(isinstance(n, int) and n > 0 for n in shape):
+            rng = np.random.default_rng(draw(st.integers(0, 99)))
+            mask = rng.random(shape) < 0.3
+            if which == "str":
+                mask = mask.astype(str)
+            elif which == "wrong":
+                mask = mask[..., :-1]
+    return shape, spacing, margin, mask

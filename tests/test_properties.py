@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import tempfile
 import warnings
 from pathlib import Path
@@ -28,10 +29,17 @@ from scipy import ndimage
 from napari_normxcorr import (
     MatchResult,
     Status,
+    fit_transform,
+    grid_points,
     match_points,
     normalized_cross_correlation,
+    register,
+    track_points,
+    warp,
 )
 from napari_normxcorr.cli import main
+from napari_normxcorr.fields._grid import MAX_POINTS
+from napari_normxcorr.tracking._track import retrack
 from reference import brute_force_ncc
 from strategies import (
     DTYPES,
@@ -39,7 +47,10 @@ from strategies import (
     Case,
     cast,
     check_rows,
+    drifting_stacks,
     exact_float,
+    grid_arguments,
+    point_pairs,
     points_for,
     shifted_pairs,
     texture,
@@ -707,4 +718,553 @@ def test_no_runtime_warning_for_a_template_clipped_to_two_pixels():
             image_points=[[1.0]],
             template_radius=(1,),
             search_radius=(8,),
+        )
+
+
+# ---------------------------------------------------------------------------
+# Tracking, transforms, grids, masks (issue 31): a ValueError naming the
+# argument, or every row right or flagged; no warnings, inputs untouched.
+
+TRACK_NAMES = (
+    "stack",
+    "points",
+    "frames",
+    "min_score",
+    "patience",
+    "refresh_score",
+    "reference",
+    "batch_size",
+    "progress",
+    "shape_order",
+    "template_radius",
+    "search_radius",
+    "radii",
+)
+ODD_TRACK_KEYWORDS = (
+    {"min_score": np.nan},
+    {"patience": -1},
+    {"refresh_score": 2},
+    {"reference": "last"},
+    {"batch_size": 0},
+    {"progress": 5},
+    {"frames": (0, 9)},
+)
+
+
+def run_quietly(function, *args, **kwargs):
+    """function(...) or its ValueError, and the warnings it raised."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            outcome = function(*args, **kwargs)
+        except ValueError as error:
+            outcome = error
+    return outcome, [str(w.message) for w in caught]
+
+
+def track_problems(result, case, min_score=0.5):
+    """What is wrong with the vertices of `result` (truth: case.step)."""
+    problems = []
+    n, frames = len(case.points), case.stack.shape[0]
+    if result.status.shape != (n, frames):
+        return [f"status has shape {result.status.shape}"]
+    for i, k in np.ndindex(n, frames):
+        status = Status(result.status[i, k])
+        where = f"point {case.points[i].tolist()} frame {k}"
+        position = result.position[i, k]
+        if status == Status.LOST and np.isfinite(position).any():
+            problems.append(f"{where}: lost at {position}")
+        if status != Status.OK:
+            continue
+        t0 = int(np.rint(case.points[i, 0]))
+        truth = case.points[i, 1:] + (k - t0) * case.step
+        score = result.score[i, k]
+        if not np.max(np.abs(position - truth)) <= 0.5:
+            problems.append(f"{where}: wrong ok {position}, truth {truth}")
+        if not min_score <= score <= 1 + 1e-6:
+            problems.append(f"{where}: ok with score {score}")
+    return problems
+
+
+@settings(max_examples=30, **SETTINGS)
+@given(
+    drifting_stacks(),
+    st.booleans(),
+    st.sampled_from([{}] * 6 + list(ODD_TRACK_KEYWORDS)),
+)
+def test_track_points_vertices_right_or_flagged(case, subpixel, odd):
+    before = copies(case.stack, case.points)
+    outcome, warned = run_quietly(
+        track_points,
+        case.stack,
+        case.points,
+        template_radius=case.template_radius,
+        search_radius=case.search_radius,
+        subpixel=subpixel,
+        **odd,
+    )
+    assert unchanged(before, [case.stack, case.points])
+    assert not warned, warned
+    if isinstance(outcome, ValueError):
+        assert names_argument(outcome, TRACK_NAMES), outcome
+        return
+    assert not odd, f"accepted {odd}"
+    assert np.isfinite(case.points).all(), "tracked NaN points"
+    problems = track_problems(outcome, case)
+    assert not problems, "\n".join(problems)
+
+
+@settings(max_examples=12, **SETTINGS)
+@given(
+    drifting_stacks(dtypes=("float32", "uint16")),
+    st.data(),
+)
+def test_retrack_replaces_one_point_from_its_frame(case, data):
+    finite = np.isfinite(case.points).all(axis=1)
+    times = np.rint(case.points[:, 0])
+    frames = case.stack.shape[0]
+    case.points = case.points[finite & (times >= 0) & (times < frames)]
+    if not len(case.points):
+        return
+    radii = dict(
+        template_radius=case.template_radius, search_radius=case.search_radius
+    )
+    result = track_points(case.stack, case.points, **radii)
+    point = data.draw(
+        st.one_of(
+            st.integers(0, len(case.points) - 1),
+            st.sampled_from([-1, len(case.points), 0.5, "0"]),
+        )
+    )
+    t = data.draw(
+        st.one_of(st.integers(0, frames - 1), st.sampled_from([frames, 1.5]))
+    )
+    position = data.draw(st.sampled_from(["truth", "truth", "nan", "short"]))
+    outcome, warned = run_quietly(
+        retrack,
+        result,
+        case.stack,
+        point,
+        t,
+        _retrack_position(case, point, t, position),
+        **radii,
+    )
+    assert not warned, warned
+    if isinstance(outcome, ValueError):
+        assert names_argument(outcome, ("point", "t", "position", "points"))
+        return
+    assert position == "truth" and isinstance(point, int) and t < frames
+    others = np.arange(len(case.points)) != point
+    np.testing.assert_array_equal(
+        outcome.position[others], result.position[others]
+    )
+    problems = track_problems(outcome, case)
+    assert not problems, "\n".join(problems)
+
+
+def _retrack_position(case, point, t, kind):
+    """Where point `point` truly is in frame `t` (or something odd)."""
+    row = (
+        point
+        if isinstance(point, int) and 0 <= point < len(case.points)
+        else 0
+    )
+    start = case.points[row]
+    truth = start[1:] + (int(t) - int(np.rint(start[0]))) * case.step
+    return {"truth": truth, "nan": [np.nan, 1.0], "short": truth[:1]}[kind]
+
+
+FIT_NAMES = (
+    "threshold",
+    "model",
+    "matched points",
+    "fit",
+    "chance",
+    "source",
+    "singular",
+)
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(
+    point_pairs(),
+    st.booleans(),
+    st.sampled_from([None] * 6 + [0.5, 3.0, 0, np.nan, "a"]),
+)
+def test_fit_transform_is_right_or_refused(pairs, robust, threshold):
+    source, target, model, truth, exact = pairs
+    before = copies(source, target)
+    outcome, warned = run_quietly(
+        fit_transform,
+        source,
+        target,
+        model=model,
+        robust=robust,
+        threshold=threshold,
+    )
+    assert unchanged(before, [source, target])
+    assert not warned, warned
+    if isinstance(outcome, ValueError):
+        assert names_argument(outcome, FIT_NAMES), outcome
+        return
+    assert threshold is None or threshold in (0.5, 3.0)
+    fit = outcome
+    assert np.isfinite(fit.matrix).all()
+    d = source.shape[1]
+    np.testing.assert_allclose(
+        fit.matrix @ fit.inverse,
+        np.eye(d + 1) * (fit.matrix @ fit.inverse)[-1, -1],
+        atol=1e-6,
+    )
+    assert np.all(fit.residuals[fit.inliers] <= fit.threshold)
+    if exact and fit.inliers.all():
+        # The model's own data: the fit is the model, also between the
+        # points (an undetermined fit can pass through them and not be).
+        low, high = source.min(0), source.max(0)
+        probes = low + (high - low) * np.random.default_rng(1).random((8, d))
+        expected = np.c_[probes, np.ones(8)] @ truth.T
+        expected = expected[:, :-1] / expected[:, -1:]
+        np.testing.assert_allclose(fit(probes), expected, atol=1e-3)
+
+
+REGISTER_NAMES = (
+    "register",
+    "max_iterations",
+    "tolerance",
+    "threshold",
+    "model",
+    "nodata",
+    "points",
+    "image",
+)
+
+
+@settings(max_examples=6, **SETTINGS)
+@given(
+    st.integers(0, 2**16),
+    st.tuples(st.integers(-2, 2), st.integers(-2, 2)),
+    st.sampled_from(["translation", "rigid", "affine"]),
+    st.sampled_from(
+        [{}] * 4
+        + [
+            {"max_iterations": 0},
+            {"tolerance": "a"},
+            {"threshold": 0},
+            {"nodata": 0},
+            {"model": "bogus"},
+        ]
+    ),
+)
+def test_register_finds_the_shift_or_says_why(seed, shift, model, odd):
+    big = texture((64, 64), seed, 1.0)
+    template, image = (
+        big[8:56, 8:56],
+        big[8 - shift[0] : 56 - shift[0], 8 - shift[1] : 56 - shift[1]],
+    )
+    points = np.array(
+        [[r, c] for r in (14, 24, 34) for c in (14, 24, 34)], float
+    )
+    options = {"model": model, **odd}
+    outcome, warned = run_quietly(
+        register,
+        template,
+        image,
+        points,
+        template_radius=5,
+        search_radius=10,
+        **options,
+    )
+    warned = [w for w in warned if not w.startswith("register did not")]
+    assert not warned, warned
+    if isinstance(outcome, ValueError):
+        assert names_argument(outcome, REGISTER_NAMES), outcome
+        return
+    assert not odd, f"accepted {odd}"
+    np.testing.assert_allclose(outcome(points), points + shift, atol=0.5)
+
+
+WARP_NAMES = ("fit", "order", "output_shape", "image", "cval")
+
+
+@settings(max_examples=40, **SETTINGS)
+@given(
+    st.integers(2, 3).flatmap(
+        lambda d: st.tuples(
+            st.tuples(*(st.integers(6, 14) for _ in range(d))),
+            st.sampled_from(DTYPES),
+            st.integers(0, 2**16),
+        )
+    ),
+    st.sampled_from(["shift", "shift", "affine", "singular", "nan", "wide"]),
+    st.integers(0, 6),
+    st.sampled_from(["same", "same", "other", "bad"]),
+    st.booleans(),
+)
+def test_warp_resamples_or_refuses(image_case, kind, order, out, lazy):
+    shape, dtype, seed = image_case
+    d = len(shape)
+    image = cast(texture(shape, seed), dtype)
+    rng = np.random.default_rng(seed)
+    shift = rng.integers(-3, 4, d)
+    matrix = np.eye(d + 1)
+    matrix[:-1, -1] = shift
+    if kind == "affine":
+        matrix[:-1, :-1] += rng.normal(0, 0.1, (d, d))
+    elif kind == "singular":
+        matrix[0] = 0
+    elif kind == "nan":
+        matrix[0, 0] = np.nan
+    elif kind == "wide":
+        matrix = np.eye(d + 2)
+    output_shape = {
+        "same": None,
+        "other": tuple(n + 2 for n in shape),
+        "bad": (0,) * d,
+    }[out]
+    source = da.from_array(image, chunks=5) if lazy else image
+    before = copies(image)
+    outcome, warned = run_quietly(
+        warp, source, matrix, output_shape, order=order
+    )
+    assert unchanged(before, [image])
+    assert not warned, warned
+    if isinstance(outcome, ValueError):
+        assert names_argument(outcome, WARP_NAMES), outcome
+        return
+    assert kind in ("shift", "affine") and order <= 5 and out != "bad"
+    result = np.asarray(outcome)
+    assert result.shape == (shape if output_shape is None else output_shape)
+    assert result.dtype.kind == "f"
+    if kind == "shift":
+        # A whole-pixel shift samples pixels exactly, NaN outside.
+        grid = np.indices(result.shape).reshape(d, -1).T + shift
+        inside = np.all((grid >= 0) & (grid < shape), axis=1)
+        values = result.reshape(-1)
+        expected = image[tuple(grid[inside].T)].astype(result.dtype)
+        np.testing.assert_allclose(
+            values[inside],
+            expected,
+            rtol=1e-3,
+            atol=1e-3 * np.abs(expected).max(initial=1),
+        )
+        assert np.isnan(values[~inside]).all()
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(grid_arguments())
+def test_grid_points_on_the_grid_or_refused(arguments):
+    shape, spacing, margin, mask = arguments
+    outcome, warned = run_quietly(
+        grid_points, shape, spacing, margin=margin, mask=mask
+    )
+    assert not warned, warned
+    if isinstance(outcome, ValueError):
+        names = ("shape", "spacing", "margin", "mask")
+        assert names_argument(outcome, names), outcome
+        return
+    assert mask is None or mask.dtype == bool
+    whole = np.asarray(shape, dtype=float)
+    assert np.array_equal(whole, np.round(whole)), f"shape {shape} taken"
+    points, d = outcome, len(shape)
+    step = np.broadcast_to(np.asarray(spacing, float), (d,))
+    keep = step / 2 if margin is None else np.full(d, float(margin))
+    assert points.shape[1] == d and len(points) <= MAX_POINTS
+    assert np.all(points >= np.ceil(keep) - 1e-9)
+    assert np.all(points <= np.asarray(shape) - 1 - keep + 1e-9)
+    for axis in range(d):
+        gaps = np.diff(np.unique(points[:, axis]))
+        assert np.allclose(gaps / step[axis], np.round(gaps / step[axis]))
+    if mask is not None and len(points):
+        index = tuple(np.rint(points).astype(int).T)
+        assert not mask[index].any()
+
+
+@settings(max_examples=30, **SETTINGS)
+@given(
+    st.sampled_from(["bool", "uint8", "float64", "int64", "<U5", "object"]),
+    st.sampled_from(["template_mask", "image_mask"]),
+    st.booleans(),
+    st.booleans(),
+    st.integers(0, 2**16),
+)
+def test_masks_follow_one_rule(dtype, which, right_shape, lazy, seed):
+    image = texture((16, 16), seed)
+    template = image[4:9, 5:10]
+    shape = template.shape if which == "template_mask" else image.shape
+    if not right_shape:
+        shape = (shape[0], shape[1] + 1)
+    rng = np.random.default_rng(seed)
+    mask = (rng.random(shape) < 0.2).astype(dtype)
+    searched = da.from_array(image, chunks=8) if lazy else image
+    outcome, warned = run_quietly(
+        normalized_cross_correlation,
+        template,
+        searched,
+        "valid",
+        **{which: mask},
+    )
+    assert not warned, warned
+    accepted = dtype in ("bool", "uint8", "float64", "int64") and right_shape
+    if isinstance(outcome, ValueError):
+        assert which in str(outcome), outcome
+        assert not accepted, outcome
+        return
+    assert accepted, f"accepted a {dtype} mask of shape {shape}"
+    expected = normalized_cross_correlation(
+        template, image, "valid", **{which: mask.astype(bool)}
+    )
+    np.testing.assert_allclose(np.asarray(outcome), expected, atol=1e-6)
+
+
+# The track and register commands: exit 0 with right rows, or 1/2 and one
+# line; inputs and other outputs never overwritten.
+
+
+def run_cli(args):
+    """(exit code, stderr) of the command line."""
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as stop:
+            code = stop.code
+    return code, stderr.getvalue()
+
+
+def assert_clean_exit(code, message):
+    assert "Traceback" not in message
+    if code == 0:
+        return
+    assert code in (1, 2), f"exit code {code}: {message}"
+    lines = message.strip().splitlines()
+    if code == 1:
+        assert len(lines) == 1, message
+        assert lines[0].startswith("napari-normxcorr: error:")
+    else:
+        assert lines and "error:" in lines[-1], message
+
+
+def _points_csv(points):
+    header = ",".join(
+        ["index", *(f"axis-{k}" for k in range(points.shape[1]))]
+    )
+    rows = [
+        f"{k}," + ",".join(repr(float(v)) for v in row)
+        for k, row in enumerate(points)
+    ]
+    return "\n".join([header, *rows]) + "\n"
+
+
+@settings(max_examples=12, **SETTINGS)
+@given(
+    drifting_stacks(dtypes=("uint8", "uint16", "float32")),
+    st.sampled_from([".npy", ".tif"]),
+    st.sampled_from(["ok", "ok", "onto points", "onto stack", "missing dir"]),
+)
+def test_cli_track_exits_cleanly(case, fmt, output):
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        stack = folder / f"stack{fmt}"
+        _write_image(stack, case.stack)
+        points = folder / "points.csv"
+        points.write_text(_points_csv(case.points))
+        inputs = {path: path.read_bytes() for path in (stack, points)}
+        out = {
+            "ok": folder / "tracks.csv",
+            "onto points": points,
+            "onto stack": stack,
+            "missing dir": folder / "nowhere" / "tracks.csv",
+        }[output]
+        radii = [
+            np.atleast_1d(r)[0]
+            for r in (case.template_radius, case.search_radius)
+        ]
+        code, message = run_cli(
+            [
+                "track",
+                stack,
+                points,
+                "-o",
+                out,
+                "--template-radius",
+                radii[0],
+                "--search-radius",
+                radii[1],
+            ]
+        )
+        assert_clean_exit(code, message)
+        assert all(p.read_bytes() == b for p, b in inputs.items())
+        if code != 0:
+            return
+        assert output == "ok", f"wrote {output} with exit code 0"
+        assert np.isfinite(case.points).all()
+        rows = _read_csv(out)
+        assert len(rows) == case.points.size // 3 * case.stack.shape[0]
+
+
+@settings(max_examples=8, **SETTINGS)
+@given(
+    st.integers(0, 2**16),
+    st.tuples(st.integers(-2, 2), st.integers(-2, 2)),
+    st.sampled_from(
+        [
+            [],
+            [],
+            ["--warped", "w.tif"],
+            ["--warped", "t.json"],
+            ["--matches", "t.json"],
+            ["--matches", "points.csv"],
+            ["--threshold", "0"],
+            ["--model", "rigid", "--matches", "m.csv"],
+        ]
+    ),
+    st.sampled_from(["ok", "ok", "nan row", "short row"]),
+)
+def test_cli_register_exits_cleanly(seed, shift, extra, points_kind):
+    big = texture((64, 64), seed, 1.0)
+    template = big[8:56, 8:56]
+    image = big[8 - shift[0] : 56 - shift[0], 8 - shift[1] : 56 - shift[1]]
+    points = np.array(
+        [[r, c] for r in (14, 24, 34) for c in (14, 24, 34)], float
+    )
+    text = _points_csv(points)
+    if points_kind == "nan row":
+        text = text.replace("14.0,14.0", "nan,14.0", 1)
+    elif points_kind == "short row":
+        text += "9,3\n"
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        np.save(folder / "a.npy", template)
+        np.save(folder / "b.npy", image)
+        (folder / "points.csv").write_text(text)
+        (folder / "t.json").write_text("{}")  # an earlier run's output
+        inputs = {p: p.read_bytes() for p in folder.iterdir()}
+        args = [
+            "register",
+            folder / "a.npy",
+            folder / "b.npy",
+            folder / "points.csv",
+            "-o",
+            folder / "t.json",
+            "--template-radius",
+            5,
+            "--search-radius",
+            10,
+        ]
+        args += [
+            folder / e if "." in e and not e[0].isdigit() else e for e in extra
+        ]
+        code, message = run_cli(args)
+        assert_clean_exit(code, message)
+        if code != 0:
+            assert all(p.read_bytes() == b for p, b in inputs.items())
+            return
+        assert "t.json" not in extra and "points.csv" not in extra
+        assert "0" not in extra and points_kind != "short row"
+        fit = json.loads((folder / "t.json").read_text())
+        matrix = np.array(fit["matrix"])
+        usable = np.isfinite(points).all(axis=1)
+        moved = np.c_[points[usable], np.ones(usable.sum())] @ matrix.T
+        np.testing.assert_allclose(
+            moved[:, :2], points[usable] + shift, atol=0.5
         )

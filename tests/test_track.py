@@ -588,7 +588,8 @@ def test_retrack_at_the_last_frame(drifting_tracks, drifting):
     [
         (16, 3, [60, 60], "point must lie"),
         (0, FRAMES, [60, 60], "outside the stack"),
-        (0, 3, [60], "points has shape"),
+        (0, 3, [60], "position has 1 coordinates"),
+        (0, 3, [np.nan, 60], "position holds NaN"),
     ],
 )
 def test_retrack_refuses_what_does_not_fit(

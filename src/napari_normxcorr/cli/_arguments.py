@@ -65,6 +65,17 @@ def radius(text: str) -> int | tuple[int, ...]:
     return values[0] if len(values) == 1 else values
 
 
+def positive(text: str) -> float:
+    """'0.5': a finite number > 0 (a threshold)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number > 0")
+    return value
+
+
 def _worker_count(text: str) -> int:
     """'2': a number of worker processes, at least 1."""
     if not text.isdigit() or int(text) < 1:
@@ -173,7 +184,7 @@ def _add_register(commands: Any) -> None:
     )
     register.add_argument(
         "--threshold",
-        type=float,
+        type=positive,
         metavar="PX",
         help="inlier threshold in pixels (default: from the matches)",
     )

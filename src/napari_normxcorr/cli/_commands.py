@@ -1,5 +1,6 @@
 """The command line's commands: read the inputs, run the engine, write
-the outputs; every error a one-line message and exit code 1."""
+the outputs; every error a one-line message and exit code 1, Ctrl-C a
+line and exit code 130. Outputs are written whole or not at all."""
 
 from __future__ import annotations
 
@@ -17,12 +18,15 @@ from ..core._arrays import grey, is_colour
 from ..fields._grid import grid_points
 from ..io._files import (
     InputError,
+    StagedOutputs,
+    check_distinct,
     check_output_directory,
     check_output_file,
     open_tiff,
     open_zarr,
     read_image,
     read_points,
+    staged_outputs,
 )
 from ..matching._match import match_points, matched_axes
 from ..matching._result import Status
@@ -48,21 +52,39 @@ def main(argv: list[str] | None = None) -> int:
         else:
             command = _match if args.command == "match" else _register
             command(args, *_read_inputs(args))
-    except (InputError, ValueError, OSError) as error:
+    except (InputError, ValueError, TypeError, OSError) as error:
         print(f"napari-normxcorr: error: {error}", file=sys.stderr)
         return 1
+    except MemoryError as error:
+        print(
+            f"napari-normxcorr: error: out of memory: {error}", file=sys.stderr
+        )
+        return 1
+    except KeyboardInterrupt:
+        # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C.
+        print(
+            "napari-normxcorr: interrupted; nothing written", file=sys.stderr
+        )
+        return 130
     return 0
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
-    """Every file asked for can be written: checked before any work."""
-    check_output_file(args.output, "-o")
+    """Every file asked for can be written, and none is an input or
+    another output: checked before any work."""
+    outputs = [("-o", args.output)]
     for option in ("warped", "matches"):
         path = getattr(args, option, None)
         if path is not None:
-            check_output_file(path, f"--{option}")
+            outputs.append((f"--{option}", path))
+    for option, path in outputs:
+        check_output_file(path, option)
     if getattr(args, "surfaces", None) is not None:
         check_output_directory(args.surfaces, "--surfaces")
+        outputs.append(("--surfaces", args.surfaces))
+    names = ("template", "image", "points", "stack", "template_mask")
+    inputs = [getattr(args, name, None) for name in (*names, "image_mask")]
+    check_distinct(outputs, [path for path in inputs if path is not None])
 
 
 def _read_inputs(
@@ -71,12 +93,25 @@ def _read_inputs(
     """The two images (grey) and the points: from the CSV, or a grid."""
     raw = _read_image(args.template)
     if args.points is not None:
-        points, _ = read_points(args.points)
+        # match flags a point without a position; register needs them all.
+        points, _ = read_points(args.points, finite=args.command == "register")
         ndim = points.shape[1]
     else:
         ndim = matched_axes(args.template_radius, args.search_radius, raw.ndim)
     template = as_grey(raw, ndim)
     image = as_grey(_read_image(args.image), ndim)
+    if args.points is not None and template.ndim != ndim:
+        raise InputError(
+            f"{args.points}: {ndim} axis columns, but {args.template} has "
+            f"{template.ndim} axes (shape {tuple(template.shape)}); give "
+            "one axis-k column per image axis"
+        )
+    if image.ndim != template.ndim:
+        raise InputError(
+            f"{args.image}: has {image.ndim} axes (shape "
+            f"{tuple(image.shape)}) but {args.template} has "
+            f"{template.ndim} (shape {tuple(template.shape)})"
+        )
     if args.points is None:
         if template.ndim != ndim:
             raise ValueError(
@@ -137,20 +172,29 @@ def _match(
             **_mask_options(args),
             client=client,
         )
-    result.to_csv(args.output)
-    if args.surfaces:
-        args.surfaces.mkdir(parents=True, exist_ok=True)
-        for i in range(len(result)):
-            try:
-                surface = result.surface(i)
-            except ValueError:
-                continue
-            np.save(args.surfaces / f"surface-{i}.npy", surface.values)
+    with staged_outputs() as outputs:
+        outputs.write(args.output, "-o", result.to_csv)
+        if args.surfaces:
+            outputs.write_folder(
+                args.surfaces,
+                "--surfaces",
+                lambda into: _surfaces(result, into),
+            )
     ok = int(np.sum(result.status == Status.OK))
     print(
         f"{ok} of {len(result)} points matched ok; wrote {args.output}",
         file=sys.stderr,
     )
+
+
+def _surfaces(result: Any, folder: Path) -> None:
+    """Each row's correlation surface as folder/surface-<row>.npy."""
+    for i in range(len(result)):
+        try:
+            surface = result.surface(i)
+        except ValueError:  # no surface: a row outside the image, say
+            continue
+        np.save(folder / f"surface-{i}.npy", surface.values)
 
 
 def _register(
@@ -179,16 +223,18 @@ def _register(
             [float(v) if np.isfinite(v) else None for v in row]
             for row in fit.matches.matched
         ]
-        if args.matches:
-            fit.matches.to_csv(args.matches)
-    args.output.write_text(json.dumps(record, indent=2))
-    if args.warped:
-        import tifffile
-
-        # Cubic: an exported image should not be blurred by resampling.
-        aligned = warp(image, fit, template.shape, order=3)
-        aligned = np.asarray(aligned, dtype=np.float32)
-        tifffile.imwrite(args.warped, aligned)
+    with staged_outputs() as outputs:
+        outputs.write(
+            args.output,
+            "-o",
+            lambda path: path.write_text(json.dumps(record, indent=2)),
+        )
+        if args.matches and fit.matches is not None:
+            outputs.write(args.matches, "--matches", fit.matches.to_csv)
+        if args.warped:
+            # Cubic: an exported image should not be blurred by resampling.
+            aligned = warp(image, fit, template.shape, order=3)
+            _write_tiff(outputs, args.warped, aligned)
     print(
         f"{fit.model}: {int(fit.inliers.sum())} of {len(fit.inliers)} "
         f"matches are inliers, RMS {fit.rms:.3f} px; wrote {args.output}",
@@ -196,12 +242,29 @@ def _register(
     )
 
 
+def _write_tiff(outputs: StagedOutputs, path: Path, image: Any) -> None:
+    """`image` as a float32 TIFF at `path` (--warped), staged."""
+    import tifffile
+
+    aligned = np.asarray(image, dtype=np.float32)
+    outputs.write(
+        path, "--warped", lambda into: tifffile.imwrite(into, aligned)
+    )
+
+
 def _track(args: argparse.Namespace) -> None:
     """`track`: one CSV row per vertex (point and frame)."""
     from ..tracking._track import track_points
 
-    stack = _read_image(args.stack)
-    points, _ = read_points(args.points)
+    # A point without a position has no frame to start from.
+    points, _ = read_points(args.points, finite=True)
+    stack = _read_stack(args.stack, points.shape[1])
+    if stack.ndim != points.shape[1]:
+        raise InputError(
+            f"{args.points}: {points.shape[1]} axis columns, but "
+            f"{args.stack} has {stack.ndim} axes (shape "
+            f"{tuple(stack.shape)}); give one per axis, the time first"
+        )
     with _cluster(args) as client:
         # On a cluster, progress comes as points done (tasks finished).
         progress = (
@@ -219,7 +282,8 @@ def _track(args: argparse.Namespace) -> None:
             progress=progress,
             client=client,
         )
-    result.to_csv(args.output)
+    with staged_outputs() as outputs:
+        outputs.write(args.output, "-o", result.to_csv)
     status = np.asarray(result.status)
     ok = int(np.count_nonzero(status == Status.OK))
     print(
@@ -227,6 +291,22 @@ def _track(args: argparse.Namespace) -> None:
         f"{status.size} vertices ok; wrote {args.output}",
         file=sys.stderr,
     )
+
+
+def _read_stack(path: Path, columns: int) -> Any:
+    """The time series at `path`, grey, for points of `columns` axes."""
+    stack = _read_image(path)
+    if is_colour(stack, columns):
+        return grey(stack)
+    if stack.ndim == columns and stack.shape[-1] in (3, 4):
+        if path.suffix.lower() not in (".npy", ".zarr"):
+            # (rows, cols, RGB): one colour picture, not rows of frames.
+            raise InputError(
+                f"{path}: is one colour image (shape {tuple(stack.shape)}),"
+                " not a time series; give the frames as one stack, time "
+                "first"
+            )
+    return stack
 
 
 @contextmanager

@@ -27,7 +27,7 @@ from ._arrays import safe_scale, scaled
 from ._kernel import PreparedTemplate
 from ._masked import (
     MIN_OVERLAP,
-    mask_shape_check,
+    check_mask,
     masked_normalized_cross_correlation,
     valid_pixels,
 )
@@ -38,6 +38,7 @@ from ._validate import (
     check_real,
     check_template_fits,
     fft_dtype,
+    number,
 )
 
 if TYPE_CHECKING:
@@ -386,14 +387,14 @@ def _lazy_masked(
 ) -> da.Array:
     """The masked NCC, its arguments checked here rather than in the
     first task to run."""
-    if not 0 <= min_overlap <= 1:
+    if not 0 <= number("min_overlap", min_overlap) <= 1:
         raise ValueError(f"min_overlap must lie in [0, 1], got {min_overlap}.")
     if template_mask is not None:
         template_mask = np.asarray(template_mask)
     valid_pixels("template_mask", template, template_mask)
     arrays = [image]
     if image_mask is not None:
-        mask_shape_check("image_mask", np.shape(image_mask), image.shape)
+        check_mask("image_mask", image_mask, image.shape)
         arrays.append(_as_dask(image_mask, image.chunks).astype(bool))
     return _map_blocks(
         _masked_block,

@@ -15,13 +15,14 @@ References
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import scipy.fft
 
 from ._arrays import scaled
-from ._validate import check_real, check_template_fits
+from ._validate import check_real, check_template_fits, number
 
 # Default least share of the template's pixels that must be valid in both
 # the template and the window for a position to be scored.
@@ -42,6 +43,17 @@ def mask_shape_check(
         )
 
 
+def check_mask(name: str, mask: Any, shape: Sequence[int]) -> None:
+    """Raise unless `mask` holds booleans or numbers (as match_points
+    asks: the string 'False' would mask its pixel) in the `shape` of its
+    image."""
+    dtype = getattr(mask, "dtype", None)
+    if dtype is None:
+        dtype = np.asarray(mask).dtype
+    check_real(name, dtype, tuple(np.shape(mask)))
+    mask_shape_check(name, np.shape(mask), shape)
+
+
 def valid_pixels(
     name: str, values: np.ndarray, mask: npt.ArrayLike | None
 ) -> np.ndarray:
@@ -49,7 +61,7 @@ def valid_pixels(
     valid = np.isfinite(values)
     if mask is not None:
         mask = np.asarray(mask)
-        mask_shape_check(name, mask.shape, values.shape)
+        check_mask(name, mask, values.shape)
         valid &= ~mask.astype(bool)
     return valid
 
@@ -196,7 +208,7 @@ def masked_normalized_cross_correlation(
     for name, array in (("template", template), ("image", image)):
         check_real(name, array.dtype, array.shape)
     check_template_fits(template, image)
-    if not 0 <= min_overlap <= 1:
+    if not 0 <= number("min_overlap", min_overlap) <= 1:
         raise ValueError(f"min_overlap must lie in [0, 1], got {min_overlap}.")
     template_valid = valid_pixels("template_mask", template, template_mask)
     image_valid = valid_pixels("image_mask", image, image_mask)

@@ -151,13 +151,21 @@ def positive_int(name: str, value: object) -> int:
     return int(value)
 
 
-def number(name: str, value: object, low: float = -np.inf) -> float:
-    """`value` as a float >= `low` (infinity allowed, NaN not), or raise
-    naming `name`: a NaN threshold would silently turn its check off."""
+def number(
+    name: str, value: object, low: float = -np.inf, *, nan: bool = False
+) -> float:
+    """`value` as a float >= `low` (infinity allowed, NaN only if `nan`),
+    or raise naming `name`: a NaN threshold would silently turn its check
+    off."""
+    if isinstance(value, str | bytes):
+        # float('0.5') would pass: a string is a slip, not a number.
+        raise ValueError(f"{name} must be a number, got {value!r}.")
     try:
         result = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a number, got {value!r}.") from None
+    if nan and np.isnan(result):
+        return result
     if not result >= low:
         bound = "" if low == -np.inf else f" >= {low:g}"
         raise ValueError(f"{name} must be a number{bound}, got {value!r}.")

@@ -280,7 +280,7 @@ class FieldResult:
                     "",
                 )
             )
-        layers = []
+        layers: list[tuple[Any, dict[str, Any], str]] = []
         for name, values, colormap, unit in images:
             style = {
                 "name": f"{name} ({unit})" if unit else name,

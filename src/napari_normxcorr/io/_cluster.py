@@ -84,6 +84,11 @@ def checked_client(client: object, caller: str) -> Any:
         raise ValueError(
             f"client must be a distributed.Client, got {client!r}."
         )
+    if client.status in ("closing", "closed") or client.scheduler is None:
+        raise ValueError(
+            f"client is {client.status}: give a Client that is connected "
+            "to its cluster (a closed one cannot run tasks)."
+        )
     return client
 
 

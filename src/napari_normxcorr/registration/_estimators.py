@@ -18,16 +18,21 @@ from ..matching._guided import apply_matrix
 __all__ = [
     "Estimate",
     "Estimator",
+    "article",
     "check_geometry",
+    "determines",
     "estimator",
+    "in_general_position",
     "least_squares",
     "point_rank",
     "residual_distances",
 ]
 
 # Centred points whose weakest direction spans less than this fraction of
-# the strongest leave that direction to rounding, not to the points.
+# the strongest, or less than this many pixels, leave that direction to
+# rounding, not to the points.
 _RANK_RTOL = 1e-6
+_RANK_ATOL = 1e-6
 
 
 class Estimate(Protocol):
@@ -125,11 +130,48 @@ def point_rank(points: np.ndarray) -> int:
     -------
     int
         0 for coincident points, 1 for collinear ones, and so on up to D.
+        A direction counts when the points spread along it by more than
+        ``_RANK_ATOL`` pixels (RMS) and ``_RANK_RTOL`` of the widest.
     """
-    singular = np.linalg.svd(points - points.mean(0), compute_uv=False)
-    if singular[0] == 0:
-        return 0
-    return int(np.count_nonzero(singular > _RANK_RTOL * singular[0]))
+    spread = np.linalg.svd(points - points.mean(0), compute_uv=False)
+    spread = spread / np.sqrt(len(points))
+    floor = max(_RANK_ATOL, _RANK_RTOL * spread[0])
+    return int(np.count_nonzero(spread > floor))
+
+
+def in_general_position(points: np.ndarray) -> bool:
+    """Whether four of the (N, 2) points have no three on one line: what
+    a projective transform needs, beyond spanning the plane.
+
+    Apart from sets of fewer than four distinct points, the only sets
+    without such four are those with all but one point on a line; that
+    line passes through two of any three distinct points.
+    """
+    spread = np.ptp(points, axis=0).max() if len(points) else 0.0
+    tolerance = max(_RANK_ATOL, _RANK_RTOL * spread)
+    distinct = [points[0]] if len(points) else []
+    for point in points[1:]:
+        if min(np.linalg.norm(point - d) for d in distinct) > tolerance:
+            distinct.append(point)
+        if len(distinct) == 4:
+            break
+    if len(distinct) < 4:
+        return False
+    for a, b in ((0, 1), (0, 2), (1, 2)):
+        along = distinct[b] - distinct[a]
+        normal = np.array([-along[1], along[0]]) / np.linalg.norm(along)
+        off = np.abs((points - distinct[a]) @ normal) > tolerance
+        if np.count_nonzero(off) <= 1:
+            return False
+    return True
+
+
+def determines(model: str, points: np.ndarray, min_rank: int) -> bool:
+    """Whether `points` span `min_rank` directions, and (projective) have
+    four in general position."""
+    if point_rank(points) < min_rank:
+        return False
+    return model != "projective" or in_general_position(points)
 
 
 def check_geometry(model: str, src: np.ndarray, need: tuple[int, int]) -> None:
@@ -152,15 +194,27 @@ def check_geometry(model: str, src: np.ndarray, need: tuple[int, int]) -> None:
     min_points, min_rank = need
     if len(src) < min_points:
         raise ValueError(
-            f"a {model} fit needs at least {min_points} matched points, "
-            f"got {len(src)}"
+            f"{article(model)} {model} fit needs at least {min_points} "
+            f"matched points, got {len(src)}"
         )
-    if point_rank(src) < min_rank:
-        shape = "a single point" if min_rank == 1 else "collinear"
+    rank = point_rank(src)
+    if rank < min_rank:
+        shape = ("a single point", "collinear", "coplanar")[rank]
         raise ValueError(
             f"the matched points are {shape}: they do not determine "
-            f"a {model} transform in {src.shape[1]}-D"
+            f"{article(model)} {model} transform in {src.shape[1]}-D"
         )
+    if model == "projective" and not in_general_position(src):
+        raise ValueError(
+            "the matched points have no four with no three on a line (all "
+            "but one lie on a line, or fewer than four differ): they do "
+            "not determine a projective transform"
+        )
+
+
+def article(word: str) -> str:
+    """'an' before a vowel ('an affine'), else 'a'."""
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 def least_squares(model: str, src: np.ndarray, dst: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..core._arrays import Image, LazyArray, as_image
-from ..core._validate import point_array
+from ..core._validate import number, point_array, positive_int
 from ..matching._guided import apply_matrix, transform_matrix
 from ..matching._match import (
     SEARCH_RADIUS,
@@ -26,8 +26,14 @@ from ..matching._match import (
     matched_axes,
 )
 from ..matching._result import MatchResult, Status
-from ._estimators import point_rank
-from ._transform import MODELS, TransformFit, fit_transform, requirements
+from ._estimators import article, point_rank
+from ._transform import (
+    MODELS,
+    TransformFit,
+    checked_threshold,
+    fit_transform,
+    requirements,
+)
 
 __all__ = ["register"]
 
@@ -93,7 +99,9 @@ def register(
     ------
     ValueError
         For points of the wrong shape, too few (or collinear) points for
-        `model`, a starting transform of the wrong shape, no usable
+        `model`, images with different numbers of axes, no-data masks
+        (guided matching takes none), a bad `max_iterations`, `tolerance`
+        or `threshold`, a starting transform of the wrong shape, no usable
         `image_points`, or when a round leaves too few good matches to fit.
 
     Warns
@@ -125,22 +133,20 @@ def register(
     .. [1] Guizar-Sicairos, Thurman and Fienup, "Efficient subpixel image
        registration algorithms", Optics Letters 33, 2008.
     """
-    template_image = as_image("template_image", template_image)
-    image = as_image("image", image)
+    template_image, image = _checked_images(template_image, image)
     points = point_array("points", points, template_image.ndim)
-    if "image_points" in match_options or "transform" in match_options:
-        raise ValueError("pass transform and image_points to register alone")
+    _check_options(match_options)
     d = matched_axes(
         match_options.get("template_radius", TEMPLATE_RADIUS),
         match_options.get("search_radius", SEARCH_RADIUS),
         template_image.ndim,
     )
     _check_points(points[:, -d:], model)
-    if max_iterations < 1 or not tolerance > 0:
-        raise ValueError(
-            "max_iterations must be >= 1 and tolerance > 0, got "
-            f"{max_iterations} and {tolerance}"
-        )
+    max_iterations = positive_int("max_iterations", max_iterations)
+    if not number("tolerance", tolerance) > 0:
+        raise ValueError(f"tolerance must be > 0, got {tolerance!r}")
+    # Checked now: a bad one would otherwise fail only after a round.
+    threshold = checked_threshold(threshold)
     if transform is not None:
         matrix = transform_matrix(transform, d)
     elif image_points is not None:
@@ -168,6 +174,39 @@ def register(
     return replace(fit, matches=fit.flag(result))
 
 
+def _checked_images(
+    template_image: Image, image: Image
+) -> tuple[LazyArray, LazyArray]:
+    """Both images as arrays with the same number of axes, or raise."""
+    template_image = as_image("template_image", template_image)
+    image = as_image("image", image)
+    if image.ndim != template_image.ndim:
+        raise ValueError(
+            f"image has {image.ndim} axes (shape {tuple(image.shape)}) but "
+            f"template_image has {template_image.ndim} (shape "
+            f"{tuple(template_image.shape)}); give both the same axes."
+        )
+    return template_image, image
+
+
+def _check_options(match_options: dict[str, Any]) -> None:
+    """Raise for keywords register sets itself, or cannot pass on."""
+    if "image_points" in match_options or "transform" in match_options:
+        raise ValueError("pass transform and image_points to register alone")
+    masks = [
+        name
+        for name in ("template_mask", "image_mask", "nodata")
+        if match_options.get(name) is not None
+    ]
+    if masks:
+        raise ValueError(
+            f"register cannot take {', '.join(masks)}: it matches through "
+            "its transform, where no-data masks are not supported yet; "
+            "fill the missing data, or match with match_points and fit "
+            "with fit_transform."
+        )
+
+
 def _check_points(points: np.ndarray, model: str) -> None:
     """Raise unless `points` (N, d) could determine a `model` transform."""
     d = points.shape[1]
@@ -182,7 +221,8 @@ def _check_points(points: np.ndarray, model: str) -> None:
     spread = point_rank(points)
     if spread < rank:
         raise ValueError(
-            f"the points span {spread} direction(s): a {model} transform "
+            f"the points span {spread} direction(s): {article(model)} {model} "
+            "transform "
             f"in {d}-D needs them to span {rank}"
         )
 

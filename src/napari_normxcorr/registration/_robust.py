@@ -16,9 +16,9 @@ from scipy.special import bdtrc, gamma, gammaincinv
 
 from ._estimators import (
     check_geometry,
+    determines,
     estimator,
     least_squares,
-    point_rank,
     residual_distances,
 )
 
@@ -34,6 +34,8 @@ _MAX_REFITS = 20
 _MAX_TRIALS = 2000
 # A consensus this likely to arise among unrelated matches is refused.
 _CHANCE_LEVEL = 0.01
+# Cells per axis of the grid that measures a threshold against the box.
+_SHARE_CELLS = 32
 
 
 def robust_inliers(
@@ -73,7 +75,7 @@ def robust_inliers(
         If no `model` is supported by more matches than chance would give.
     """
     if threshold is None:
-        first = _least_median_residuals(model, src, dst, need[0], rng)
+        first = _least_median_residuals(model, src, dst, need, rng)
         threshold = default_threshold(first, src.shape[1], need[0])
     return _consensus(model, src, dst, threshold, need, rng), threshold
 
@@ -82,7 +84,7 @@ def _least_median_residuals(
     model: str,
     src: np.ndarray,
     dst: np.ndarray,
-    min_points: int,
+    need: tuple[int, int],
     rng: np.random.Generator,
 ) -> np.ndarray:
     """Residuals of a fit to the better half of the matches.
@@ -92,11 +94,14 @@ def _least_median_residuals(
     found with 99.9 % probability when up to half of the matches are
     outliers.
     """
+    min_points, min_rank = need
     trials = int(np.ceil(np.log(1e-3) / np.log(1 - 0.5**min_points)))
     best, lowest = np.arange(len(src)), np.inf
     fitter = estimator(model)
     for _ in range(trials):
         pick = rng.choice(len(src), min_points, replace=False)
+        if not determines(model, src[pick], min_rank):
+            continue  # a degenerate sample fits anything
         estimate = fitter.from_estimate(src[pick], dst[pick])
         if estimate:
             residuals = residual_distances(estimate.params, src, dst)
@@ -105,7 +110,7 @@ def _least_median_residuals(
                 best = np.flatnonzero(residuals <= lowest)
     # A least-squares refit on the better half is steadier than the best
     # minimal sample.
-    if point_rank(src[best]) < point_rank(src):
+    if not determines(model, src[best], min_rank):
         best = np.arange(len(src))
     matrix = least_squares(model, src[best], dst[best])
     return residual_distances(matrix, src, dst)
@@ -167,10 +172,24 @@ def _by_chance(
     ndim = dst.shape[1]
     ball = np.pi ** (ndim / 2) / gamma(ndim / 2 + 1) * threshold**ndim
     box = np.prod(np.maximum(np.ptp(dst, axis=0), 2 * threshold))
+    # A threshold as wide as the targets' spread takes in most of them
+    # wherever the model puts its predictions: the ball-to-box ratio
+    # (which stops at pi/4 in 2-D) then says too little.
+    odds = max(ball / box, _central_share(np.ptp(dst, axis=0), threshold))
     others = len(dst) - min_points
     # bdtrc(k, n, p) is P(more than k of n succeed).
-    tail = bdtrc(count - min_points - 1, others, min(ball / box, 1.0))
+    tail = bdtrc(count - min_points - 1, others, min(odds, 1.0))
     return float(trials * tail)
+
+
+def _central_share(extent: np.ndarray, threshold: float) -> float:
+    """Share of a box of `extent` (per axis) within `threshold` of its
+    centre, on a grid of cells (what a prediction at the centre takes
+    in of targets spread evenly over the box)."""
+    cells = (np.arange(_SHARE_CELLS) + 0.5) / _SHARE_CELLS - 0.5
+    grid = np.meshgrid(*[cells * e for e in extent], indexing="ij")
+    distance = np.sqrt(sum(g**2 for g in grid))
+    return float(np.mean(distance <= threshold))
 
 
 def _consensus(
@@ -201,7 +220,7 @@ def _consensus(
             estimator(model),
             min_points,
             threshold,
-            is_data_valid=lambda s, d: point_rank(s) >= need[1],
+            is_data_valid=lambda s, d: determines(model, s, need[1]),
             max_trials=_MAX_TRIALS,
             stop_probability=0.999,
             rng=rng,

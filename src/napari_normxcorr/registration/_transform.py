@@ -15,6 +15,7 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
+from ..core._validate import number
 from ..matching._result import MatchResult, Status
 from ._estimators import (
     apply_matrix,
@@ -121,6 +122,11 @@ def _point_pairs(
         src = np.asarray(result.points, dtype=float)
         dst = np.asarray(result.matched, dtype=float)
         allowed = np.array([str(s) == "ok" for s in result.status], bool)
+        # Leading plane coordinates (a stack) pass through the matching:
+        # the fit is over the matched axes, those of the gradient.
+        matched = np.shape(getattr(result, "gradient", ()))
+        if len(matched) == 3 and 0 < matched[-1] < src.shape[-1]:
+            src, dst = src[:, -matched[-1] :], dst[:, -matched[-1] :]
     else:
         # Points: a MatchResult comes without `target`.
         src = np.asarray(cast(npt.ArrayLike, source), dtype=float)
@@ -134,9 +140,21 @@ def _point_pairs(
     return src, dst, allowed
 
 
+def checked_threshold(threshold: object) -> float | None:
+    """`threshold` as a float > 0 and finite, or None; else raise."""
+    if threshold is None:
+        return None
+    value = number("threshold", threshold)
+    if not 0 < value < np.inf:
+        raise ValueError(
+            f"threshold must be positive and finite, got {threshold!r}"
+        )
+    return value
+
+
 def requirements(model: str, ndim: int) -> tuple[int, int]:
     """Minimum number of points and rank of the centred source points."""
-    if model not in MODELS:
+    if not isinstance(model, str) or model not in MODELS:
         raise ValueError(f"unknown model {model!r}; choose one of {MODELS}")
     if model not in _MODELS_BY_DIM.get(ndim, ()):
         available = _MODELS_BY_DIM.get(ndim, ())
@@ -170,7 +188,8 @@ def fit_transform(
         Points in template pixels (row, col[, plane]), with `target` their
         matches in target pixels. Or a :class:`MatchResult`: its ``points``
         and ``matched``; rows whose ``status`` is not ``"ok"`` stay out of
-        the fit but still get a residual.
+        the fit but still get a residual. Leading plane coordinates of a
+        stack's result are left out: the fit is over its matched axes.
     target : (N, D) array_like, optional
         Matched points; required unless `source` is a MatchResult.
     model : {'translation', 'rigid', 'similarity', 'affine', 'projective'}
@@ -194,9 +213,11 @@ def fit_transform(
     ------
     ValueError
         For an unknown model or one unavailable in D dimensions, too few
-        usable matches, collinear points for affine and projective fits,
-        or (robust) when no transform is supported by more matches than
-        chance would give.
+        usable matches, points that span too few directions (coincident,
+        collinear, coplanar; projective: no four with no three on a
+        line), a threshold that is not a positive number, or (robust)
+        when no transform is supported by more matches than chance would
+        give.
 
     Notes
     -----
@@ -222,10 +243,7 @@ def fit_transform(
     need = requirements(model, src.shape[1])
     finite = np.isfinite(src).all(1) & np.isfinite(dst).all(1)
     usable = allowed & finite
-    if threshold is not None and not 0 < threshold < np.inf:
-        raise ValueError(
-            f"threshold must be positive and finite, got {threshold}"
-        )
+    threshold = checked_threshold(threshold)
     check_geometry(model, src[usable], need)
     rng = np.random.default_rng(random_state)
     fit_src, fit_dst = src[usable], dst[usable]

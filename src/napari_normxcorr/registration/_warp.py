@@ -8,6 +8,8 @@ arrays' axis order (row, col[, plane]), like napari's ``affine``.
 from __future__ import annotations
 
 import itertools
+import math
+import os
 import sys
 from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
@@ -16,6 +18,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from ..core._arrays import Image, LazyArray
+from ..core._validate import check_real, number
 from ..matching._guided import apply_matrix as _apply
 from ._transform import TransformFit
 
@@ -68,7 +71,8 @@ def _warp_region(
     lo: np.ndarray,
 ) -> np.ndarray:
     """Output pixels start + (0..shape) sampled from region at offset lo."""
-    region = np.asarray(region)
+    # In the output's type: ndimage has no float16 or bool splines.
+    region = np.asarray(region, dtype=dtype)
     if not matrix[-1, :-1].any():
         linear = matrix[:-1, :-1] / matrix[-1, -1]
         offset = linear @ start + matrix[:-1, -1] / matrix[-1, -1] - lo
@@ -160,29 +164,97 @@ def warp(
     ndarray or dask.array.Array
         Floating-point image of `output_shape` (float32 for images of 16
         bits or fewer, float64 otherwise).
+
+    Raises
+    ------
+    ValueError
+        For a matrix that is not square, finite and invertible, an image
+        with other than D axes, an `output_shape` that is not D ints >= 1
+        (or, in memory, larger than the machine's memory), or an `order`
+        outside 0 to 5.
     """
-    matrix = np.asarray(getattr(fit, "matrix", fit), dtype=float)
+    matrix = _checked_matrix(fit)
     if not hasattr(image, "shape"):
         image = np.asarray(image)
     # Arrays with a shape (dask, zarr...) are read only where sampled.
     image = cast(LazyArray, image)
+    check_real("image", image.dtype, tuple(image.shape))
     ndim = len(matrix) - 1
-    if matrix.shape != (ndim + 1, ndim + 1):
-        raise ValueError(f"fit must be a square matrix, got {matrix.shape}")
     if len(image.shape) != ndim:
         raise ValueError(
             f"image must have {ndim} axes for a {ndim}-D fit, "
             f"got shape {image.shape}"
         )
-    shape = tuple(image.shape if output_shape is None else output_shape)
-    if len(shape) != ndim:
-        raise ValueError(f"output_shape must have {ndim} axes, got {shape}")
-    options = (order, cval, np.result_type(image.dtype, np.float32))
+    shape = _checked_shape(
+        image.shape if output_shape is None else output_shape, ndim
+    )
+    if isinstance(order, bool) or order not in range(6):
+        raise ValueError(f"order must be an int from 0 to 5, got {order!r}.")
+    options = (int(order), number("cval", cval, nan=True), _dtype(image.dtype))
     if _is_dask(image):
         return _warp_lazy(image, matrix, shape, *options)
+    _check_memory(shape, options[-1])
     start, stop = np.zeros(ndim, int), np.array(shape)
     region = _input_region(matrix, start, stop, image.shape, order)
     if region is None:
         return np.full(shape, cval, dtype=options[-1])
     lo = np.array([s.start for s in region])
     return _warp_region(image[region], matrix, start, shape, *options, lo)
+
+
+def _dtype(dtype: npt.DTypeLike) -> np.dtype:
+    """float32 for images of 16 bits or fewer, float64 otherwise."""
+    return np.result_type(dtype, np.float32)
+
+
+def _checked_matrix(fit: TransformFit | npt.ArrayLike) -> np.ndarray:
+    """The fit's (D+1, D+1) matrix, finite and invertible, or raise."""
+    try:
+        matrix = np.asarray(getattr(fit, "matrix", fit), dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"fit must be a TransformFit or a square matrix, got {fit!r}."
+        ) from None
+    if (
+        matrix.ndim != 2
+        or matrix.shape[0] != matrix.shape[1]
+        or len(matrix) < 2
+    ):
+        raise ValueError(f"fit must be a square matrix, got {matrix.shape}")
+    if not np.isfinite(matrix).all():
+        raise ValueError("fit's matrix holds NaN or infinity.")
+    # A singular matrix sends the whole grid onto a line or a point.
+    if np.linalg.cond(matrix) > 1 / np.finfo(float).eps:
+        raise ValueError("fit's matrix is singular: it maps no image.")
+    return matrix
+
+
+def _checked_shape(shape: Any, ndim: int) -> tuple[int, ...]:
+    """`output_shape` as `ndim` ints >= 1, or raise naming it."""
+    values = np.atleast_1d(np.asarray(shape))
+    whole = values.dtype.kind in "iu" or (
+        values.dtype.kind == "f" and np.all(values == np.round(values))
+    )
+    if values.ndim != 1 or len(values) != ndim:
+        raise ValueError(f"output_shape must have {ndim} axes, got {shape!r}")
+    if not whole or np.any(values < 1):
+        raise ValueError(
+            f"output_shape must be {ndim} ints >= 1, got {shape!r}."
+        )
+    return tuple(int(n) for n in values)
+
+
+def _check_memory(shape: tuple[int, ...], dtype: np.dtype) -> None:
+    """Raise naming `output_shape` when the output would not fit in RAM
+    (the allocation may otherwise succeed and be killed when filled)."""
+    needed = math.prod(shape) * dtype.itemsize
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not on every platform
+        memory = 2**63
+    if needed > memory:
+        raise ValueError(
+            f"output_shape {shape} needs {needed / 2**30:,.0f} GiB, more "
+            f"than this machine's {memory / 2**30:,.0f} GiB; pass a dask "
+            "image for a lazy result, or a smaller shape."
+        )

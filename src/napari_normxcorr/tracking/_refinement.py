@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..core._arrays import LazyArray
+from ..core._arrays import LazyArray, scaled
 from ..matching._result import Status
 from ..matching._shape import (
     FILTER_REACH,
@@ -61,6 +61,9 @@ class Refinement:
     """
 
     def __init__(self, stack: LazyArray, plane: np.ndarray, options: Options):
+        # Only float64 can hold values whose squares overflow (1e200).
+        if np.dtype(stack.dtype) == np.float64:
+            stack = _InRange(stack)
         self.stack, self.plane, self.options = stack, plane, options
         self.frame_shape = np.asarray(stack.shape[-len(options.radius) :])
         # Pixels of a subset.
@@ -95,9 +98,10 @@ class Refinement:
         warp[ok] = refined.warps
         score[ok] = refined.score
         # Not converged: back to the coarse match, its position and score
-        # together (the refinement's are those of its starting warp).
+        # together (the refinement's are those of its starting warp); its
+        # score may be high, its position is known to a pixel only.
         failed = ok[~refined.converged]
-        status[failed] = Status.LOW_SCORE
+        status[failed] = Status.UNCERTAIN
         position[failed] = found.position[failed]
         score[failed] = found.score[failed]
         warp[failed, :, 0] = found.position[failed]
@@ -288,6 +292,24 @@ class Refinement:
         low = centres - extent
         high = centres + extent
         return np.all((low >= 0) & (high <= self.frame_shape - 1), axis=1)
+
+
+class _InRange:
+    """`stack` read with each window scaled by a power of two into the
+    range where its squares neither overflow nor underflow (see
+    `safe_scale`): IC-GN's normalised SSD and the NCC score do not
+    change when a window is scaled."""
+
+    def __init__(self, stack: LazyArray):
+        self.stack = stack
+        self.shape, self.ndim, self.dtype = (
+            stack.shape,
+            stack.ndim,
+            stack.dtype,
+        )
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        return scaled(np.asarray(self.stack[index]))
 
 
 class _Filled:

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..core._arrays import Image, LazyArray
-from ..core._validate import fft_dtype, per_axis, positive_int
+from ..core._validate import fft_dtype, number, per_axis, positive_int
 from ..matching._match import matched_axes
 from ..matching._result import Status
 from ..matching._shape_functions import ShapeFunction
@@ -26,8 +26,12 @@ from ._track_inputs import (
     Options,
     Planes,
     checked_frames,
+    checked_patience,
     checked_points,
+    checked_position,
+    checked_refresh_score,
     checked_stack,
+    checked_vertex,
 )
 from ._tracker import Tracker
 from ._tracks import VERTEX_FIELDS, TrackResult
@@ -96,7 +100,9 @@ def track_points(
         current frame when its score falls below this.
     patience : int, optional
         After this many doubtful vertices in a row (low score, ambiguous,
-        peak on the search border) a point counts as lost.
+        peak on the search border) a point counts as lost: its next
+        vertex is ``lost`` unless ``ok`` (with 0, a doubtful vertex is
+        itself ``lost``).
     fft_precision : {'single', 'double'}, optional
         Transform precision of the correlations.
     batch_size : int, optional
@@ -121,7 +127,9 @@ def track_points(
     -------
     TrackResult
         One vertex per point and frame: position, score, distinctiveness,
-        status (``lost`` where the point left the image or was not found),
+        status (``lost`` where the point left the image or was not found,
+        ``uncertain`` where the sub-pixel refinement did not converge,
+        ``non-finite data`` for a reference subset with NaN or inf),
         whether the reference was refreshed there, and the displacement
         gradient from the point's own frame (the shape function's linear
         part minus the identity; NaN without sub-pixel refinement).
@@ -185,16 +193,8 @@ def track_points(
         raise ValueError(
             f"reference must be one of {REFERENCES}, got {reference!r}."
         )
-    if not -1 <= refresh_score <= 1:
-        raise ValueError(
-            f"refresh_score must lie in [-1, 1], got {refresh_score!r}."
-        )
-    if (
-        isinstance(patience, bool)
-        or not isinstance(patience, int | np.integer)
-        or patience < 0
-    ):
-        raise ValueError(f"patience must be an int >= 0, got {patience!r}.")
+    if progress is not None and not callable(progress):
+        raise ValueError(f"progress must be callable, got {progress!r}.")
     # Checked here, not at the first match: before any work (or task).
     fft_dtype(fft_precision)
     options = Options(
@@ -203,10 +203,10 @@ def track_points(
         reference=reference,
         subpixel=bool(subpixel),
         shape=ShapeFunction(ndim, shape_order),
-        min_score=float(min_score),
-        min_distinctiveness=float(min_distinctiveness),
-        refresh_score=float(refresh_score),
-        patience=int(patience),
+        min_score=number("min_score", min_score),
+        min_distinctiveness=number("min_distinctiveness", min_distinctiveness),
+        refresh_score=checked_refresh_score(refresh_score),
+        patience=checked_patience(patience),
         fft_precision=fft_precision,
         batch_size=positive_int("batch_size", batch_size),
     )
@@ -277,14 +277,8 @@ def retrack(
         When `point`, `t` or `position` do not fit `result` and `stack`.
     """
     stack = checked_stack(stack)
-    count, length = result.status.shape
-    if length != stack.shape[0]:
-        raise ValueError(
-            f"result has {length} frames but stack has {stack.shape[0]}."
-        )
-    if not 0 <= point < count:
-        raise ValueError(f"point must lie in 0 .. {count - 1}, got {point}.")
-    given = np.array([[t, *np.ravel(position)]], dtype=np.float64)
+    point, t = checked_vertex(result, stack, point, t)
+    given = np.array([[t, *checked_position(position, stack)]])
     first, last = checked_frames(frames, stack, checked_points(given, stack))
     tracked = result.status[point] != Status.LOST
     backwards = not tracked[first:t].any()

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..core._arrays import Image, LazyArray, as_image
+from ..core._validate import number
 from ..matching._shape_functions import ShapeFunction
 
 
@@ -73,8 +74,12 @@ def checked_points(points: npt.ArrayLike, stack: LazyArray) -> np.ndarray:
             f"{tuple(stack.shape)} give an (N, {columns}) array of "
             "(t, ..., row, col), the frame first."
         )
-    if not np.isfinite(values).all():
-        raise ValueError("points holds NaN or infinity.")
+    bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
+    if bad.size:
+        raise ValueError(
+            f"points {bad[:5].tolist()} hold NaN or infinity; every point "
+            "needs a frame and a position to be tracked from."
+        )
     times = np.rint(values[:, 0])
     outside = np.flatnonzero((times < 0) | (times >= stack.shape[0]))
     if outside.size:
@@ -93,12 +98,16 @@ def checked_frames(
     count = stack.shape[0]
     if frames is None:
         return 0, count - 1
-    first, last = (int(f) for f in frames)
-    if (first, last) != tuple(frames) or not 0 <= first < last < count:
-        raise ValueError(
-            f"frames must be (first, last) with 0 <= first < last <= "
-            f"{count - 1}, got {frames!r}."
-        )
+    rule = (
+        f"frames must be (first, last) with 0 <= first < last <= "
+        f"{count - 1}, got {frames!r}."
+    )
+    try:
+        first, last = (int_value(f) for f in frames)
+    except (TypeError, ValueError):
+        raise ValueError(rule) from None
+    if not 0 <= first < last < count:
+        raise ValueError(rule)
     times = np.rint(points[:, 0])
     outside = np.flatnonzero((times < first) | (times > last))
     if outside.size:
@@ -108,6 +117,95 @@ def checked_frames(
             f"{first} to {last} to track through."
         )
     return first, last
+
+
+def int_value(value: object) -> int:
+    """`value` if it is a whole number (2, 2.0, numpy ints), else raise
+    (TypeError or ValueError, for the caller to name)."""
+    if isinstance(value, bool) or not isinstance(
+        value, int | float | np.integer | np.floating
+    ):
+        raise TypeError(value)
+    if value != int(value):
+        raise ValueError(value)
+    return int(value)
+
+
+def checked_refresh_score(value: object) -> float:
+    """`refresh_score` as a float in [-1, 1], or raise naming it."""
+    score = number("refresh_score", value)
+    if not -1 <= score <= 1:
+        raise ValueError(f"refresh_score must lie in [-1, 1], got {value!r}.")
+    return score
+
+
+def checked_patience(value: object) -> int:
+    """`patience` as an int >= 0, or raise naming it."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | np.integer)
+        or value < 0
+    ):
+        raise ValueError(f"patience must be an int >= 0, got {value!r}.")
+    return int(value)
+
+
+def checked_vertex(
+    result: Any, stack: LazyArray, point: object, t: object
+) -> tuple[int, int]:
+    """`point` and `t` of a retrack as ints within `result`, and `stack`
+    the one `result` was tracked through; else raise naming them."""
+    count, length = result.status.shape
+    if length != stack.shape[0]:
+        raise ValueError(
+            f"result has {length} frames but stack has {stack.shape[0]}."
+        )
+    tracked = getattr(result, "stack", None)
+    if tracked is not None and tuple(tracked.shape) != tuple(stack.shape):
+        raise ValueError(
+            f"stack has shape {tuple(stack.shape)} but result was tracked "
+            f"through a stack of shape {tuple(tracked.shape)}."
+        )
+    found = np.asarray(result.position)
+    found = found[np.isfinite(found).all(axis=-1)]
+    if found.size and np.any(found.max(axis=0) > np.array(stack.shape[1:])):
+        raise ValueError(
+            f"stack has frames of shape {tuple(stack.shape[1:])}, smaller "
+            "than those result was tracked through."
+        )
+    try:
+        row = int_value(point)
+    except (TypeError, ValueError):
+        row = -1
+    if not 0 <= row < count:
+        raise ValueError(
+            f"point must lie in 0 .. {count - 1} (an int), got {point!r}."
+        )
+    try:
+        # Its range is checked with the position, as a point's time.
+        return row, int_value(t)
+    except (TypeError, ValueError):
+        raise ValueError(f"t must be an int (a frame), got {t!r}.") from None
+
+
+def checked_position(position: npt.ArrayLike, stack: LazyArray) -> np.ndarray:
+    """A retrack's `position`: one finite coordinate per axis of a frame
+    of `stack`, or raise naming it."""
+    try:
+        values = np.ravel(np.asarray(position, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"position must be numbers, got {position!r}."
+        ) from None
+    axes = stack.ndim - 1
+    if values.size != axes:
+        raise ValueError(
+            f"position has {values.size} coordinates but the frames of "
+            f"stack have {axes} axes; give one per axis."
+        )
+    if not np.isfinite(values).all():
+        raise ValueError(f"position holds NaN or infinity: {values}.")
+    return values
 
 
 class _FrameList:

@@ -147,12 +147,16 @@ class Tracker:
         )
         flat = fits & ~reference.usable & self.options.subpixel
         status[flat] = Status.FLAT_TEMPLATE
+        # A subset with pixels without data is unusable, not flat.
+        holes = ~np.isfinite(reference.centred).all(axis=1)
+        status[flat & holes] = Status.NON_FINITE
         # Doubtful first vertices (ambiguous...) are tracked, and flagged.
         dead = (*NOT_FOUND, Status.FLAT_TEMPLATE)
         alive = fits & ~np.isin(status, dead)
         # The point itself: where it was given, matching itself; its
         # shape function is the identity (none without one: whole pixels).
-        score = np.where(fits, 1.0, np.nan)
+        # A point that cannot be tracked has no score, even there.
+        score = np.where(alive, 1.0, np.nan)
         gradient = np.full((n, self.ndim, self.ndim), np.nan)
         gradient[alive & self.options.subpixel] = 0.0
         self._record_vertices(
@@ -238,6 +242,8 @@ class Tracker:
         pixels: `anchors`, where the references' positions went)."""
         ok = found.status == Status.OK
         lost = np.isin(found.status, NOT_FOUND) | (state.searching[todo] & ~ok)
+        if self.options.patience == 0:
+            lost |= ~ok  # no patience: not even one doubtful vertex
         kept = ~lost
         frames = np.full(len(todo), t)
         self._record_vertices(
@@ -252,8 +258,8 @@ class Tracker:
         self._lose(state, todo[lost], t)
         doubtful = todo[kept & ~ok]
         state.misses[doubtful] += 1
-        # Too many doubtful vertices in a row: the point is lost.
-        given_up = doubtful[state.misses[doubtful] > self.options.patience]
+        # `patience` doubtful vertices in a row: the point is lost.
+        given_up = doubtful[state.misses[doubtful] >= self.options.patience]
         state.searching[given_up] = True
         state.velocity[given_up] = 0.0
         rows = todo[ok]
