@@ -463,3 +463,51 @@ def test_tiff_inputs_are_read_where_needed(files, layout, lazy):
         assert code == 0
         outputs.append(out.read_text())
     assert outputs[0] == outputs[1]
+
+
+def test_field_writes_vectors_in_physical_units(tmp_path, capsys):
+    """`field`: one row per grid point, x, y, u, v in the units given,
+    the vectors those of the flow."""
+    import ground_truth as gt
+
+    pair = gt.particle_pair("rotation", shape=(192, 192))
+    a, b, out = tmp_path / "a.tif", tmp_path / "b.tif", tmp_path / "f.csv"
+    tifffile.imwrite(a, pair.template_image.astype(np.float32))
+    tifffile.imwrite(b, pair.image.astype(np.float32))
+    code = run(
+        "field",
+        a,
+        b,
+        "-o",
+        out,
+        "--spacing",
+        16,
+        "--pixel-size",
+        0.5,
+        "--unit",
+        "mm",
+        "--frame-interval",
+        2,
+        "--time-unit",
+        "s",
+    )
+    assert code == 0
+    assert "wrote" in capsys.readouterr().err
+    rows = read(out)
+    points = np.array(
+        [[float(r["point-0"]), float(r["point-1"])] for r in rows]
+    )
+    offsets = np.array(
+        [[float(r["offset-0"]), float(r["offset-1"])] for r in rows]
+    )
+    ok = np.array([r["status"] == "ok" for r in rows])
+    truth = pair.info["flow"].displacement(points)
+    assert ok.mean() > 0.9
+    assert np.abs(offsets[ok] - truth[ok]).max() < 0.3
+    u = np.array([float(r["u"]) for r in rows])
+    np.testing.assert_allclose(u[ok], offsets[ok, 1] * 0.5 / 2)
+    assert run("field", a, b, "-o", a) == 1  # an input is never overwritten
+    assert "-o" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        run("field", a, b, "-o", out, "--spacing", "0")
+    assert stop.value.code == 2

@@ -52,6 +52,20 @@ the inliers, residuals and RMS, and the points with their matches.
 """
 
 
+FIELD_EXAMPLE = """\
+example:
+  napari-normxcorr field frame_a.tif frame_b.tif -o field.csv \\
+      --spacing 16 --template-radius 16 --pixel-size 0.1 --unit mm \\
+      --frame-interval 0.001 --time-unit s
+
+A vector on every point of a grid SPACING px apart, by passes of window
+deformation (PIV, DIC). The CSV has one row per grid point: point-*,
+offset-* (pixels), x, y, u, v (physical position and velocity; x along
+the columns, y down the rows), status (ok, replaced, or why not), score,
+peak_ratio, uncertainty, vorticity and strain-i-j (Green-Lagrange).
+"""
+
+
 def radius(text: str) -> int | tuple[int, ...]:
     """'15' or '5,15,15' (one per matched axis)."""
     try:
@@ -93,6 +107,7 @@ def parser() -> argparse.ArgumentParser:
     _add_match(commands)
     _add_register(commands)
     _add_track(commands)
+    _add_field(commands)
     return main
 
 
@@ -115,20 +130,7 @@ def _add_match(commands: Any) -> None:
         help="match a regular grid of points SPACING px apart (at least "
         "the template radius from the borders) instead of POINTS.csv",
     )
-    for which in ("template", "image"):
-        match.add_argument(
-            f"--{which}-mask",
-            type=Path,
-            metavar="FILE",
-            help=f"image file the shape of {which.upper()}: nonzero "
-            "pixels hold no data and are ignored",
-        )
-    match.add_argument(
-        "--nodata",
-        type=float,
-        metavar="VALUE",
-        help="pixels of this value hold no data (NaN always counts)",
-    )
+    _add_no_data(match)
     match.add_argument(
         "--surfaces",
         type=Path,
@@ -242,6 +244,74 @@ def _add_track(commands: Any) -> None:
         "--no-subpixel", action="store_true", help="whole-pixel tracks only"
     )
     _add_cluster(track, "track")
+
+
+def _add_field(commands: Any) -> None:
+    """The `field` command and its options."""
+    field = commands.add_parser(
+        "field",
+        help="a dense displacement field from TEMPLATE to IMAGE (PIV, DIC)",
+        description="Vectors on a regular grid from TEMPLATE to IMAGE, by "
+        "passes of window deformation, with strain and vorticity.",
+        epilog=FIELD_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    field.add_argument("template", type=Path, help="first image")
+    field.add_argument("image", type=Path, help="second image")
+    field.add_argument(
+        "-o", "--output", type=Path, required=True, help="CSV to write"
+    )
+    field.add_argument(
+        "--spacing",
+        type=positive,
+        default=16.0,
+        help="grid step in pixels (default 16)",
+    )
+    field.add_argument(
+        "--template-radius",
+        type=radius,
+        default=16,
+        help="window radius of the last passes (default 16: 33-px windows)",
+    )
+    field.add_argument(
+        "--search-radius",
+        type=radius,
+        help="first search radius; vectors up to SEARCH - TEMPLATE px "
+        "long are found (default twice the template radius)",
+    )
+    field.add_argument(
+        "--passes",
+        type=_worker_count,
+        default=3,
+        help="1: one pass; 3 (default): a coarse pass and two with window "
+        "deformation",
+    )
+    for name, kind, default, text in (
+        ("--pixel-size", positive, 1.0, "size of a pixel (default 1)"),
+        ("--unit", str, "px", "unit of the pixel size (default px)"),
+        ("--frame-interval", positive, 1.0, "time between the images"),
+        ("--time-unit", str, "frame", "unit of the frame interval"),
+    ):
+        field.add_argument(name, type=kind, default=default, help=text)
+    _add_no_data(field)
+
+
+def _add_no_data(command: argparse.ArgumentParser) -> None:
+    """--template-mask, --image-mask and --nodata."""
+    for which in ("template", "image"):
+        command.add_argument(
+            f"--{which}-mask",
+            type=Path,
+            metavar="FILE",
+            help=f"image file the shape of {which.upper()}: nonzero "
+            "pixels hold no data and are ignored",
+        )
+    command.add_argument(
+        "--nodata",
+        type=float,
+        metavar="VALUE",
+        help="pixels of this value hold no data (NaN always counts)",
+    )
 
 
 def _add_inputs(

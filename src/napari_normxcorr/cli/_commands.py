@@ -16,6 +16,7 @@ import numpy as np
 
 from ..core._arrays import grey, is_colour
 from ..fields._grid import grid_points
+from ..fields._match_field import match_field
 from ..io._files import (
     InputError,
     StagedOutputs,
@@ -43,12 +44,16 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser()
     args = commands.parse_args(argv)
     grid = getattr(args, "grid", None)
-    if (args.points is None) == (grid is None):
+    if args.command in ("match", "register") and (args.points is None) == (
+        grid is None
+    ):
         commands.error("give either POINTS.csv or --grid SPACING")
     try:
         _check_outputs(args)
         if args.command == "track":
             _track(args)
+        elif args.command == "field":
+            _field(args)
         else:
             command = _match if args.command == "match" else _register
             command(args, *_read_inputs(args))
@@ -183,6 +188,38 @@ def _match(
     ok = int(np.sum(result.status == Status.OK))
     print(
         f"{ok} of {len(result)} points matched ok; wrote {args.output}",
+        file=sys.stderr,
+    )
+
+
+def _field(args: argparse.Namespace) -> None:
+    """`field`: the grid's vectors, written as CSV."""
+    template = _read_image(args.template)
+    image = _read_image(args.image)
+    ndim = template.ndim - int(is_colour(template, template.ndim - 1))
+    template, image = as_grey(template, ndim), as_grey(image, ndim)
+    options = {
+        name: getattr(args, name)
+        for name in ("pixel_size", "unit", "frame_interval", "time_unit")
+    }
+    if args.search_radius is not None:
+        options["search_radius"] = args.search_radius
+    result = match_field(
+        np.asarray(template),
+        np.asarray(image),
+        args.spacing,
+        template_radius=args.template_radius,
+        passes=args.passes,
+        progress=_progress_bar(args.passes),
+        **options,
+        **_mask_options(args),
+    )
+    with staged_outputs() as outputs:
+        outputs.write(args.output, "-o", result.to_csv)
+    given = int((result.ok | (result.status == Status.REPLACED)).sum())
+    print(
+        f"{given} of {result.status.size} vectors "
+        f"({int(result.ok.sum())} ok); wrote {args.output}",
         file=sys.stderr,
     )
 
