@@ -24,13 +24,19 @@ CACHE_BYTES = 2**28
 
 
 def cached(image: LazyArray, limit: int = CACHE_BYTES) -> LazyArray:
-    """`image` behind a ChunkCache when it is chunked storage, else itself.
+    """`image` behind a ChunkCache when it is chunked storage, computed
+    when it is a dask array that fits in `limit`, else itself.
 
     numpy arrays (and memmaps) are read directly; so are arrays whose
-    chunks are unknown, or so large that a few would fill the cache.
+    chunks are unknown, or so large that a few would fill the cache. A
+    dask array costs a task graph per window read (milliseconds a point):
+    one that fits in the cache is computed once instead.
     """
     if isinstance(image, (np.ndarray, ChunkCache)):
         return image
+    if _is_dask(image):
+        size = np.prod(image.shape, dtype=np.float64) * image.dtype.itemsize
+        return np.asarray(image.compute()) if size <= limit else image
     edges = chunk_edges(image)
     if edges is None:
         return image
@@ -38,6 +44,13 @@ def cached(image: LazyArray, limit: int = CACHE_BYTES) -> LazyArray:
     if largest * np.dtype(image.dtype).itemsize > limit // 4:
         return image
     return ChunkCache(image, limit)
+
+
+def _is_dask(image: Any) -> bool:
+    """Whether `image` is a dask array (without importing dask)."""
+    return type(image).__module__.startswith("dask.") and hasattr(
+        image, "compute"
+    )
 
 
 def chunk_edges(image: Any) -> list[np.ndarray] | None:
