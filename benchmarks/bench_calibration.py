@@ -46,14 +46,12 @@ Run: python benchmarks/bench_calibration.py [--plot calibration.png]
 """
 
 import argparse
-import platform
 import time
 
 import numpy as np
-import scipy
 from scipy import ndimage
 
-import _timing  # noqa: F401 (puts tests/ on sys.path)
+import _timing
 import ground_truth as gt
 from bench_verdicts import BRICK_SHIFT, STD_MIN
 from napari_normxcorr import Status, match_points
@@ -63,20 +61,6 @@ FLOOR = 0.02  # px added to k * uncertainty
 OFF_BY = (0.1, 0.5, 1.0)  # px
 TARGET = 0.9  # share within 3 sigma + FLOOR
 LABEL = 31  # width of the set's name
-
-
-def machine():
-    """One line: the machine and the versions that shape the numbers."""
-    import os
-
-    import napari_normxcorr
-
-    return (
-        f"{platform.platform()}, {os.cpu_count()} CPUs, Python "
-        f"{platform.python_version()}, numpy {np.__version__}, scipy "
-        f"{scipy.__version__}, napari-normxcorr "
-        f"{getattr(napari_normxcorr, '__version__', '?')}"
-    )
 
 
 def motorcycle_points(case, radius, search, spacing=20):
@@ -131,6 +115,7 @@ def within(error, uncertainty, k):
 
 
 def main():
+    print(_timing.machine_line())
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plot", metavar="PATH", help="write the curves")
     parser.add_argument(
@@ -141,7 +126,6 @@ def main():
         help="match_points' shape_order (default 1, its default)",
     )
     arguments = parser.parse_args()
-    print(machine())
     print(f"shape_order={arguments.shape_order}")
     print(
         f"calibration: share of ok rows with error <= k * uncertainty + "

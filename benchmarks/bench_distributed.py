@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+import _timing
 from napari_normxcorr import match_points
 from napari_normxcorr.io import _cluster
 
@@ -126,6 +127,7 @@ if __name__ == "__main__":
     options.add_argument("--side", type=int, default=16384)
     options.add_argument("--points", type=int, default=100_000)
     args = options.parse_args()
+    print(_timing.machine_line())
     if args.small:
         run(2048, 5000)
     else:

@@ -31,6 +31,7 @@ import psutil
 import zarr
 from scipy import ndimage
 
+import _timing
 from _timing import median_time
 from napari_normxcorr import normalized_cross_correlation
 from napari_normxcorr.core._ncc import crop_start
@@ -120,6 +121,7 @@ def regions(out_shape, chunk):
 
 
 def main():
+    print(_timing.machine_line())
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--small", action="store_true")
     parser.add_argument("--mode", default="full")

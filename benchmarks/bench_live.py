@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+import _timing
 from _gui import viewer_with_widget, wait
 
 
@@ -61,6 +62,7 @@ def measure(show, edits=25):
 
 
 def main():
+    print(_timing.machine_line())
     measure(show=True)
     measure(show=False)
 

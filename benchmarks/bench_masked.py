@@ -14,6 +14,7 @@ Run: python benchmarks/bench_masked.py
 import numpy as np
 from scipy import ndimage
 
+import _timing
 from _timing import median_time
 from napari_normxcorr import match_points
 
@@ -42,6 +43,7 @@ def touched(mask, points, radius):
 
 
 def main():
+    print(_timing.machine_line())
     rng = np.random.default_rng(0)
     base = ndimage.gaussian_filter(rng.normal(size=(SIZE, SIZE)), 1.5)
     moved = np.roll(base, (3, -5), axis=(0, 1))

@@ -31,6 +31,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.feature import match_template
 
+import _timing
 from _timing import optional_cv2, paired_ratios
 from napari_normxcorr import match_points
 from reference import seed_ncc
@@ -99,6 +100,7 @@ def per_point(function, points, limit=None):
 
 
 def main():
+    print(_timing.machine_line())
     cv2 = optional_cv2()
     rng = np.random.default_rng(0)
     base = ndimage.gaussian_filter(rng.normal(size=(3000, 3000)), 1.5)

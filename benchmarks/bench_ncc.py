@@ -12,6 +12,7 @@ accuracy. Run: python benchmarks/bench_ncc.py
 import numpy as np
 from skimage.feature import match_template
 
+import _timing
 from _timing import median_time, optional_cv2
 from napari_normxcorr import normalized_cross_correlation
 from reference import seed_ncc
@@ -24,6 +25,7 @@ PROBLEMS = [
 
 
 def main():
+    print(_timing.machine_line())
     cv2 = optional_cv2()
     rng = np.random.default_rng(0)
     print(

@@ -13,10 +13,12 @@ import time
 import numpy as np
 from qtpy.QtCore import QTimer
 
+import _timing
 from _gui import viewer_with_widget, wait
 
 
 def main(count=10_000):
+    print(_timing.machine_line())
     rng = np.random.default_rng(1)
     viewer, _, widget = viewer_with_widget(
         rng.uniform(50, 1950, size=(count, 2))

@@ -14,6 +14,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.registration import phase_cross_correlation
 
+import _timing
 from napari_normxcorr import match_points
 from napari_normxcorr.core._peaks import argmax_index, parabolic_shift
 
@@ -36,6 +37,7 @@ def gaussian_shift(surface, peak):
 
 
 def main(trials=10, per_trial=20):
+    print(_timing.machine_line())
     rng = np.random.default_rng(0)
     base = ndimage.gaussian_filter(rng.normal(size=(256, 256)), 1.5)
     base /= base.std()

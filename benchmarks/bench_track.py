@@ -22,6 +22,7 @@ import functools
 import numpy as np
 from scipy import ndimage
 
+import _timing
 from _timing import median_time, optional_cv2, paired_ratios
 from napari_normxcorr import track_points
 from napari_normxcorr.core._parallel import one_core
@@ -74,6 +75,7 @@ def on_one_core(function, *args, **kwargs):
 
 
 def main():
+    print(_timing.machine_line())
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=200)
     parser.add_argument("--frames", type=int, default=100)

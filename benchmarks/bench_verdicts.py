@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+import _timing
 from napari_normxcorr import Status, match_points
 from napari_normxcorr.io._samples import deformed_pair, stereo_images
 from napari_normxcorr.matching._verdicts import (
@@ -235,6 +236,7 @@ def front(table):
 
 
 def main():
+    print(_timing.machine_line())
     start = time.perf_counter()
     sets = {
         "motorcycle": motorcycle_runs(),
