@@ -148,13 +148,32 @@ def window_gradients(
         valid point, or they span less than D dimensions, and at invalid
         points.
     """
+    _, gradients = local_affine_fits(points, displacements, valid, radius)
+    return gradients
+
+
+def local_affine_fits(
+    points: np.ndarray,
+    values: np.ndarray,
+    valid: np.ndarray,
+    radius: float | None = None,
+    *,
+    at_valid_only: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The affine map fitted by least squares to the valid `values` (N,
+    ..., C) of the points within `radius` of each point (see
+    `window_gradients`): its value at the point (N, ..., C) and its
+    gradient (N, ..., C, D); NaN where it is not determined, and, with
+    `at_valid_only`, at invalid points (else they are predicted from
+    their valid neighbours)."""
     from scipy.spatial import cKDTree
 
     n, d = points.shape
-    middle = displacements.shape[1:-1]
-    out = np.full((n, *middle, d, d), np.nan)
+    middle, c = values.shape[1:-1], values.shape[-1]
+    value = np.full((n, *middle, c), np.nan)
+    gradient = np.full((n, *middle, c, d), np.nan)
     if n < d + 2:
-        return out
+        return value, gradient
     tree = cKDTree(points)
     if radius is None:
         nearest, _ = tree.query(points, k=2)
@@ -166,18 +185,26 @@ def window_gradients(
     # Design rows [1, x - p] of each point's neighbours: (N, k, 1 + D).
     offsets = points[index] - points[:, None, :]
     design = np.concatenate([np.ones((n, k, 1)), offsets], axis=-1)
-    flat_u = displacements.reshape(n, -1, d)
-    weight = valid.reshape(n, -1)[index] & reach[..., None]  # (N, k, M)
-    weight &= valid.reshape(n, -1)[:, None, :]
+    usable = valid.reshape(n, -1)
+    flat = np.where(usable[..., None], values.reshape(n, -1, c), 0.0)
+    weight = usable[index] & reach[..., None]  # (N, k, M)
+    if at_valid_only:
+        weight &= usable[:, None, :]
     w = weight.astype(np.float64)
     normal = np.einsum("nka,nkm,nkb->nmab", design, w, design)
-    right = np.einsum("nka,nkm,nkmc->nmac", design, w, flat_u[index])
-    count = w.sum(axis=1)
-    solvable = (count >= d + 2) & (np.linalg.cond(normal) < 1e8)
-    gradients = np.full((n, flat_u.shape[1], d, d), np.nan)
+    right = np.einsum("nka,nkm,nkmc->nmac", design, w, flat[index])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        conditioned = np.linalg.cond(normal) < 1e8
+    solvable = (w.sum(axis=1) >= d + 2) & conditioned
+    fitted_value = np.full((n, flat.shape[1], c), np.nan)
+    fitted_gradient = np.full((n, flat.shape[1], c, d), np.nan)
     if solvable.any():
         fitted = np.linalg.solve(normal[solvable], right[solvable])
-        # fitted[a, c]: row a of [1, x] onto component c; the gradient
-        # d u_c / d x_j is row 1 + j, column c.
-        gradients[solvable] = np.swapaxes(fitted[:, 1:, :], -1, -2)
-    return gradients.reshape(out.shape)
+        # fitted[a, c]: row a of [1, x] onto component c: row 0 the value
+        # at the point, row 1 + j the derivative d v_c / d x_j.
+        fitted_value[solvable] = fitted[:, 0, :]
+        fitted_gradient[solvable] = np.swapaxes(fitted[:, 1:, :], -1, -2)
+    return (
+        fitted_value.reshape(value.shape),
+        fitted_gradient.reshape(gradient.shape),
+    )

@@ -228,8 +228,9 @@ class FieldResult:
     def to_napari(self) -> list[tuple[Any, dict[str, Any], str]]:
         """napari layer data: the speed and, in 2-D, the vorticity and the
         largest principal strain as images over the grid, then the
-        vectors (white where measured, orange where replaced), all in
-        physical units (``scale`` from the pixel size).
+        vectors with a value, all in
+        physical units (``scale`` from the pixel size). Vectors are white
+        where ok, orange where replaced, grey where doubtful.
 
         Returns
         -------
@@ -240,20 +241,26 @@ class FieldResult:
         return [*self._image_layers(), self._vector_layer()]
 
     def _vector_layer(self) -> tuple[Any, dict[str, Any], str]:
-        usable = self.ok | (self.status == Status.REPLACED)
-        vectors = np.stack([self.points, self.offset], axis=-2)[usable]
-        replaced = self.status[usable] == Status.REPLACED
-        colours = np.where(
-            replaced[:, None], [1.0, 0.6, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0]
+        shown = np.isfinite(self.offset).all(axis=-1)
+        vectors = np.stack([self.points, self.offset], axis=-2)[shown]
+        status = self.status[shown]
+        # White measured and ok, orange replaced, grey doubtful.
+        colours = np.select(
+            [status == Status.OK, status == Status.REPLACED],
+            [1, 2],
+            0,
+        )
+        palette = np.array(
+            [[0.6, 0.6, 0.6, 1.0], [1.0, 1.0, 1.0, 1.0], [1.0, 0.6, 0.0, 1.0]]
         )
         style = {
             "name": "field vectors",
             "scale": self.units.pixel_size,
             "features": {
-                "status": np.array([str(s) for s in self.status[usable]]),
-                "score": self.score[usable],
+                "status": np.array([str(s) for s in status]),
+                "score": self.score[shown],
             },
-            "edge_color": colours,
+            "edge_color": palette[colours],
             "edge_width": 0.15 * float(self.spacing.min()),
             "length": self._vector_length(vectors[:, 1]),
         }

@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..core._masked import MIN_OVERLAP
+from ..core._strain import local_affine_fits
 from ..core._validate import (
     check_real,
     fft_dtype,
@@ -33,13 +34,19 @@ SMOOTHING = 1
 # A failed vector is replaced only this close (in grid steps) to good
 # ones: deep inside a region of failures there is nothing to go by.
 REPLACE_ROUNDS = 2
+# A vector whose window matches with MISFIT_FACTOR times the field's
+# typical misfit (1 - score), and at least MISFIT_FLOOR, is uncertain:
+# noise alone rarely doubles it, an unresolved deformation does.
+MISFIT_FACTOR = 3.0
+MISFIT_FLOOR = 0.1
 # Statuses of measurements that failed (replaced by their neighbours'
-# mean when asked); the others mark places without data, left empty.
+# fit when asked). An uncertain vector keeps its measurement: where the
+# field is not resolved (a vortex's core) its neighbours say less still.
+# The other statuses mark places without data, left empty.
 FAILED = (
     Status.LOW_SCORE,
     Status.ON_BORDER,
     Status.AMBIGUOUS,
-    Status.UNCERTAIN,
     Status.OUTLIER,
 )
 
@@ -260,6 +267,42 @@ def _outliers(
         return ok & (residual.reshape(level.shape) > threshold)
 
 
+def _misfits(status: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """The ok vectors whose deformed windows still match far worse than
+    the field's typical window: the field changes faster there than the
+    grid and windows resolve (a vortex's core), and the vector, though its
+    peak is sharp, may be off by more than its peak says."""
+    ok = status == Status.OK
+    if not ok.any():
+        return ok
+    misfit = 1.0 - score
+    typical = float(np.median(misfit[ok]))
+    with np.errstate(invalid="ignore"):
+        return ok & (misfit > max(MISFIT_FACTOR * typical, MISFIT_FLOOR))
+
+
+def _replacements(
+    level: Level, offset: np.ndarray, good: np.ndarray, failed: np.ndarray
+) -> np.ndarray:
+    """What replaces each failed vector (*grid, D): the affine map fitted
+    to its good 3 x 3 neighbours, at it (a rotation or vortex core is
+    followed, where a mean would flatten it); the mean of the good
+    vectors within two grid steps where fewer than D + 2 neighbours
+    fit; NaN where none is that close."""
+    d = offset.shape[-1]
+    flat = offset.reshape(-1, d)
+    points = np.stack(
+        np.meshgrid(*level.image_axes, indexing="ij"), axis=-1
+    ).reshape(-1, d)
+    fitted, _ = local_affine_fits(
+        points, flat, good.reshape(-1), at_valid_only=False
+    )
+    kept = np.where(good[..., None], offset, np.nan)
+    mean = replace_vectors(kept, failed, REPLACE_ROUNDS)
+    fitted = fitted.reshape(offset.shape)
+    return np.where(np.isfinite(fitted).all(axis=-1)[..., None], fitted, mean)
+
+
 def _result(
     level: Level,
     matches: PassMatches,
@@ -273,11 +316,11 @@ def _result(
     shape = level.shape
     status = matches.status.reshape(shape).copy()
     status[outlier] = Status.OUTLIER
+    status[_misfits(status, matches.score.reshape(shape))] = Status.UNCERTAIN
     offset = values.copy()
     if replace:
         failed = np.isin(status.astype(str), [s.value for s in FAILED])
-        kept = np.where((status == Status.OK)[..., None], offset, np.nan)
-        filled = replace_vectors(kept, failed, REPLACE_ROUNDS)
+        filled = _replacements(level, offset, status == Status.OK, failed)
         done = failed & np.isfinite(filled).all(axis=-1)
         offset[done] = filled[done]
         status[done] = Status.REPLACED

@@ -36,7 +36,7 @@ def cached(image: LazyArray, limit: int = CACHE_BYTES) -> LazyArray:
         return image
     if _is_dask(image):
         size = np.prod(image.shape, dtype=np.float64) * image.dtype.itemsize
-        return np.asarray(image.compute()) if size <= limit else image
+        return np.asarray(image[...]) if size <= limit else image
     edges = chunk_edges(image)
     if edges is None:
         return image
