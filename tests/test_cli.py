@@ -511,3 +511,118 @@ def test_field_writes_vectors_in_physical_units(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         run("field", a, b, "-o", out, "--spacing", "0")
     assert stop.value.code == 2
+
+
+@pytest.fixture
+def turned(tmp_path):
+    """A texture and its copy turned 30 degrees and scaled 1.25 about its
+    centre, beyond what phase correlation or plain NCC can start from;
+    returns the folder, the true matrix and the points."""
+    rng = np.random.default_rng(2)
+    before = ndimage.gaussian_filter(rng.normal(size=(220, 240)), 2.0)
+    angle = np.deg2rad(30.0)
+    linear = 1.25 * np.array(
+        [[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]
+    )
+    centre = np.array([110.0, 120.0])
+    truth = np.eye(3)
+    truth[:2, :2] = linear
+    truth[:2, 2] = centre - linear @ centre + [1.5, -2.0]
+    inverse = np.linalg.inv(truth)
+    after = ndimage.affine_transform(
+        before, inverse[:2, :2], inverse[:2, 2], order=3, mode="reflect"
+    )
+    tifffile.imwrite(tmp_path / "before.tif", before.astype(np.float32))
+    tifffile.imwrite(tmp_path / "after.tif", after.astype(np.float32))
+    grid = np.stack(
+        np.meshgrid(np.linspace(75, 145, 4), np.linspace(80, 160, 4)), -1
+    ).reshape(-1, 2)
+    lines = ["index,axis-0,axis-1"]
+    lines += [f"{i},{r},{c}" for i, (r, c) in enumerate(grid)]
+    (tmp_path / "points.csv").write_text("\n".join(lines) + "\n")
+    return tmp_path, truth, grid
+
+
+def _register_turned(folder, *extra):
+    return run(
+        "register",
+        folder / "before.tif",
+        folder / "after.tif",
+        folder / "points.csv",
+        "-o",
+        folder / "transform.json",
+        "--template-radius",
+        12,
+        "--search-radius",
+        20,
+        *extra,
+    )
+
+
+def test_register_starts_from_a_saved_transform(turned, capsys):
+    """Two pairs clicked about 1 px off give an exact similarity, saved;
+    --transform starts from it (and keeps its model) and registers to
+    within 0.1 px. The -o file loads as the fit it holds."""
+    from napari_normxcorr import TransformFit, fit_transform
+
+    folder, truth, grid = turned
+    clicks = np.array([[80.0, 90.0], [140.0, 150.0]])
+    off = [[0.8, -0.6], [-1.0, 0.7]]
+    guessed = clicks @ truth[:2, :2].T + truth[:2, 2] + off
+    rough = fit_transform(clicks, guessed, model="similarity")
+    assert rough.exact
+    rough.to_json(folder / "rough.json")
+    assert _register_turned(folder, "--transform", folder / "rough.json") == 0
+    assert "wrote" in capsys.readouterr().err
+    record = json.loads((folder / "transform.json").read_text())
+    assert record["model"] == "similarity"
+    fit = TransformFit.from_json(folder / "transform.json")
+    np.testing.assert_array_equal(fit.matrix, record["matrix"])
+    expected = grid @ truth[:2, :2].T + truth[:2, 2]
+    assert np.sqrt(np.mean(np.sum((fit(grid) - expected) ** 2, 1))) < 0.1
+    # Refined again from its own output: the same transform.
+    again = folder / "again.json"
+    code = _register_turned(
+        folder, "--transform", folder / "transform.json", "-o", again
+    )
+    assert code == 0
+    np.testing.assert_allclose(
+        TransformFit.from_json(again).matrix, fit.matrix, atol=1e-3
+    )
+
+
+def test_register_without_a_start_fails_where_transform_helps(turned, capsys):
+    """Phase correlation cannot start a 30 degree, x1.25 pair."""
+    folder, _, _ = turned
+    assert _register_turned(folder) == 1
+    assert "napari-normxcorr: error: register" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{oops", "not a JSON file"),
+        (None, "a 3-D transform, but the images are matched in 2 axes"),
+    ],
+)
+def test_register_with_a_bad_transform_file_exits_1(
+    turned, capsys, content, message
+):
+    """A transform file that is not one, or has other axes: one line
+    naming it, nothing written."""
+    from napari_normxcorr import fit_transform
+
+    folder, _, grid = turned
+    path = folder / "start.json"
+    if content is None:
+        volume = np.c_[grid, np.arange(len(grid))]
+        fit_transform(volume, volume + 1.0, model="translation").to_json(path)
+    else:
+        path.write_text(content)
+    assert _register_turned(folder, "--transform", path) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"napari-normxcorr: error: {path}: ")
+    assert message in error and len(error.splitlines()) == 1
+    assert not (folder / "transform.json").exists()
+    # The start file is an input: never overwritten by -o.
+    assert _register_turned(folder, "--transform", path, "-o", path) == 1

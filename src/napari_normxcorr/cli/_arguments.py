@@ -48,6 +48,8 @@ and refined by matching again through it, until it stops changing.
 transform.json holds the model, the (D+1)x(D+1) matrix mapping template
 pixels (row, col) to target pixels (as napari's affine), its inverse,
 the inliers, residuals and RMS, and the points with their matches.
+--transform FILE starts from such a file (refine a saved fit, or one made
+from a few pairs clicked by hand) where phase correlation would fail.
 --warped writes IMAGE resampled onto TEMPLATE's pixel grid (float32 TIFF).
 """
 
@@ -176,8 +178,15 @@ def _add_register(commands: Any) -> None:
     register.add_argument(
         "--model",
         choices=MODELS,
-        default="affine",
-        help="transform model (default affine; projective in 2-D only)",
+        help="transform model (default affine, or that of --transform; "
+        "projective in 2-D only)",
+    )
+    register.add_argument(
+        "--transform",
+        type=Path,
+        metavar="FILE",
+        help="start from the fit in FILE (a transform.json written by -o "
+        "or by Export fit) instead of phase correlation",
     )
     register.add_argument(
         "--no-robust",

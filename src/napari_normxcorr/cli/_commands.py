@@ -5,12 +5,11 @@ line and exit code 130. Outputs are written whole or not at all."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +31,9 @@ from ..io._files import (
 from ..matching._match import match_points, matched_axes
 from ..matching._result import Status
 from ._arguments import parser
+
+if TYPE_CHECKING:
+    from ..registration._transform import TransformFit
 
 
 def as_grey(image: Any, ndim: int) -> Any:
@@ -88,7 +90,10 @@ def _check_outputs(args: argparse.Namespace) -> None:
         check_output_directory(args.surfaces, "--surfaces")
         outputs.append(("--surfaces", args.surfaces))
     names = ("template", "image", "points", "stack", "template_mask")
-    inputs = [getattr(args, name, None) for name in (*names, "image_mask")]
+    inputs = [
+        getattr(args, name, None)
+        for name in (*names, "image_mask", "transform")
+    ]
     check_distinct(outputs, [path for path in inputs if path is not None])
 
 
@@ -244,39 +249,45 @@ def _register(
     from ..registration._register import register
     from ..registration._warp import warp
 
+    start = _starting_fit(args, template.ndim)
+    model = args.model or (start.model if start else "affine")
     fit = register(
         template,
         image,
         points,
-        model=args.model,
+        model=model,
+        transform=start,
         robust=not args.no_robust,
         threshold=args.threshold,
         **_window_options(args, len(points)),
     )
-    record = fit.to_dict()
-    if fit.matches is not None:
-        record["points"] = fit.matches.points.tolist()
-        record["matched"] = [
-            [float(v) if np.isfinite(v) else None for v in row]
-            for row in fit.matches.matched
-        ]
     with staged_outputs() as outputs:
-        outputs.write(
-            args.output,
-            "-o",
-            lambda path: path.write_text(json.dumps(record, indent=2)),
-        )
+        outputs.write(args.output, "-o", fit.to_json)
         if args.matches and fit.matches is not None:
             outputs.write(args.matches, "--matches", fit.matches.to_csv)
         if args.warped:
             # Cubic: an exported image should not be blurred by resampling.
             aligned = warp(image, fit, template.shape, order=3)
             _write_tiff(outputs, args.warped, aligned)
-    print(
-        f"{fit.model}: {int(fit.inliers.sum())} of {len(fit.inliers)} "
-        f"matches are inliers, RMS {fit.rms:.3f} px; wrote {args.output}",
-        file=sys.stderr,
-    )
+    print(f"{fit.summary}; wrote {args.output}", file=sys.stderr)
+
+
+def _starting_fit(args: argparse.Namespace, ndim: int) -> TransformFit | None:
+    """The fit of --transform, or None; raise if its axes are not the
+    matched axes of the images."""
+    if args.transform is None:
+        return None
+    # Imported here: the other commands need no registration.
+    from ..registration._transform import TransformFit
+
+    start = TransformFit.from_json(args.transform)
+    matched = matched_axes(args.template_radius, args.search_radius, ndim)
+    if start.ndim != matched:
+        raise InputError(
+            f"{args.transform}: a {start.ndim}-D transform, but the images "
+            f"are matched in {matched} axes"
+        )
+    return start
 
 
 def _write_tiff(outputs: StagedOutputs, path: Path, image: Any) -> None:

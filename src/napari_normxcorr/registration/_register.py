@@ -27,13 +27,8 @@ from ..matching._match import (
 )
 from ..matching._result import MatchResult, Status
 from ._estimators import article, point_rank
-from ._transform import (
-    MODELS,
-    TransformFit,
-    checked_threshold,
-    fit_transform,
-    requirements,
-)
+from ._models import MODELS, TooFewMatches, requirements
+from ._transform import TransformFit, checked_threshold, fit_transform
 
 __all__ = ["register"]
 
@@ -68,7 +63,8 @@ def register(
         and affine.
     transform : TransformFit or (d+1, d+1) array_like, optional
         Starting transform from template pixels to target pixels in the d
-        matched axes.
+        matched axes: a fit saved earlier (:meth:`TransformFit.from_json`),
+        one fitted to a few pairs clicked by hand, or a matrix.
     image_points : (N, D) array_like, optional
         Rough positions of some of the points in `image` (clicks, a few
         pixels off will do); NaN rows for the points without one. Used
@@ -244,6 +240,11 @@ def _fit_round(
         return fit_transform(
             matched_axes_only, model=model, robust=robust, threshold=threshold
         )
+    except TooFewMatches as error:
+        # Its message has the counts and what to try instead.
+        raise TooFewMatches(
+            f"register: round {rounds}: {error}", error.supported
+        ) from error
     except ValueError as error:
         ok = int(np.count_nonzero(result.status == Status.OK))
         raise ValueError(

@@ -9,7 +9,8 @@ fit in ``_warp``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
@@ -23,12 +24,18 @@ from ._estimators import (
     least_squares,
     residual_distances,
 )
+from ._models import MODELS, check_count, parameters, requirements
 from ._robust import default_threshold, robust_inliers
+from ._transform_files import (
+    FORMAT,
+    VERSION,
+    json_rows,
+    read_record,
+    write_record,
+)
 
-__all__ = ["MODELS", "TransformFit", "fit_transform"]
+__all__ = ["MODELS", "TransformFit", "fit_transform", "requirements"]
 
-MODELS = ("translation", "rigid", "similarity", "affine", "projective")
-_MODELS_BY_DIM = {2: MODELS, 3: ("translation", "rigid", "affine")}
 _MATCH_FIELDS = ("points", "matched", "status")
 
 
@@ -51,12 +58,18 @@ class TransformFit:
         Distance in pixels between each transformed point and its match;
         NaN for rows without a finite match.
     rms : float
-        Root mean square residual of the inliers, in pixels.
+        Root mean square residual of the inliers, in pixels; NaN for an
+        `exact` fit, or without inliers.
     threshold : float
         Inlier threshold on the residuals, in pixels.
     matches : MatchResult or None
         The matches the fit was refined from, flagged by it (see
         :meth:`flag`), when it comes from :func:`register`; else None.
+    exact : bool
+        True when the fit was made from exactly as many coordinates as the
+        model has parameters (an affine from 3 points in 2-D, a similarity
+        from 2): it passes through them whatever their errors, so `rms` is
+        NaN rather than a misleading 0.
     """
 
     model: str
@@ -67,6 +80,27 @@ class TransformFit:
     rms: float
     threshold: float
     matches: MatchResult | None = None
+    exact: bool = False
+
+    def __repr__(self) -> str:
+        return f"<TransformFit {self.summary}>"
+
+    @property
+    def ndim(self) -> int:
+        """Number of axes the transform maps (D)."""
+        return len(self.matrix) - 1
+
+    @property
+    def summary(self) -> str:
+        """One line: model, inliers of all rows, and the RMS residual or
+        ``exact (N points, no residual)``."""
+        count = int(np.count_nonzero(self.inliers))
+        head = f"{self.model}: {count}/{len(self.inliers)} inliers"
+        if self.exact:
+            return f"{head}, exact ({count} points, no residual)"
+        if np.isnan(self.rms):
+            return head
+        return f"{head}, RMS {self.rms:.3f} px"
 
     def __call__(self, points: npt.ArrayLike) -> np.ndarray:
         """Map (..., D) template pixel coordinates to target pixels."""
@@ -95,17 +129,65 @@ class TransformFit:
         return flagged
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain lists and numbers (NaN residuals as None), ready for JSON."""
-        residuals = [None if np.isnan(r) else r for r in self.residuals]
-        return {
+        """The fit as plain JSON values, as :meth:`to_json` writes them.
+
+        Keys ``format``, ``version``, ``model``, ``ndim``, ``matrix``,
+        ``inverse``, ``inliers``, ``residuals``, ``rms``, ``threshold`` and
+        ``exact``; with `matches`, also their ``points`` (template pixels),
+        ``matched`` (target pixels) and ``status``. NaN becomes None.
+        """
+        record: dict[str, Any] = {
+            "format": FORMAT,
+            "version": VERSION,
             "model": self.model,
+            "ndim": self.ndim,
             "matrix": self.matrix.tolist(),
             "inverse": self.inverse.tolist(),
             "inliers": self.inliers.tolist(),
-            "residuals": [None if r is None else float(r) for r in residuals],
-            "rms": float(self.rms),
+            "residuals": json_rows(self.residuals),
+            "rms": None if np.isnan(self.rms) else float(self.rms),
             "threshold": float(self.threshold),
+            "exact": bool(self.exact),
         }
+        if self.matches is not None:
+            record["points"] = json_rows(self.matches.points)
+            record["matched"] = json_rows(self.matches.matched)
+            record["status"] = [str(s) for s in self.matches.status]
+        return record
+
+    def to_json(self, path: str | Path) -> None:
+        """Write the fit to `path` as JSON (see :meth:`to_dict`), floats
+        exact to the bit; :meth:`from_json` reads it back."""
+        write_record(self.to_dict(), path)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> TransformFit:
+        """The fit in a file :meth:`to_json` or ``register -o`` wrote.
+
+        Parameters
+        ----------
+        path : str or Path
+            The JSON file.
+
+        Returns
+        -------
+        TransformFit
+            The fit, equal to the one written (matrices to the bit);
+            `matches` is None: the points and matches stay in the file.
+
+        Raises
+        ------
+        ValueError
+            Naming `path`: not JSON, not a transform file, another
+            version, a missing key, a model unknown or unavailable in its
+            dimensions, or a matrix of the wrong shape or not finite.
+        """
+        fields = read_record(path)
+        try:
+            requirements(fields["model"], len(fields["matrix"]) - 1)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
+        return cls(**fields)
 
 
 def _point_pairs(
@@ -152,25 +234,6 @@ def checked_threshold(threshold: object) -> float | None:
     return value
 
 
-def requirements(model: str, ndim: int) -> tuple[int, int]:
-    """Minimum number of points and rank of the centred source points."""
-    if not isinstance(model, str) or model not in MODELS:
-        raise ValueError(f"unknown model {model!r}; choose one of {MODELS}")
-    if model not in _MODELS_BY_DIM.get(ndim, ()):
-        available = _MODELS_BY_DIM.get(ndim, ())
-        raise ValueError(
-            f"model {model!r} is not available for {ndim}-D points; "
-            f"{ndim}-D fits support {available}"
-        )
-    return {
-        "translation": (1, 0),
-        "rigid": (ndim, ndim - 1),
-        "similarity": (ndim, ndim - 1),
-        "affine": (ndim + 1, ndim),
-        "projective": (4, ndim),
-    }[model]
-
-
 def fit_transform(
     source: npt.ArrayLike | MatchResult,
     target: npt.ArrayLike | None = None,
@@ -207,17 +270,19 @@ def fit_transform(
     Returns
     -------
     TransformFit
-        Matrix, inverse, inliers and residuals of the fit.
+        Matrix, inverse, inliers and residuals of the fit; ``exact`` (and
+        ``rms`` NaN) when the points just determine the model.
 
     Raises
     ------
     ValueError
         For an unknown model or one unavailable in D dimensions, too few
-        usable matches, points that span too few directions (coincident,
-        collinear, coplanar; projective: no four with no three on a
-        line), a threshold that is not a positive number, or (robust)
-        when no transform is supported by more matches than chance would
-        give.
+        usable matches (:class:`TooFewMatches`, which names the simpler
+        models they fit), points that span too few directions
+        (coincident, collinear, coplanar; projective: no four with no
+        three on a line), a threshold that is not a positive number, or
+        (robust) when no transform is supported by more matches than
+        chance would give.
 
     Notes
     -----
@@ -244,6 +309,7 @@ def fit_transform(
     finite = np.isfinite(src).all(1) & np.isfinite(dst).all(1)
     usable = allowed & finite
     threshold = checked_threshold(threshold)
+    check_count(model, src[usable], len(src), ok_rows=target is None)
     check_geometry(model, src[usable], need)
     rng = np.random.default_rng(random_state)
     fit_src, fit_dst = src[usable], dst[usable]
@@ -253,7 +319,11 @@ def fit_transform(
         )
         fit_src, fit_dst = fit_src[chosen], fit_dst[chosen]
     matrix = least_squares(model, fit_src, fit_dst)
-    return _summary(model, matrix, src, dst, usable, threshold, need[0])
+    fit = _summary(model, matrix, src, dst, usable, threshold, need[0])
+    # As many coordinates as parameters: the fit passes through them all.
+    if fit_src.size <= parameters(model, src.shape[1]):
+        return replace(fit, rms=np.nan, exact=True)
+    return fit
 
 
 def _summary(
