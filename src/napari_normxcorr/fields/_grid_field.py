@@ -55,7 +55,7 @@ class GridField:
         """The field at every pixel of an image of `shape`: (*shape, D)."""
         out = self.values
         for k, (axis, n) in enumerate(zip(self.axes, shape)):
-            w = _basis(axis, np.arange(n, dtype=np.float64))
+            w = _pixel_basis(tuple(axis), int(n))
             # The axis first, the rest flattened: one matrix product.
             moved = np.moveaxis(out, k, 0)
             product = w @ moved.reshape(moved.shape[0], -1)
@@ -72,6 +72,15 @@ def _basis(axis: np.ndarray, x: np.ndarray) -> np.ndarray:
     step = (axis[-1] - axis[0]) / (n - 1)
     x = np.clip(x, axis[0] - step, axis[-1] + step)
     return _spline(tuple(axis))(x)
+
+
+@functools.lru_cache(maxsize=8)
+def _pixel_basis(axis: tuple[float, ...], n: int) -> np.ndarray:
+    """`_basis` at every pixel of an axis of `n`: the same for each pass
+    over one grid (read-only: shared)."""
+    basis = _basis(np.asarray(axis), np.arange(n, dtype=np.float64))
+    basis.flags.writeable = False
+    return basis
 
 
 @functools.lru_cache(maxsize=8)
