@@ -77,16 +77,19 @@ def match_field(
 ) -> FieldResult:
     """A dense displacement field: vectors on a regular grid (PIV, DIC).
 
-    The first pass matches windows twice as large as `template_radius` on
-    a grid twice as coarse, searching up to ``search_radius -
-    template_radius`` pixels; each later pass matches the windows of
-    `template_radius` on the grid of `spacing` in the target deformed by
-    the field so far (window deformation: the target is resampled at
-    ``x + u(x)``, u interpolated by cubic splines), and adds what it finds
-    within 4 px. Between passes, vectors that fail their checks or the
-    normalized median test are replaced by the mean of their neighbours.
-    Displacements follow match_points' convention: where the template
-    image's grid point went in `image`.
+    The first pass looks at both images shrunk twice: windows twice as
+    large as `template_radius` on a grid twice as coarse, searching up to
+    ``search_radius - template_radius`` pixels. Each later pass matches
+    the windows of `template_radius` on the grid of `spacing` in the
+    target deformed by the field so far (window deformation: the target
+    is resampled at ``x + u(x)``, u interpolated by cubic splines), and
+    adds what it finds within 4 px. Between passes, vectors that fail
+    their checks or the normalized median test are replaced by the mean
+    of their neighbours, and the field is smoothed once. After the last
+    pass, a vector whose deformed window still matches far worse than the
+    field's typical one is ``uncertain`` (the field changes faster than
+    the windows resolve). Displacements follow match_points' convention:
+    where the template image's grid point went in `image`.
 
     Parameters
     ----------
@@ -119,9 +122,11 @@ def match_field(
         Largest normalized median residual of a good vector (Westerweel
         and Scarano's 2).
     replace : bool, optional
-        Replace the vectors of the last pass that fail a check by the mean
-        of their good neighbours (status ``replaced``); places without
-        data are never filled.
+        Replace the vectors of the last pass that fail a check (low score,
+        peak on the border, ambiguous, outlier) by the affine map fitted
+        to their good neighbours (status ``replaced``); ``uncertain``
+        vectors keep their measurement, places without data are never
+        filled.
     pixel_size, unit : float or sequence of float, str, optional
         The size of a pixel (one or one per axis) and its unit, for the
         physical columns and layers of the result.
