@@ -7,6 +7,7 @@ from scipy import ndimage
 
 from napari_normxcorr import match_points
 from napari_normxcorr.core._variance import VarianceMap
+from napari_normxcorr.io import _chunk_cache
 from napari_normxcorr.matching import _correlation
 from reference import brute_force_ncc
 
@@ -116,18 +117,28 @@ def test_maps_change_no_match(counted_maps, monkeypatch):
     assert list(with_maps.status) == list(without.status)
 
 
-def test_lazy_and_non_finite_planes_get_no_maps(counted_maps):
+def test_lazy_and_non_finite_planes_get_no_maps(counted_maps, monkeypatch):
     da = pytest.importorskip("dask.array")
     rng = np.random.default_rng(4)
     base = ndimage.gaussian_filter(rng.normal(size=(100, 100)), 1.5)
     points = rng.uniform(12, 88, size=(120, 2))
     kwargs = dict(template_radius=5, search_radius=10, subpixel=False)
-    match_points(da.from_array(base, chunks=50), base, points, **kwargs)
+    lazy = da.from_array(base, chunks=50)
+    # A dask array too large for the chunk cache stays lazy: no map.
+    small = _chunk_cache.CACHE_BYTES
+    monkeypatch.setattr(_chunk_cache, "CACHE_BYTES", 1024)
+    match_points(lazy, base, points, **kwargs)
     assert counted_maps == [(100, 100)]  # the in-memory one only
+    # One that fits is computed once, and gets its map as numpy does.
+    monkeypatch.setattr(_chunk_cache, "CACHE_BYTES", small)
+    counted_maps.clear()
+    match_points(lazy, base, points, **kwargs)
+    assert counted_maps == [(100, 100), (100, 100)]
+    counted_maps.clear()
     with_nan = base.copy()
     with_nan[0, 0] = np.nan
     result = match_points(base, with_nan, points, **kwargs)
-    assert counted_maps == [(100, 100), (100, 100)]  # the back match
+    assert counted_maps == [(100, 100)]  # the back match
     assert np.isfinite(result.score).all()
 
 

@@ -131,6 +131,25 @@ class Window:
         """Whether either window, once read, has pixels without data."""
         return self.template_valid is not None or self.search_valid is not None
 
+    def overlap(self, peak: np.ndarray) -> int:
+        """Pixels with data in both the template and the search window
+        placed at `peak` (a whole-pixel position on the surface): those
+        a score there rests on. Where both images miss pixels at random,
+        it is a fraction of either window's own count."""
+        assert self.template is not None
+        valid = (
+            np.ones(self.template.shape, dtype=bool)
+            if self.template_valid is None
+            else self.template_valid
+        )
+        if self.search_valid is not None:
+            at = tuple(
+                slice(int(p), int(p) + n)
+                for p, n in zip(peak, self.template.shape)
+            )
+            valid = valid & self.search_valid[at]
+        return int(np.count_nonzero(valid))
+
     @property
     def shapes(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Shapes of the template window and of the search window."""

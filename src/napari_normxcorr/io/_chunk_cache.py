@@ -23,7 +23,7 @@ from ..core._arrays import LazyArray
 CACHE_BYTES = 2**28
 
 
-def cached(image: LazyArray, limit: int = CACHE_BYTES) -> LazyArray:
+def cached(image: LazyArray, limit: int | None = None) -> LazyArray:
     """`image` behind a ChunkCache when it is chunked storage, computed
     when it is a dask array that fits in `limit`, else itself.
 
@@ -34,6 +34,7 @@ def cached(image: LazyArray, limit: int = CACHE_BYTES) -> LazyArray:
     """
     if isinstance(image, (np.ndarray, ChunkCache)):
         return image
+    limit = CACHE_BYTES if limit is None else limit
     if _is_dask(image):
         size = np.prod(image.shape, dtype=np.float64) * image.dtype.itemsize
         return np.asarray(image[...]) if size <= limit else image

@@ -156,9 +156,7 @@ class ForwardPass:
             if self.shape is not None:
                 _fit_warps(windows, pivots, self.shape, located)
             _refine_shifts(windows, peaks, located)
-        pixels = np.array(
-            [_overlap_pixels(w, peak) for w, peak in zip(windows, peaks)]
-        )
+        pixels = np.array([w.overlap(p) for w, p in zip(windows, peaks)])
         covariance = peak_covariances(surfaces, peaks, located.scores, pixels)
         # The fit says how precisely its pixels place the template, the
         # surface how far the peak stands out around it (along an edge,
@@ -278,26 +276,6 @@ def _motion_gaps(
             shifts[rows],
         )
     return gaps
-
-
-def _overlap_pixels(window: Window, peak: np.ndarray) -> int:
-    """Pixels with data in both the template and the search window placed
-    at `peak` (the whole-pixel match): those the score, and so the
-    precision, rests on. Where both images miss pixels at random, the
-    overlap is a fraction of either window's own count."""
-    template = window.template
-    assert template is not None
-    valid = (
-        np.ones(template.shape, dtype=bool)
-        if window.template_valid is None
-        else window.template_valid
-    )
-    if window.search_valid is not None:
-        at = tuple(
-            slice(int(p), int(p) + n) for p, n in zip(peak, template.shape)
-        )
-        valid = valid & window.search_valid[at]
-    return int(np.count_nonzero(valid))
 
 
 def work_units(
