@@ -1,6 +1,7 @@
 """The results table: rows follow the result, selection goes both ways."""
 
 import numpy as np
+from qtpy.QtCore import Qt
 
 from helpers import SHIFT, live_widget
 
@@ -9,26 +10,25 @@ def test_results_table_follows_results_and_selection(viewer_with_pair, qtbot):
     viewer = viewer_with_pair
     widget = live_widget(viewer)
     table = widget.table
-    assert table.table.rowCount() == 3
-    headers = [
-        table.table.horizontalHeaderItem(c).text()
-        for c in range(table.table.columnCount())
-    ]
+    assert table.model.rowCount() == 3
+    headers = table.headers
+    # One index column, and the units in the headers.
     assert headers == [
         "point",
-        "offset-0",
-        "offset-1",
+        "\u0394 row (px)",
+        "\u0394 col (px)",
         "score",
         "peak ratio",
-        "uncertainty",
+        "uncertainty (px)",
         "motion gap",
-        "consistency",
-        "neighbours",
-        "residual",
+        "consistency (px)",
+        "vs neighbours (px)",
+        "vs transform (px)",
         "status",
     ]
+    assert table.table.verticalHeader().isHidden()
     # Sorting by score keeps the link between rows and points.
-    table.table.sortItems(3)
+    table.table.sortByColumn(3, Qt.SortOrder.AscendingOrder)
     points = sorted(table.point_of_row(r) for r in range(3))
     assert points == [0, 1, 2]
     # Row -> point: selects the point and shows its surface.
@@ -38,21 +38,16 @@ def test_results_table_follows_results_and_selection(viewer_with_pair, qtbot):
     assert viewer.layers["pois NCC surface"].metadata["point"] == 2
     # Point -> row.
     viewer.layers["pois matched"].selected_data = {1}
-    selected = {
-        table.point_of_row(i.row()) for i in table.table.selectedItems()
-    }
-    assert selected == {1}
+    assert table.selected_points() == [1]
     # A live edit rewrites its point's row, wherever the sort put it.
-    from qtpy.QtCore import Qt
-
-    table.table.sortItems(0, Qt.SortOrder.DescendingOrder)
+    table.table.sortByColumn(0, Qt.SortOrder.DescendingOrder)
     assert table.row_of_point(0) == 2
     data = viewer.layers["pois"].data.copy()
     data[0] = [-50.0, -50.0]
     viewer.layers["pois"].data = data
     widget.wait_until_done(30)
     column = headers.index("status")
-    status = [table.table.item(r, column).text() for r in range(3)]
+    status = [table.text(r, column) for r in range(3)]
     assert status[table.row_of_point(0)] == "outside image"
     assert sorted(status) == ["ok", "ok", "outside image"]
     assert sorted(table.point_of_row(r) for r in range(3)) == [0, 1, 2]
@@ -68,7 +63,7 @@ def test_table_delete_removes_point_and_match(viewer_with_pair, qtbot):
     widget.wait_until_done(30)
     assert len(viewer.layers["pois"].data) == 2
     assert len(viewer.layers["pois matched"].data) == 2
-    assert table.table.rowCount() == 2
+    assert table.model.rowCount() == 2
     np.testing.assert_allclose(
         viewer.layers["pois matched"].data,
         viewer.layers["pois"].data + SHIFT,

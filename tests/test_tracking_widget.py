@@ -204,9 +204,16 @@ def test_moving_a_vertex_retracks_that_point_from_there(tracked, stack):
 
 
 def test_drift_corrected_view(tracked, stack):
+    """Added right above the template (under the points and tracks),
+    see-through, and without taking the selection."""
     viewer, _, section = tracked
+    layers = viewer.layers
+    layers.selection.active = layers["pois"]
     section.drift.value = True
     corrected = viewer.layers["time-lapse drift corrected"]
+    assert layers.index(corrected) == layers.index("time-lapse") + 1
+    assert corrected.opacity < 1
+    assert layers.selection.active is layers["pois"]
     inner = (slice(20, -20), slice(20, -20))
     last = np.asarray(corrected.data[FRAMES - 1])[inner]
     assert np.abs(last - stack[0][inner]).std() < 0.1

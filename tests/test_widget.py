@@ -121,8 +121,10 @@ def test_time_lapse_points_match_in_their_frame(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     frames = np.stack([texture((100, 110), seed=s) for s in range(3)])
     moved = np.roll(frames, (2, 3), axis=(1, 2))
-    viewer.add_image(frames, name="t0")
-    viewer.add_image(moved, name="t1")
+    # napari's axis labels say the first axis is time: plane by plane.
+    axes = ("t", "y", "x")
+    viewer.add_image(frames, name="t0", axis_labels=axes)
+    viewer.add_image(moved, name="t1", axis_labels=axes)
     viewer.add_points([[0, 50, 50], [2, 40.0, 60.0]], name="pois")
     widget = open_widget(viewer)
     choose(
@@ -353,22 +355,38 @@ def test_runs_in_chunks_judge_neighbours_over_all_points(
     assert "outlier" in [str(s) for s in expected.status]
 
 
-def test_the_controls_scroll_instead_of_growing_the_window(
+def test_each_task_has_a_tab_that_scrolls_instead_of_growing(
     make_napari_viewer, qtbot
 ):
-    """Unfolded, the sections are taller than a screen: the dock scrolls
-    up and down, and is as wide as its widest control."""
+    """Match, Track, Register and Dense field are tabs under the shared
+    pickers; each scrolls up and down, as wide as its widest control, and
+    the Match tab's expert settings are folded away."""
     from qtpy.QtWidgets import QScrollArea
     from superqt import QCollapsible
 
     viewer = make_napari_viewer(show=True)
     widget = open_widget(viewer)
-    area = widget.native
+    tabs = widget.tabs
+    titles = [tabs.tabText(i) for i in range(tabs.count())]
+    assert titles == ["Match", "Track", "Register", "Dense field"]
+    area = tabs.widget(0)
     assert isinstance(area, QScrollArea)
-    for box in area.widget().findChildren(QCollapsible):
-        box.expand(animate=False)
+    (advanced,) = area.widget().findChildren(QCollapsible)
+    assert not advanced.isExpanded()
+    for name in ("min_score", "max_uncertainty", "search_radius"):
+        assert advanced.isAncestorOf(getattr(widget, name).native)
+    advanced.expand(animate=False)
     qtbot.wait(50)
     controls = area.widget()
-    assert controls.sizeHint().height() > 1000
+    assert controls.sizeHint().height() > area.minimumSizeHint().height()
     assert area.minimumSizeHint().height() < 400
     assert area.minimumWidth() >= controls.sizeHint().width()
+    for index in range(tabs.count()):
+        assert isinstance(tabs.widget(index), QScrollArea)
+    # The Track tab tracks the template's own frames: no target.
+    tabs.setCurrentIndex(1)
+    assert widget.template_layer.label == "time-lapse"
+    assert not widget.image_layer.enabled
+    tabs.setCurrentIndex(0)
+    assert widget.template_layer.label == "template image"
+    assert widget.image_layer.enabled

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..matching._result import MatchResult
 from .layers import convert, data_to_world
-from .outputs import STATUS_COLORS, SUFFIXES
+from .outputs import STATUS_COLORS, SUFFIXES, units_for
 from .session import MatchSession
 
 if TYPE_CHECKING:
@@ -26,12 +26,13 @@ _NO_COLOR = (0.6, 0.6, 0.6, 1.0)
 
 
 def ellipse_corners(
-    result: MatchResult, cap: float
+    result: MatchResult, cap: float, scale: float = 1.0
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Rows with an ellipse, and its 4 corners (target pixels, all axes).
 
     Only the last two axes get an ellipse (a 3-D match shows its row-col
-    section); semi-axes are SIGMAS standard deviations, at most `cap`.
+    section); semi-axes are SIGMAS standard deviations, at most `cap`,
+    then times `scale` (sub-pixel ellipses are too small to see).
     """
     covariance = result.covariance
     finite = np.isfinite(covariance).all(axis=(1, 2)) & np.isfinite(
@@ -42,6 +43,7 @@ def ellipse_corners(
     for row in rows:
         values, vectors = np.linalg.eigh(covariance[row][-2:, -2:])
         axes = np.minimum(SIGMAS * np.sqrt(np.maximum(values, 0)), cap)
+        axes = axes * scale
         # Bounding box of the ellipse, along its own axes.
         a, b = vectors[:, 1] * axes[1], vectors[:, 0] * axes[0]
         centre = result.matched[row]
@@ -60,10 +62,12 @@ class UncertaintyEllipses:
         viewer: napari.Viewer,
         session: MatchSession,
         wanted: Callable[[], bool],
+        scale: Callable[[], float] = lambda: 1.0,
     ):
         self._viewer = viewer
         self._session = session
         self._wanted = wanted
+        self._scale = scale
         session.changed.connect(self.redraw)
 
     def _name(self) -> str | None:
@@ -83,7 +87,7 @@ class UncertaintyEllipses:
                 self._viewer.layers.remove(name)
             return
         cap = float(max(inputs.options.search_radius))
-        kept, corners = ellipse_corners(result, cap)
+        kept, corners = ellipse_corners(result, cap, self._scale())
         to_world = data_to_world(inputs.image_layer)
         shapes = [convert(box, to_world) for box in corners]
         colors = np.array(
@@ -102,6 +106,7 @@ class UncertaintyEllipses:
                 edge_color=colors,
                 face_color="transparent",
                 edge_width=1.0,
+                units=units_for(inputs.image_layer, len(shapes[0][0])),
             )
         if active is not None and active in self._viewer.layers:
             self._viewer.layers.selection.active = active

@@ -25,11 +25,12 @@ from .layers import (
 )
 from .outputs import (
     MAGNITUDE_COLORMAP,
-    STATUS_COLORS,
     SUFFIXES,
     VECTOR_COLORINGS,
     is_output,
     magnitude_limits,
+    pixel_size,
+    units_for,
 )
 from .overlay import placement
 from .session import MatchSession
@@ -96,8 +97,8 @@ def field_names(points_name: str, d: int) -> list[tuple[str, str]]:
 
 
 class Legend:
-    """What the vector colours mean: a colorbar with its range in px, or
-    the status colours."""
+    """What the vector colours mean: a colorbar with its range in px (the
+    status colours have the widget's one legend, always shown)."""
 
     def __init__(self) -> None:
         from qtpy.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
@@ -106,8 +107,6 @@ class Legend:
         self.low: QLabel = QLabel()
         self.bar: QLabel = QLabel()
         self.high: QLabel = QLabel()
-        self.statuses: QLabel = QLabel(_status_html())
-        self.statuses.setWordWrap(True)
         self._colorbar = QWidget()
         row = QHBoxLayout(self._colorbar)
         row.setContentsMargins(0, 0, 0, 0)
@@ -117,7 +116,6 @@ class Legend:
         column = QVBoxLayout(self.native)
         column.setContentsMargins(4, 0, 4, 4)
         column.addWidget(self._colorbar)
-        column.addWidget(self.statuses)
         self.bar.setPixmap(_gradient_pixmap(MAGNITUDE_COLORMAP))
         self.show("plain")
 
@@ -126,7 +124,6 @@ class Legend:
     ) -> None:
         """Show the legend of `coloring` (nothing for plain)."""
         self._colorbar.setVisible(coloring == "magnitude")
-        self.statuses.setVisible(coloring == "status")
         self.low.setText(f"{limits[0]:.2f} px")
         self.high.setText(f"{limits[1]:.2f} px")
 
@@ -145,17 +142,6 @@ def _gradient_pixmap(colormap: str, size: tuple[int, int] = (140, 14)) -> Any:
     )
     # QImage borrows the buffer: copy before `pixels` goes.
     return QPixmap.fromImage(image.copy())
-
-
-def _status_html() -> str:
-    """The statuses, each after a square of its colour."""
-    entries = []
-    for status, rgba in STATUS_COLORS.items():
-        r, g, b = (int(255 * c) for c in rgba[:3])
-        square = f'<span style="color:#{r:02x}{g:02x}{b:02x}">■</span>'
-        entries.append(f"{square}&nbsp;{status}")
-    grey = '<span style="color:#999999">■</span>&nbsp;no match'
-    return " &nbsp; ".join([*entries, grey])
 
 
 class FieldSection(Container):
@@ -199,7 +185,11 @@ class FieldSection(Container):
 
     def _add_controls(self) -> None:
         self.spacing = SpinBox(
-            value=20, min=1, max=100_000, label="grid spacing (px)"
+            value=20,
+            min=1,
+            max=100_000,
+            label="grid spacing (px)",
+            tooltip="Distance between neighbouring grid points",
         )
         self.margin = SpinBox(
             value=15,
@@ -215,12 +205,23 @@ class FieldSection(Container):
             tooltip="Only inside the rectangles, polygons and ellipses of "
             "a Shapes layer, or the whole image",
         )
-        self.grid_button = PushButton(text="Points on a grid")
-        self.field_button = PushButton(text="Show field")
+        self.grid_button = PushButton(
+            text="Points on a grid",
+            tooltip="Add a Points layer on a grid over the template image "
+            "and pick it, ready to Run",
+        )
+        self.field_button = PushButton(
+            text="Show field",
+            enabled=False,
+            tooltip="Interpolate the ok matches' displacement on the "
+            "template's pixel grid (after a Run)",
+        )
         self.coloring = ComboBox(
             choices=VECTOR_COLORINGS,
             value="plain",
             label="vectors coloured by",
+            tooltip="Colour the displacement vectors by their length (a "
+            "colour bar in px), by status, or plain",
         )
         self.extend(
             [
@@ -293,7 +294,8 @@ class FieldSection(Container):
         layer = self._viewer.add_points(
             world,
             name=GRID_NAME,
-            size=max(2.0, self.spacing.value / 4),
+            size=max(2.0, self.spacing.value / 4) * pixel_size(template),
+            units=units_for(template, world.shape[1]),
             **_GRID_STYLE,
         )
         self._use_points(layer)
@@ -325,6 +327,7 @@ class FieldSection(Container):
         result = self._session.result
         limits = (0.0, 1.0) if result is None else magnitude_limits(result)
         self.legend.show(self.coloring.value, limits)
+        self.field_button.enabled = result is not None
 
     # --- the field ----------------------------------------------------
 

@@ -101,21 +101,49 @@ def _check_dimensions(inputs: RunInputs) -> None:
 
 
 def _check_radii(inputs: RunInputs) -> None:
-    t_radius = inputs.options.template_radius
     s_radius = inputs.options.search_radius
-    template, target = inputs.template.shape[-2:], inputs.target.shape[-2:]
-    smallest = min(min(template), min(target))
-    if 2 * t_radius + 1 > smallest:
+    d = len(s_radius)
+    t_radius = np.broadcast_to(inputs.options.template_radius, (d,))
+    template, target = inputs.template.shape[-d:], inputs.target.shape[-d:]
+    smallest = np.minimum(template, target)
+    if np.any(2 * t_radius + 1 > smallest):
+        shown = _radius(t_radius)
+        fit = _radius((smallest - 1) // 2)
         raise InputProblem(
-            f"The template radius {t_radius} is too large for images of "
-            f"{template} and {target} pixels; make it at most "
-            f"{(smallest - 1) // 2}."
+            f"The template radius {shown} is too large for images of "
+            f"{tuple(template)} and {tuple(target)} pixels; make it at "
+            f"most {fit}."
         )
-    if min(s_radius) < t_radius:
+    if np.any(np.asarray(s_radius) < t_radius):
         raise InputProblem(
             f"The search radius {s_radius} must be at least the template "
-            f"radius ({t_radius}) along each axis."
+            f"radius ({_radius(t_radius)}) along each axis."
         )
+
+
+def _radius(values: np.ndarray) -> int | tuple[int, ...]:
+    """One int when all axes agree, else one per axis."""
+    values = np.asarray(values)
+    if np.all(values == values[0]):
+        return int(values[0])
+    return tuple(int(v) for v in values)
+
+
+def check_not_itself(
+    template_layer: napari.layers.Image | None,
+    image_layer: napari.layers.Image | None,
+) -> None:
+    """Refuse to match a layer against itself: every point would find
+    itself (score 1, offset 0), a confident answer that means nothing."""
+    if template_layer is None or template_layer is not image_layer:
+        return
+    assert template_layer is not None  # ("is" above loses the narrowing)
+    raise InputProblem(
+        f"'{template_layer.name}' is both the template and the target: "
+        "each point would match itself (score 1, offset 0). Choose "
+        "another target image, or follow the points through the frames "
+        "of a time-lapse with Track."
+    )
 
 
 def _check_some_inside(inputs: RunInputs, world: np.ndarray) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..matching._match import match_points
 from ..matching._result import MatchResult, Surface
+from ..matching._verdicts import judge_neighbours
 from ..registration._transform import TransformFit
 from .session import MatchSession, RunInputs
 
@@ -97,7 +98,8 @@ def steps(count: int) -> int:
 def match_in_chunks(
     inputs: RunInputs, points: np.ndarray, guesses: np.ndarray
 ) -> Generator[int, None, MatchResult]:
-    """Match chunk by chunk, yielding the points done; return the result."""
+    """Match chunk by chunk, yielding the points done; return the result
+    with its neighbours judged over all of it."""
     parts = []
     for start in range(0, len(points), CHUNK):
         stop = start + CHUNK
@@ -114,7 +116,14 @@ def match_in_chunks(
             raise MatchingFailed(str(error)) from error
         parts.append(part)
         yield stop
-    return MatchResult.concatenate(parts)
+    result = MatchResult.concatenate(parts)
+    # The neighbours judge each other over all the points, here rather
+    # than on the GUI thread (tens of ms for 16 000 points).
+    options = inputs.options
+    judge_neighbours(
+        result, options.max_neighbour_residual, len(options.search_radius)
+    )
+    return result
 
 
 def match_and_surface(

@@ -140,6 +140,20 @@ def _same(old: Any, new: Any) -> bool:
         return False
 
 
+def pan_to(viewer: napari.Viewer, world: np.ndarray) -> None:
+    """Centre the view on the world position `world` (its leading
+    coordinates, a frame or a slice, become the sliders' positions)."""
+    world = np.asarray(world, dtype=float)
+    offset = viewer.dims.ndim - len(world)
+    displayed = [a for a in viewer.dims.displayed if a >= offset]
+    for axis in range(offset, viewer.dims.ndim):
+        if axis not in displayed:
+            viewer.dims.set_point(axis, world[axis - offset])
+    # napari 0.9 keeps the camera in its scene (viewer.camera before).
+    scene = getattr(viewer, "scene", viewer)
+    scene.camera.center = tuple(world[a - offset] for a in displayed)
+
+
 def reconnect(signal: Any, slot: Callable[..., Any]) -> None:
     """Connect `slot` to `signal` once, however often this runs."""
     signal.disconnect(slot)

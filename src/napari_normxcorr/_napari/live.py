@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from psygnal import Signal
 
 from ..matching._result import MatchResult, Surface
 from . import jobs
@@ -79,7 +80,15 @@ class LiveMatching:
         Whether live mode is on (deletions apply regardless).
     report_error : callable
         Called with the exception when a worker fails.
+
+    Signals
+    -------
+    edited : ()
+        The points were edited (or an edit undone): what Undo can do
+        changed.
     """
+
+    edited = Signal()
 
     def __init__(
         self,
@@ -116,6 +125,11 @@ class LiveMatching:
         self._history = EditHistory(points_layer.data)
         points_layer.events.data.connect(self._on_edit)
 
+    @property
+    def can_undo(self) -> bool:
+        """Whether there is an edit to undo."""
+        return bool(self._history) and self._layer is not None
+
     def undo(self) -> bool:
         """Put the points back as they were before the last edit."""
         if not self._history or self._layer is None:
@@ -134,6 +148,7 @@ class LiveMatching:
         assert self._layer is not None and self._history is not None
         indices = set(getattr(event, "data_indices", ()))
         self._history.record(action, indices, self._layer.data, self._undoing)
+        self.edited.emit()
         session = self._session
         if session.result is None:
             return

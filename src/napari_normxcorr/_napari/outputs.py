@@ -16,38 +16,34 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..core._peaks import argmax_index, second_peak
-from ..matching._result import MatchResult, Status, Surface
+from ..matching._result import MatchResult, Surface
 from .layers import convert, data_to_world, reconnect, set_or_add
+from .looks import (  # noqa: F401  (re-exported: older imports)
+    MAGNITUDE_COLORMAP,
+    NCC_COLORMAP,
+    STATUS_COLORS,
+    VECTOR_COLORINGS,
+    features_of,
+    layer_ndim,
+    magnitude_limits,
+    magnitudes,
+    pixel_size,
+    status_colors,
+    surface_style,
+    units_for,
+    vector_colors,
+    world_size,
+)
 from .session import MatchSession, RunInputs
+from .steps import now
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     import napari
 
-STATUS_COLORS = {
-    Status.OK: (0.2, 0.9, 0.3, 1.0),
-    Status.AMBIGUOUS: (1.0, 0.8, 0.1, 1.0),
-    Status.TWO_MOTIONS: (0.1, 0.75, 0.65, 1.0),
-    Status.EDGE_ONLY: (0.3, 0.8, 1.0, 1.0),
-    Status.UNCERTAIN: (0.55, 0.7, 1.0, 1.0),
-    Status.INCONSISTENT: (1.0, 0.55, 0.0, 1.0),
-    Status.OUTLIER: (1.0, 0.4, 0.7, 1.0),
-    Status.ON_BORDER: (1.0, 0.55, 0.0, 1.0),
-    Status.LOW_SCORE: (1.0, 0.2, 0.2, 1.0),
-    Status.TRANSFORM_OUTLIER: (0.85, 0.3, 0.95, 1.0),
-}
-_FAILED_COLOR = (0.6, 0.6, 0.6, 1.0)
-NCC_COLORMAP = {
-    "colors": [[0.1, 0.2, 0.9, 1.0], [1.0, 1.0, 1.0, 1.0], [0.9, 0.1, 0.1, 1]],
-    "name": "ncc (blue -1, white 0, red +1)",
-}
-# How the displacement vectors are coloured; plain is one colour.
-VECTOR_COLORINGS = ("magnitude", "status", "plain")
-PLAIN_VECTOR_COLOR = "yellow"
-MAGNITUDE_COLORMAP = "turbo"
 # Matched points beyond this many get no score labels (clutter, slow).
-_MAX_LABELS = 500
+_MAX_LABELS = 100
 SUFFIXES = {
     "matched": " matched",
     "surface": " NCC surface",
@@ -71,61 +67,6 @@ def is_output(layer: napari.layers.Layer) -> bool:
     return layer.name.endswith(tuple(SUFFIXES.values()))
 
 
-def features_of(result: MatchResult) -> dict[str, np.ndarray]:
-    """Per-point columns for the matched layer's ``features``."""
-    table = result.to_table()
-    keep = [
-        name for name in table if not name.startswith(("point-", "matched-"))
-    ]
-    return {name: table[name] for name in keep}
-
-
-def status_colors(result: MatchResult) -> np.ndarray:
-    """One RGBA colour per row, by status."""
-    return np.array(
-        [STATUS_COLORS.get(s, _FAILED_COLOR) for s in result.status]
-    )
-
-
-def magnitudes(result: MatchResult) -> np.ndarray:
-    """Length of each row's displacement in pixels (NaN: no match)."""
-    return np.sqrt(np.sum(np.asarray(result.offset, float) ** 2, axis=1))
-
-
-def magnitude_limits(result: MatchResult) -> tuple[float, float]:
-    """The range of the ok matches' magnitudes (px), for the colormap.
-
-    Other rows are left out, so that one wild match does not squeeze the
-    colours of all the others; they get the colour of the nearest end.
-    """
-    lengths = magnitudes(result)
-    ok = np.asarray(result.status) == Status.OK
-    finite = lengths[np.isfinite(lengths)]
-    usable = lengths[ok & np.isfinite(lengths)]
-    values = usable if usable.size else finite
-    if values.size == 0:
-        return 0.0, 1.0
-    return float(values.min()), float(values.max())
-
-
-def vector_colors(result: MatchResult, coloring: str) -> Any:
-    """The displacement vectors' ``edge_color`` for `coloring` (one of
-    VECTOR_COLORINGS): a colour name, or one RGBA row per vector."""
-    if coloring == "status":
-        return status_colors(result)
-    if coloring != "magnitude":
-        return PLAIN_VECTOR_COLOR
-    from napari.utils.colormaps import ensure_colormap
-
-    low, high = magnitude_limits(result)
-    lengths = magnitudes(result)
-    # A guard against a zero range (all vectors alike).
-    scaled = np.clip((lengths - low) / max(high - low, 1e-12), 0.0, 1.0)
-    colors = ensure_colormap(MAGNITUDE_COLORMAP).map(np.nan_to_num(scaled))
-    colors[~np.isfinite(lengths)] = _FAILED_COLOR
-    return colors
-
-
 def matched_world(
     result: MatchResult,
     image_layer: napari.layers.Image,
@@ -136,18 +77,6 @@ def matched_world(
     missing = ~np.isfinite(world).all(axis=1)
     world[missing] = points_world[missing]
     return world
-
-
-def surface_style() -> dict[str, Any]:
-    """How an NCC surface layer looks: the NCC colormap over [-1, 1],
-    see-through over the image under it."""
-    import napari
-
-    return {
-        "colormap": napari.utils.Colormap(**NCC_COLORMAP),
-        "contrast_limits": (-1.0, 1.0),
-        "opacity": 0.6,
-    }
 
 
 def surface_placement(
@@ -227,6 +156,11 @@ class OutputLayers:
         self._vector_coloring = vector_coloring
         self._matched: napari.layers.Points | None = None
         self._syncing = False
+        # How drawing steps run: at once, or queued by the widget (`now`
+        # or `Steps.add`), so that one callback never draws everything.
+        self.defer: Callable[[Callable[[], Any]], None] = now
+        # Vectors drawn this many times their length (few-pixel ones).
+        self.vector_length: Callable[[], float] = lambda: 1.0
         self.shown: int | None = None
         session.changed.connect(self._on_changed)
         session.shown.connect(self._on_shown)
@@ -242,9 +176,22 @@ class OutputLayers:
     def _set(
         self, output: str, kind: str, data: Any, **kwargs: Any
     ) -> napari.layers.Layer:
-        """Update or add the `output` layer (a key of SUFFIXES)."""
+        """Update or add the `output` layer (a key of SUFFIXES), in the
+        physical units of the target image."""
         name = self._inputs.points_layer.name + SUFFIXES[output]
-        return set_or_add(self._viewer, name, kind, data, **kwargs)
+        units = units_for(self._inputs.image_layer, layer_ndim(kind, data))
+        return set_or_add(
+            self._viewer, name, kind, data, units=units, **kwargs
+        )
+
+    def remove_height_field(self) -> None:
+        """Take the height field away (its checkbox was turned off)."""
+        inputs = self._session.inputs
+        if inputs is None:
+            return
+        name = inputs.points_layer.name + SUFFIXES["height field"]
+        if name in self._viewer.layers:
+            self._viewer.layers.remove(name)
 
     @contextmanager
     def keeping_active_layer(self) -> Iterator[None]:
@@ -262,9 +209,17 @@ class OutputLayers:
     def _on_changed(self, rows: list[int] | None = None) -> None:
         with self.keeping_active_layer():
             self._draw_matches()
+        # Vectors on the next turn where drawing is batched (a full run).
+        self.defer(self._draw_vectors_keeping_active)
+
+    def _draw_vectors_keeping_active(self) -> None:
+        if self._session.result is None or self._session.is_closed:
+            return
+        with self.keeping_active_layer():
+            self._draw_vectors()
 
     def _draw_matches(self) -> None:
-        """Add or update the matched points and the displacement vectors."""
+        """Add or update the matched points."""
         session = self._session
         result, world = session.result, session.world
         assert session.inputs is not None and result is not None
@@ -276,21 +231,29 @@ class OutputLayers:
             update=("features", "face_color"),
             features=features_of(result),
             face_color=status_colors(result),
-            size=np.array(session.inputs.points_layer.size, dtype=float),
+            size=world_size(session.inputs.points_layer),
             text=None if len(matched) > _MAX_LABELS else _SCORE_LABELS,
         )
         reconnect(
             layer.selected_data.events.items_changed, self._on_matched_picked
         )
         self._matched = layer
+
+    def _draw_vectors(self) -> None:
+        """Add or update the displacement vectors."""
+        session = self._session
+        result, world = session.result, session.world
+        assert session.inputs is not None and result is not None
+        matched = matched_world(result, session.inputs.image_layer, world)
         vectors = np.stack([world, matched - world], axis=1)
         self._set(
             "displacement",
             "vectors",
             vectors.reshape(-1, 2, world.shape[1]),
-            update=("edge_color",),
+            update=("edge_color", "length"),
             edge_color=vector_colors(result, self._vector_coloring()),
             edge_width=1.5,
+            length=self.vector_length(),
         )
 
     def _on_matched_picked(self, event: Any = None) -> None:
@@ -360,9 +323,15 @@ class OutputLayers:
         )
         layer.metadata["point"] = row
         self.shown = row
-        self._mark_peaks(surface)
+        self.defer(lambda: self._mark_peaks_of(row, surface))
         if self._want_height_field():
             self._draw_height_field(surface)
+
+    def _mark_peaks_of(self, row: int, surface: Surface) -> None:
+        """`_mark_peaks`, unless another surface is shown by now."""
+        if self.shown == row and not self._session.is_closed:
+            with self.keeping_active_layer():
+                self._mark_peaks(surface)
 
     def _mark_peaks(self, surface: Surface) -> None:
         """Mark the best and the second-best peak of the shown surface."""
@@ -380,7 +349,7 @@ class OutputLayers:
             update=("face_color",),
             face_color=["white", "magenta"][: len(world)],
             symbol="cross",
-            size=8,
+            size=8 * pixel_size(inputs.image_layer),
         )
         kinds = ["best", "second"][: len(world)]
         if list(layer.features.get("peak", [])) != kinds:
@@ -405,7 +374,8 @@ class OutputLayers:
 
 
 _SCORE_LABELS = {
-    "string": "{score:.2f}",
+    # Three digits: 0.997 is not a perfect 1.00.
+    "string": "{score:.3f}",
     "size": 7,
     "color": "white",
     "anchor": "upper_left",

@@ -165,6 +165,8 @@ def placement(layer: napari.layers.Image) -> dict[str, Any]:
         "rotate": layer.rotate,
         "shear": layer.shear,
         "affine": np.array(layer.affine.affine_matrix, copy=True),
+        # Physical units too: napari warns about layers in mixed units.
+        "units": layer.units,
     }
 
 

@@ -1,6 +1,8 @@
 """The layer pickers: which layers are offered, and which picked.
 
-Our own output layers are never offered. Until the user chooses a layer
+Our own output layers are never offered, and layers that hold known
+answers (metadata ``{"napari-normxcorr": {"answers": True}}``) never
+picked. Until the user chooses a layer
 (or runs), the pickers follow the viewer: the images in the order they
 were added (the first is the template, the next the target: a new layer
 is selected when added, so the selection would swap them), and the
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import ComboBox
 
+from .controls import PRESET_KEY
 from .outputs import is_output
 
 if TYPE_CHECKING:
@@ -116,7 +119,12 @@ class LayerPickers:
         and a Points layer, the selected one first."""
         selected = list(self._viewer.layers.selection)
         images = [layer for _, layer in self._image_choices()]
-        points = [layer for _, layer in self._points_choices()]
+        # Known answers (a sample's true positions) are never picked.
+        points = [
+            layer
+            for _, layer in self._points_choices()
+            if not layer.metadata.get(PRESET_KEY, {}).get("answers", False)
+        ]
         points = [ly for ly in selected if ly in points] + points
         self._picking = True
         if images:

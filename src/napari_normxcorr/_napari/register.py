@@ -9,7 +9,6 @@ the template's composed with the inverse fit. Only the target layer's
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
@@ -22,14 +21,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton
 from ..matching._result import MatchResult, Status
 from ..registration._transform import MODELS, TransformFit, fit_transform
 from . import jobs
-from .overlay import (
-    SideBySide,
-    check_overlay,
-    fit_record,
-    overlay_affine,
-    placement,
-    warped_pixels,
-)
+from .fit_products import FitProducts
 from .session import MatchOptions, MatchSession, RunInputs
 
 if TYPE_CHECKING:
@@ -64,6 +56,24 @@ def describe(fit: TransformFit) -> str:
     """One line for the label: model, inliers/total and RMS."""
     inliers, total = int(fit.inliers.sum()), len(fit.inliers)
     return f"{fit.model}: {inliers}/{total} inliers, RMS {fit.rms:.2f} px"
+
+
+_TIPS = {
+    "fit": "Fit the transform to the matches (after a Run)",
+    "refine": "Match again through the fit (rotation and scale undone) and "
+    "refit, until the fit settles",
+    "label": "The fitted model, its inliers and RMS residual",
+    "apply": "Set the target layer's affine so that it lies on the "
+    "template (its data are not touched)",
+    "undo": "Put back the target layer's affine",
+    "export": "Write the fit as JSON",
+    "warp": "Add the target resampled onto the template's grid",
+}
+
+
+def _button(text: str, tooltip: str) -> PushButton:
+    """A button, disabled until it can act."""
+    return PushButton(text=text, enabled=False, tooltip=tooltip)
 
 
 class RegisterSection(Container):
@@ -101,15 +111,15 @@ class RegisterSection(Container):
         self._redraw_outputs = redraw_outputs
         self._report_error = report_error
         self.current_fit: TransformFit | None = None
-        # Layers moved by Apply, with the affine each had before.
-        self._moved: list[tuple[napari.layers.Image, np.ndarray]] = []
-        self._side_by_side = SideBySide(viewer)
         self._worker: Any = None
         # Our own session.replace: not a change that voids the fit.
         self._replacing = False
         # Counts the session's changes: a refinement of older matches is
         # dropped.
         self._changes = 0
+        self._products = FitProducts(
+            viewer, session, self._fit_and_inputs, redraw_outputs
+        )
         self._add_controls()
         self._add_callbacks()
 
@@ -126,17 +136,15 @@ class RegisterSection(Container):
             tooltip="Leave matches off the model out of the fit; they "
             "become 'transform outlier'",
         )
-        self.fit_button = PushButton(text="Fit")
-        self.refine_button = PushButton(
-            text="Refine matches",
-            tooltip="Match again through the fit (rotation and scale "
-            "undone) and refit, until the fit settles",
+        self.fit_button = _button("Fit", _TIPS["fit"])
+        self.refine_button = _button("Refine matches", _TIPS["refine"])
+        self.fit_label = Label(
+            value="No transform fitted", label="fit", tooltip=_TIPS["label"]
         )
-        self.fit_label = Label(value="No transform fitted", label="fit")
-        self.apply_button = PushButton(text="Apply to target layer")
-        self.undo_apply_button = PushButton(text="Undo apply", enabled=False)
-        self.export_button = PushButton(text="Export fit…")
-        self.warp_button = PushButton(text="Add warped target")
+        self.apply_button = _button("Apply to target layer", _TIPS["apply"])
+        self.undo_apply_button = _button("Undo apply", _TIPS["undo"])
+        self.export_button = _button("Export fit…", _TIPS["export"])
+        self.warp_button = _button("Add warped target", _TIPS["warp"])
         self.side_by_side = CheckBox(
             value=False,
             text="side by side",
@@ -164,7 +172,9 @@ class RegisterSection(Container):
         self.refine_button.changed.connect(lambda: self.refine())
         self.apply_button.changed.connect(lambda: self.apply())
         self.undo_apply_button.changed.connect(lambda: self.undo_apply())
-        self.export_button.changed.connect(lambda: self._on_export())
+        self.export_button.changed.connect(
+            lambda: self._products.export_dialog(self.native)
+        )
         self.warp_button.changed.connect(lambda: self.add_warped())
         self.side_by_side.changed.connect(self._on_side_by_side)
         self._session.changed.connect(self._on_changed)
@@ -209,6 +219,22 @@ class RegisterSection(Container):
             self._replacing = False
         self.current_fit = fit
         self.fit_label.value = describe(fit)
+        self._update_buttons()
+
+    def _update_buttons(self, *_: Any) -> None:
+        """Buttons enabled only when they can act: Fit and Refine with
+        matches, the rest with a fit."""
+        idle = self._worker is None
+        has_matches = self._session.result is not None
+        for button in (self.fit_button, self.refine_button):
+            button.enabled = idle and has_matches
+        has_fit = self.current_fit is not None
+        for button in (
+            self.apply_button,
+            self.export_button,
+            self.warp_button,
+        ):
+            button.enabled = has_fit
 
     def _on_changed(self, rows: list[int] | None = None) -> None:
         if self._replacing:
@@ -217,6 +243,7 @@ class RegisterSection(Container):
         if self.current_fit is not None:
             self.current_fit = None
             self.fit_label.value = "The matches changed: fit again"
+        self._update_buttons()
 
     # --- guided refinement --------------------------------------------
 
@@ -263,6 +290,8 @@ class RegisterSection(Container):
             self._worker = None
         self.fit_button.enabled = not running
         self.refine_button.enabled = not running
+        if not running:
+            self._update_buttons()
 
     def _on_refined(self, fit: TransformFit, changes: int) -> None:
         """Show the guided matches, unless the matches changed since."""
@@ -281,40 +310,30 @@ class RegisterSection(Container):
         self._keep(fit, fit.matches)
         self._redraw_outputs()
 
-    # --- the target overlaid on the template --------------------------
+    # --- the target overlaid on the template, and other products ---
 
     def apply(self) -> bool:
         """Set the target layer's ``affine`` so that it overlays the
         template; False when it cannot (a notification says why)."""
-        from napari.utils.notifications import show_warning
-
-        try:
-            fit, inputs = self._fit_and_inputs()
-            check_overlay(fit, inputs)
-        except ValueError as error:
-            show_warning(str(error))
-            return False
-        target = inputs.image_layer
-        if not any(layer == target for layer, _ in self._moved):
-            before = np.array(target.affine.affine_matrix, copy=True)
-            self._moved.append((target, before))
-        target.affine = overlay_affine(inputs.template_layer, target, fit)
-        self.undo_apply_button.enabled = True
-        self._redraw_outputs()
-        return True
+        done = self._products.apply()
+        self.undo_apply_button.enabled = self._products.applied
+        return done
 
     def undo_apply(self) -> bool:
         """Put back the affine the moved layers had; False when none
         was moved."""
-        if not self._moved:
-            return False
-        for layer, affine in reversed(self._moved):
-            layer.affine = affine
-        self._moved.clear()
-        self.undo_apply_button.enabled = False
-        if self._session.result is not None:
-            self._redraw_outputs()
-        return True
+        done = self._products.undo_apply()
+        self.undo_apply_button.enabled = self._products.applied
+        return done
+
+    def export_json(self, path: str | Path) -> None:
+        """Write the fit and its matches as JSON (`FitProducts`)."""
+        self._products.export_json(path)
+
+    def add_warped(self) -> napari.layers.Image | None:
+        """Add the target resampled into the template's grid (see
+        `FitProducts.add_warped`); None when there is no fit."""
+        return self._products.add_warped()
 
     def _inputs(self) -> RunInputs:
         """The inputs of the matches, while their layers are all here."""
@@ -328,101 +347,10 @@ class RegisterSection(Container):
         return inputs
 
     def _fit_and_inputs(self) -> tuple[TransformFit, RunInputs]:
-        inputs = self._inputs()
         if self.current_fit is None:
             raise ValueError("Fit a transform first.")
-        return self.current_fit, inputs
-
-    # --- products of the fit ------------------------------------------
-
-    def export_json(self, path: str | Path) -> None:
-        """Write the fit (model, matrix, inverse, inliers, residuals, rms,
-        threshold), its points in template pixels and their matches in
-        target pixels as JSON.
-
-        Raises
-        ------
-        ValueError
-            Before a fit.
-        """
-        fit, inputs = self.current_fit, self._session.inputs
-        result = self._session.result
-        if fit is None or inputs is None or result is None:
-            raise ValueError("Fit a transform first.")
-        record = fit_record(fit, result, inputs)
-        Path(path).write_text(json.dumps(record, indent=1, allow_nan=False))
-
-    def _on_export(self) -> None:
-        from napari.utils.notifications import show_warning
-        from qtpy.QtWidgets import QFileDialog
-
-        if self.current_fit is None:
-            show_warning("Fit a transform first.")
-            return
-        path, _ = QFileDialog.getSaveFileName(
-            self.native, "Export fit", "transform.json", "JSON (*.json)"
-        )
-        if path:
-            self.export_json(path)
-
-    def add_warped(self) -> napari.layers.Image | None:
-        """Add the target resampled into the template's grid, placed like
-        the template (lazy for dask data); None when there is no fit."""
-        from napari.utils.notifications import show_warning
-
-        try:
-            fit, inputs = self._fit_and_inputs()
-        except ValueError as error:
-            show_warning(str(error))
-            return None
-        shape = tuple(inputs.template.shape)
-        data = warped_pixels(inputs.image_layer, inputs.target, fit, shape)
-        name = f"{inputs.image_layer.name} warped"
-        where = placement(inputs.template_layer)
-        layers = self._viewer.layers
-        if name in layers:
-            layer = layers[name]
-            layer.data = data
-            for key, value in where.items():
-                setattr(layer, key, value)
-            return layer
-        return self._add_warped_layer(name, data, where, inputs)
-
-    def _add_warped_layer(
-        self,
-        name: str,
-        data: Any,
-        where: dict[str, Any],
-        inputs: RunInputs,
-    ) -> napari.layers.Image:
-        """Add the warped target just above the template, half opaque."""
-        target = inputs.image_layer
-        style = {"rgb": True} if target.rgb else {"colormap": target.colormap}
-        layer = self._viewer.add_image(
-            data,
-            name=name,
-            opacity=0.5,
-            # The target's intensities: no pass over a lazy array.
-            contrast_limits=target.contrast_limits,
-            **style,
-            **where,
-        )
-        layers = self._viewer.layers
-        if inputs.template_layer in layers:
-            index = layers.index(inputs.template_layer) + 1
-            layers.move(layers.index(layer), index)
-        return layer
-
-    # --- side by side -------------------------------------------------
+        return self.current_fit, self._inputs()
 
     def _on_side_by_side(self, on: bool) -> None:
-        from napari.utils.notifications import show_warning
-
-        inputs = self._session.inputs
-        if not on:
-            self._side_by_side.restore()
-        elif inputs is None:
-            show_warning("Run the matching first: nothing to compare.")
+        if not self._products.side_by_side(on):
             self.side_by_side.value = False
-        else:
-            self._side_by_side.show(inputs)

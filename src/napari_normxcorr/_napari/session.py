@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 class MatchOptions:
     """The widget's matching settings, as `match_points` keywords."""
 
-    template_radius: int
+    template_radius: int | tuple[int, ...]
     search_radius: tuple[int, ...]
     subpixel: bool = True
     min_score: float = 0.5
@@ -124,12 +124,18 @@ class MatchSession:
         return self.generation
 
     def finish(
-        self, inputs: RunInputs, world: np.ndarray, result: MatchResult
+        self,
+        inputs: RunInputs,
+        world: np.ndarray,
+        result: MatchResult,
+        judged: bool = False,
     ) -> None:
         """Take the result of a full run (matched in parts: its
-        neighbours are judged here, over all of it)."""
+        neighbours are judged here, over all of it, unless `judged` says
+        the worker did)."""
         self.inputs, self.world, self.result = inputs, world.copy(), result
-        self._judge_neighbours()
+        if not judged:
+            self._judge_neighbours()
         self.selection = []
         self.changed.emit(None)
 

@@ -315,14 +315,21 @@ class TrackLayers:
         if name in layers:
             layers[name].data = corrected
             return
-        self._viewer.add_image(
+        active = layers.selection.active
+        added = self._viewer.add_image(
             corrected,
             name=name,
             colormap=template.colormap,
             # The template's intensities: no pass over a lazy array.
             contrast_limits=template.contrast_limits,
+            # Over the template, see-through, under the points and tracks.
+            opacity=0.5,
             **self._placement(),
         )
+        if template in layers:
+            layers.move(layers.index(added), layers.index(template) + 1)
+        if active is not None and active in layers:
+            layers.selection.active = active
 
     def remove_drift(self) -> None:
         """Take the drift-corrected view away."""

@@ -12,7 +12,6 @@ of its vertex at the shown frame. Input layers never change.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -32,6 +31,8 @@ from ..tracking._tracks import TrackResult
 from . import jobs, track_jobs
 from .inputs import InputProblem, prepare_run
 from .session import MatchOptions, MatchSession
+from .steps import wait_while
+from .track_corrections import Corrections
 from .track_session import TrackRun, TrackSession
 from .track_surface import TrackSurface, current_frame, show_frame
 from .track_tables import TrackSummaries, TrackVertices
@@ -44,12 +45,26 @@ _NO_TIME_AXIS = (
     "Tracking needs a time-lapse: pick a template image with time first, "
     "(t, rows, cols)."
 )
+_DEPTH_AXIS = (
+    "The first axis is depth (z), not time: a volume is matched in 3-D on "
+    "the Match tab. If it is time, say so with 'first axis is'."
+)
+_TIPS = {
+    "track": "Track the points through the frames (Ctrl+Shift+Enter)",
+    "cancel": "Stop tracking after the current frame",
+    "undo": "Put back the track as before the last correction by hand",
+}
 _REFERENCE_TIP = (
     "adaptive: the first template while it scores at least 0.9, then "
     "renewed from the current frame; first: never renewed (no drift, "
     "loses points that change); previous: renewed every frame (follows "
     "change, error adds up)"
 )
+
+
+def _button(text: str, tooltip: str) -> PushButton:
+    """A button, disabled until it can act."""
+    return PushButton(text=text, enabled=False, tooltip=tooltip)
 
 
 def frame_count(layer: napari.layers.Image | None) -> int:
@@ -99,9 +114,10 @@ class TrackingSection(Container):
         self._stop = threading.Event()
         # Whether the running run's result arrived (before its end).
         self._delivered = False
-        # Vertices moved while a correction runs: point -> (t, position).
-        self._pending: dict[int, tuple[int, np.ndarray]] = {}
-        self._correcting: Any = None
+        self._corrections = Corrections(
+            self.session, match_session, self._report_error
+        )
+        self._why_not = _NO_TIME_AXIS
         self._add_controls()
         self._layers = TrackLayers(
             viewer,
@@ -128,8 +144,14 @@ class TrackingSection(Container):
             label="reference",
             tooltip=_REFERENCE_TIP,
         )
+        self.first.tooltip = "Track from this frame on"
+        self.last.tooltip = "Track up to this frame"
         self.coloring = ComboBox(
-            choices=TRACK_COLORINGS, value="score", label="colour tracks by"
+            choices=TRACK_COLORINGS,
+            value="score",
+            label="colour tracks by",
+            tooltip="Colour the tracks by their NCC score or by the status "
+            "of each vertex",
         )
         self.drift = CheckBox(
             value=False,
@@ -137,11 +159,9 @@ class TrackingSection(Container):
             tooltip="Add the template with each frame shifted back by the "
             "median motion of the ok points",
         )
-        self.track_button = PushButton(text="Track")
-        self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.undo_button = PushButton(
-            text="Undo last track edit", enabled=False
-        )
+        self.track_button = PushButton(text="Track", tooltip=_TIPS["track"])
+        self.cancel_button = _button("Cancel", _TIPS["cancel"])
+        self.undo_button = _button("Undo last track edit", _TIPS["undo"])
         self.extend(
             [
                 self.note,
@@ -171,13 +191,18 @@ class TrackingSection(Container):
         self._match_session.closed.connect(self.cancel)
         self._match_session.closed.connect(self._stop_following_frames)
 
-    def follow_template(self, layer: napari.layers.Image | None) -> None:
+    def follow_template(
+        self, layer: napari.layers.Image | None, is_time: bool = True
+    ) -> None:
         """Offer tracking when `layer` has a time axis: its frames become
-        the range; without one the section is disabled and says why."""
-        frames = frame_count(layer)
+        the range; without one (or when its first axis is depth) the
+        section is disabled and says why."""
+        frames = frame_count(layer) if is_time else 0
+        self._why_not = _NO_TIME_AXIS if is_time else _DEPTH_AXIS
+        self.note.value = self._why_not
         self.enabled = frames >= 2
         self.note.visible = frames < 2
-        self.native.setToolTip("" if frames >= 2 else _NO_TIME_AXIS)
+        self.native.setToolTip("" if frames >= 2 else self._why_not)
         if frames >= 2:
             for box in (self.first, self.last):
                 box.max = frames - 1
@@ -226,28 +251,12 @@ class TrackingSection(Container):
     @property
     def busy(self) -> bool:
         """Whether a run or a correction is running or waits to."""
-        return (
-            self._worker is not None
-            or self._correcting is not None
-            or bool(self._pending)
-        )
+        return self._worker is not None or self._corrections.busy
 
     def wait_until_done(self, timeout: float = 60.0) -> None:
-        """Process GUI events until nothing runs any more.
-
-        Raises
-        ------
-        TimeoutError
-            When work still runs after `timeout` seconds.
-        """
-        from qtpy.QtWidgets import QApplication
-
-        deadline = time.monotonic() + timeout
-        while self.busy:
-            QApplication.processEvents()
-            time.sleep(0.002)
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"tracking still runs after {timeout} s")
+        """Process GUI events until nothing runs any more (TimeoutError
+        after `timeout` seconds)."""
+        wait_while(lambda: self.busy, timeout, "tracking")
 
     # --- tracking -----------------------------------------------------
 
@@ -264,7 +273,7 @@ class TrackingSection(Container):
         except InputProblem as problem:
             show_warning(str(problem))
             return None
-        self._pending.clear()
+        self._corrections.clear()
         stop = self._stop = threading.Event()
         job = partial(
             track_jobs.track_in_steps, keywords=run.keywords(), stop=stop
@@ -285,32 +294,17 @@ class TrackingSection(Container):
 
     def _prepare(self) -> tuple[TrackRun, np.ndarray]:
         """The run and its points in template pixels, or InputProblem."""
-        template, points = self._template_layer(), self._points_layer()
-        if frame_count(template) < 2:
-            name = "" if template is None else f" '{template.name}'"
-            raise InputProblem(
-                f"The template{name} has no time axis. " + _NO_TIME_AXIS
-            )
-        assert template is not None
-        if points is not None and points.ndim == template.ndim - 1:
-            raise InputProblem(
-                f"The points of '{points.name}' have no time column: they "
-                f"are {points.ndim}-D and '{template.name}' is "
-                f"{template.ndim}-D. Click them on the time-lapse, so that "
-                "each has its frame first."
-            )
+        template = self._template_layer()
+        if self._why_not == _DEPTH_AXIS and template is not None:
+            raise InputProblem(f"'{template.name}': " + _DEPTH_AXIS)
         frames = (int(self.first.value), int(self.last.value))
-        if frames[0] >= frames[1]:
-            raise InputProblem(
-                f"The first frame ({frames[0]}) must come before the last "
-                f"({frames[1]})."
-            )
-        inputs, world = prepare_run(
-            template, template, points, self._options()
+        return prepare_track(
+            template,
+            self._points_layer(),
+            frames,
+            self.reference.value,
+            self._options(),
         )
-        pixels, _ = inputs.pixels(world)
-        _check_frames(pixels, frames, inputs.points_layer.name)
-        return TrackRun(inputs, frames, self.reference.value), pixels
 
     def cancel(self) -> None:
         """Stop the running tracking after its current frame."""
@@ -367,54 +361,12 @@ class TrackingSection(Container):
     def undo(self) -> bool:
         """Put back the track before the last correction; False when
         there is none."""
-        self._pending.clear()
-        return self.session.undo() is not None
+        return self._corrections.undo()
 
     def _on_vertex_moved(self, point: int, t: int, position: Any) -> None:
         # A full run under way replaces every track: nothing to correct.
-        if self._worker is not None or self.session.result is None:
-            return
-        self._pending[point] = (t, np.asarray(position, dtype=float))
-        self._correct_next()
-
-    def _correct_next(self) -> None:
-        """Track the next moved point again, unless one is being done."""
-        run, result = self.session.run, self.session.result
-        if self._correcting is not None or not self._pending:
-            return
-        assert run is not None and result is not None
-        point = next(iter(self._pending))
-        t, position = self._pending.pop(point)
-        given = np.array([[t, *position]])
-        job = partial(
-            track_jobs.retrack_vertex,
-            result=result,
-            point=point,
-            keywords=run.keywords(),
-        )
-        self._correcting = jobs.start(
-            job,
-            run.inputs,
-            given,
-            given,
-            session=self._match_session,
-            on_result=lambda found: self._on_corrected(point, found, result),
-            on_error=self._report_error,
-            on_finished=self._on_correction_finished,
-        )
-
-    def _on_corrected(
-        self, point: int, found: TrackResult, base: TrackResult
-    ) -> None:
-        """Show the new track, unless it is stale: the tracks changed
-        since it started (a run, an undo) or the point moved again."""
-        if self.session.result is not base or point in self._pending:
-            return
-        self.session.correct(point, found)
-
-    def _on_correction_finished(self) -> None:
-        self._correcting = None
-        self._correct_next()
+        if self._worker is None and self.session.result is not None:
+            self._corrections.add(point, t, position)
 
 
 def _steps(points: np.ndarray, frames: tuple[int, int]) -> int:
@@ -436,3 +388,43 @@ def _check_frames(
             f"outside frames {frames[0]} to {frames[1]}: widen the frame "
             "range or remove them."
         )
+
+
+def prepare_track(
+    template: napari.layers.Image | None,
+    points: napari.layers.Points | None,
+    frames: tuple[int, int],
+    reference: str,
+    options: MatchOptions,
+) -> tuple[TrackRun, np.ndarray]:
+    """A tracking run and its points in template pixels.
+
+    Raises
+    ------
+    InputProblem
+        When the template has no time axis, the points no time column,
+        the frames are out of order or a point lies outside them (and for
+        every problem a run of the widget has).
+    """
+    if frame_count(template) < 2:
+        name = "" if template is None else f" '{template.name}'"
+        raise InputProblem(
+            f"The template{name} has no time axis. " + _NO_TIME_AXIS
+        )
+    assert template is not None
+    if points is not None and points.ndim == template.ndim - 1:
+        raise InputProblem(
+            f"The points of '{points.name}' have no time column: they "
+            f"are {points.ndim}-D and '{template.name}' is "
+            f"{template.ndim}-D. Click them on the time-lapse, so that "
+            "each has its frame first."
+        )
+    if frames[0] >= frames[1]:
+        raise InputProblem(
+            f"The first frame ({frames[0]}) must come before the last "
+            f"({frames[1]})."
+        )
+    inputs, world = prepare_run(template, template, points, options)
+    pixels, _ = inputs.pixels(world)
+    _check_frames(pixels, frames, inputs.points_layer.name)
+    return TrackRun(inputs, frames, reference), pixels

@@ -21,6 +21,21 @@ POINT_STYLE = {
     "border_width": 0.15,
 }
 TRUTH_STYLE = {"size": 6, "face_color": "magenta", "symbol": "cross"}
+# Layer metadata the napari widget reads: the radii that suit a sample
+# (template radius, max displacement per axis, px), and layers holding the
+# answers, which it never picks as the points to match.
+_KEY = "napari-normxcorr"
+ANSWERS = {_KEY: {"answers": True}}
+
+
+def preset(template_radius: int, max_displacement: Any) -> dict[str, Any]:
+    """Metadata suggesting the widget's radii for a sample."""
+    return {
+        _KEY: {
+            "template_radius": template_radius,
+            "max_displacement": max_displacement,
+        }
+    }
 
 
 def texture(
@@ -68,7 +83,8 @@ def stereo_pair() -> list[LayerData]:
     """
     left, right, _ = stereo_images()
     return [
-        (left, {"name": "left"}, "image"),
+        # On its row, up to ~60 px left: a few rows, many columns.
+        (left, {"name": "left", "metadata": preset(10, (3, 60))}, "image"),
         (right, {"name": "right"}, "image"),
         (
             stereo_points(left),
@@ -118,9 +134,13 @@ def deformed_pair() -> list[LayerData]:
     )
     truth = true_positions(points, field)
     return [
-        (before, {"name": "before"}, "image"),
+        (before, {"name": "before", "metadata": preset(12, 12)}, "image"),
         (after, {"name": "after (deformed)"}, "image"),
-        (truth, {"name": "true positions", **TRUTH_STYLE}, "points"),
+        (
+            truth,
+            {"name": "true positions", "metadata": ANSWERS, **TRUTH_STYLE},
+            "points",
+        ),
         # Last, so it is the selected layer the widget picks by default.
         (points, {"name": "grid points", **POINT_STYLE}, "points"),
     ]
@@ -204,10 +224,20 @@ def drifting_series() -> list[LayerData]:
     axis = np.linspace(30.0, SERIES_SIZE - 30.0, 5)
     grid = np.stack(np.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2)
     points = np.c_[np.zeros(len(grid)), grid]
+    # napari's axis labels say that the first axis is time.
+    axes = {"axis_labels": ("t", "y", "x")}
     return [
-        (stack, {"name": "time-lapse"}, "image"),
-        (series_tracks(grid), {"name": "true tracks"}, "tracks"),
-        (points, {"name": "points", **POINT_STYLE}, "points"),
+        (
+            stack,
+            {"name": "time-lapse", "metadata": preset(10, 10), **axes},
+            "image",
+        ),
+        (
+            series_tracks(grid),
+            {"name": "true tracks", "metadata": ANSWERS, **axes},
+            "tracks",
+        ),
+        (points, {"name": "points", **POINT_STYLE, **axes}, "points"),
     ]
 
 
