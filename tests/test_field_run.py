@@ -24,7 +24,7 @@ def test_a_field_in_the_template_layers_units(make_napari_viewer, qtbot):
     before = template.data.copy()
     messages = []
     run = panel(viewer, template, image, messages)
-    run.interval.value = 0.1
+    run.interval.value = "0.1"
     run.time_unit.value = "s"
     run.run()
     qtbot.waitUntil(lambda: run.result is not None, timeout=60_000)
@@ -58,4 +58,9 @@ def test_the_same_layer_twice_is_refused(make_napari_viewer):
     assert "same layer" in messages[-1]
     panel(viewer, layer, viewer.add_image(np.zeros((32, 32))), messages).run()
     assert "differ in shape" in messages[-1]
+    other = viewer.add_image(np.ones((64, 64)))
+    bad_time = panel(viewer, layer, other, messages)
+    bad_time.interval.value = "soon"
+    bad_time.run()
+    assert "time between images" in messages[-1]
     assert [lay.name for lay in viewer.layers][-1] != VECTORS

@@ -62,7 +62,7 @@ class FieldRun(Container):
             value=16,
             min=2,
             max=1024,
-            label="grid spacing (px)",
+            label="vector spacing (px)",
             tooltip="Distance between the vectors, in template pixels.",
         )
         self.window = SpinBox(
@@ -88,13 +88,12 @@ class FieldRun(Container):
             tooltip="1: one pass; 3: a coarse pass and two with window "
             "deformation (the target resampled through the field).",
         )
-        self.interval = FloatSpinBox(
-            value=1.0,
-            min=1e-9,
-            max=1e9,
-            step=0.1,
+        # Text, not a spin box: intervals run from ns to hours.
+        self.interval = LineEdit(
+            value="1",
             label="time between images",
-            tooltip="For velocities and vorticity, in the time unit below.",
+            tooltip="For velocities and vorticity, in the time unit below "
+            "(e.g. 0.001 or 1e-3).",
         )
         self.time_unit = LineEdit(
             value="frame",
@@ -127,16 +126,30 @@ class FieldRun(Container):
                 self.length,
             ]
         )
+        self._add_title()
         self.viewer, self._layers, self._notify = viewer, layers, notify
         self.result: FieldResult | None = None
         self.worker: Any = None
         self.button.changed.connect(self.run)
         self.length.changed.connect(self._set_length)
 
+    def _add_title(self) -> None:
+        """A heading across both columns of the controls."""
+        from qtpy.QtWidgets import QLabel
+
+        title = QLabel(
+            "<b>Dense field</b> (PIV, DIC): a grid of windows matched in "
+            "passes of window deformation"
+        )
+        title.setWordWrap(True)
+        self.native.layout().insertWidget(0, title)
+
     def run(self) -> None:
         """Start match_field on the chosen layers (checked first)."""
         template, image = self._layers()
-        problem = _problem(template, image)
+        problem = _problem(template, image) or _interval_problem(
+            self.interval.value
+        )
         if problem:
             self._notify(problem)
             return
@@ -154,7 +167,7 @@ class FieldRun(Container):
             passes=self.passes.value,
             pixel_size=scale,
             unit=_unit(template),
-            frame_interval=self.interval.value,
+            frame_interval=float(self.interval.value),
             time_unit=self.time_unit.value or "frame",
             _connect={
                 "errored": lambda error: self._notify(f"Dense field: {error}")
@@ -183,6 +196,8 @@ class FieldRun(Container):
             )
             if kind == "vectors":
                 style["length"] *= self.length.value
+            # The inputs' units, so that napari keeps rendering them.
+            style["units"] = tuple(template.units)[-len(shift) :]
             # Re-runs refresh where the layers sit and what they show;
             # a user's restyling stays.
             update = [k for k in _REFRESHED if k in style]
@@ -226,6 +241,20 @@ def _problem(template: Any, image: Any) -> str:
             f"({template.data.shape} and {image.data.shape})."
         )
     return ""
+
+
+def _interval_problem(text: str) -> str:
+    """Why `text` is not a time between images, or ''."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if np.isfinite(value) and value > 0:
+        return ""
+    return (
+        "Dense field: the time between images must be a number > 0, "
+        f"not {text!r}."
+    )
 
 
 def _unit(layer: Any) -> str:

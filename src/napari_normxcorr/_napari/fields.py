@@ -16,6 +16,7 @@ from magicgui.widgets import ComboBox, Container, PushButton, SpinBox
 
 from ..fields._displacement import displacement_field, field_magnitude
 from ..fields._grid import grid_points
+from .field_run import FieldRun
 from .layers import (
     convert,
     data_to_world,
@@ -48,6 +49,12 @@ _GRID_STYLE = {
     "border_width": 0.15,
 }
 _WHOLE_IMAGE = "whole image"
+
+
+def _notify(message: str) -> None:
+    from napari.utils.notifications import show_info
+
+    show_info(message)
 
 
 def inside_shapes(
@@ -159,6 +166,9 @@ class FieldSection(Container):
         Picks a Points layer as the widget's points to match.
     redraw_vectors : callable
         Draws the displacement vectors again (another colouring).
+    image_layer : callable, optional
+        The target image picked in the widget (or None): with the
+        template, what "Run dense field" (match_field) matches.
     """
 
     def __init__(
@@ -168,6 +178,7 @@ class FieldSection(Container):
         template_layer: Callable[[], napari.layers.Image | None],
         use_points: Callable[[napari.layers.Points], None],
         redraw_vectors: Callable[[], None],
+        image_layer: Callable[[], napari.layers.Image | None] = lambda: None,
     ):
         super().__init__()
         self._session = session
@@ -181,6 +192,12 @@ class FieldSection(Container):
         self._add_controls()
         self.legend = Legend()
         self.native.layout().addWidget(self.legend.native)
+        # A field of its own, by passes of window deformation (PIV, DIC),
+        # beside the field of the matched points above.
+        self.dense = FieldRun(
+            viewer, lambda: (template_layer(), image_layer()), _notify
+        )
+        self.native.layout().addWidget(self.dense.native)
         self._add_callbacks()
 
     def _add_controls(self) -> None:

@@ -169,6 +169,7 @@ class MatchWidget(Container):
             lambda: self.template_layer.value,
             self._on_grid_added,
             self._outputs.redraw_matches,
+            lambda: self.image_layer.value,
         )
         self.fields.follow_template_radius(self.template_radius.value)
         self.tracking = TrackingSection(
