@@ -591,3 +591,29 @@ def test_match_result_of_a_stack_keeps_its_plane_axis():
     )
     assert isinstance(result, MatchResult)
     assert result.gradient.shape == (1, 2, 2)
+
+
+class TestStatusesMatchTheirNumbers:
+    def test_min_valid_of_the_wrong_type_is_named(self):
+        image = texture((40, 40), seed=1)
+        with pytest.raises(ValueError, match="min_valid"):
+            match_points(
+                image,
+                image,
+                [[20, 20]],
+                template_radius=3,
+                search_radius=6,
+                min_valid="a",
+            )
+
+    def test_unconfirmed_whole_pixel_vertices_are_not_low_score(self):
+        """A whole-pixel match the refinement does not confirm keeps its
+        NCC score, often high: it is `uncertain`, never `low score` with
+        a score above min_score (before: low score, score 0.98)."""
+        from test_track_checks import scene
+
+        stack, points, _, radii = scene(3, count=30)
+        result = track_points(stack, points, subpixel=False, **radii)
+        low = result.status == Status.LOW_SCORE
+        assert not (low & (result.score >= 0.5)).any()
+        assert (result.status == Status.UNCERTAIN).any()

@@ -175,7 +175,7 @@ def test_whole_pixel_points_are_tracked_alone():
             getattr(alone, name), getattr(together, name)[rows], name
         )
     # Worth comparing: some matches were confirmed, some not.
-    assert (together.status == Status.LOW_SCORE).any()
+    assert (together.status == Status.UNCERTAIN).any()
     assert together.refreshed.any()
 
 

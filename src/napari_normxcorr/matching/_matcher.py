@@ -218,9 +218,10 @@ class NoData(NamedTuple):
 
     def checked(self, template_image: LazyArray, image: LazyArray) -> dict:
         """The Matcher's keywords, or raise naming the faulty option."""
-        if not 0 <= self.min_valid <= 1:
+        min_valid = number("min_valid", self.min_valid)
+        if not 0 <= min_valid <= 1:
             raise ValueError(
-                f"min_valid must lie in [0, 1], got {self.min_valid}."
+                f"min_valid must lie in [0, 1], got {self.min_valid!r}."
             )
         masks = {}
         for name, mask, of in (
@@ -231,4 +232,4 @@ class NoData(NamedTuple):
                 masks[name] = as_image(name, mask)
                 mask_shape_check(name, masks[name].shape, of.shape)
         nodata = None if self.nodata is None else number("nodata", self.nodata)
-        return dict(masks, nodata=nodata, min_valid=self.min_valid)
+        return dict(masks, nodata=nodata, min_valid=min_valid)

@@ -52,8 +52,9 @@ class Confirmation:
     match needs one way: IC-GN steers by the gradients of its reference
     subset, and where one image is noisy (a low-contrast frame, or a
     reference renewed in one) only the direction that takes them from
-    the other converges. An unconfirmed match is ``low score``, as an
-    unconverged refinement is in sub-pixel tracking. Both directions run
+    the other converges. An unconfirmed match is ``uncertain`` (its
+    score may be high, its place is not confirmed), as an unconverged
+    refinement is in sub-pixel tracking. Both directions run
     with the affine shape function, on regions whose pixels without
     data are filled (see Refinement.refined_subsets).
 
@@ -79,7 +80,7 @@ class Confirmation:
     ) -> tuple[Found, np.ndarray]:
         """Whole-pixel matches `found` in frame `t` of points `rows`,
         whose references lie in `frames` around `centres`, with those
-        that need confirming and are not ``low score``; `relock` says
+        that need confirming and are not confirmed ``uncertain``; `relock` says
         which points follow a lost or doubtful vertex.
 
         Also returns the anchors: where each reference position went,
@@ -116,7 +117,7 @@ class Confirmation:
         sure = np.where(both, forward & backward, forward | backward)
         failed = check[~sure]
         status = found.status.copy()
-        status[failed] = Status.LOW_SCORE
+        status[failed] = Status.UNCERTAIN
         anchors[failed] = found.position[failed]
         return found._replace(status=status), anchors
 

@@ -166,8 +166,8 @@ def track_points(
     wrong: a relock (the first match after a lost or doubtful vertex)
     must be confirmed by IC-GN (affine) both ways, from the reference
     onto the frame and back; a match scoring below `refresh_score`, or
-    one the reference is renewed at, one way; unconfirmed, it is ``low
-    score``. A renewed reference is centred where the refinement put the
+    one the reference is renewed at, one way; unconfirmed, it is
+    ``uncertain``. A renewed reference is centred where the refinement put the
     point, not at the rounded match, so that rounding does not add up.
     A match whose window, or the window a pixel from it, keeps less than
     half its pixels with data is ``too little data`` (a lost vertex).
