@@ -12,6 +12,18 @@ import numpy as np
 import numpy.typing as npt
 
 STRAIN_KINDS = ("green-lagrange", "small", "engineering")
+# Where a point's displacement gradient comes from, as DIC codes offer:
+# its subset's own shape function, or a strain window over its neighbours.
+GRADIENT_SOURCES = ("window", "subset")
+
+
+def gradient_source(method: str) -> str:
+    """`method` if it names a GRADIENT_SOURCES entry, else a ValueError."""
+    if method not in GRADIENT_SOURCES:
+        raise ValueError(
+            f"method must be 'window' or 'subset', got {method!r}."
+        )
+    return method
 
 
 def strain(

@@ -11,7 +11,7 @@ from typing import NamedTuple, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from ..core._strain import strain, window_gradients
+from ..core._strain import gradient_source, strain, window_gradients
 from ..io._files import write_columns
 
 
@@ -271,12 +271,8 @@ class MatchResult:
         ok neighbours (``'window'``, see ``TrackResult.strain``); NaN
         where neither is known. `kind` as :func:`napari_normxcorr.strain`.
         """
-        if method == "subset":
+        if gradient_source(method) == "subset":
             return strain(self.gradient, kind)
-        if method != "window":
-            raise ValueError(
-                f"method must be 'window' or 'subset', got {method!r}."
-            )
         d = self.gradient.shape[-1]
         gradient = window_gradients(
             self.points[:, -d:], self.offset[:, -d:], self.status == Status.OK

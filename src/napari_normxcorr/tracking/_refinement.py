@@ -294,35 +294,32 @@ class Refinement:
         return np.all((low >= 0) & (high <= self.frame_shape - 1), axis=1)
 
 
-class _InRange:
+class _Reading:
+    """A stack read through a change of each window read (subclasses say
+    which), with the stack's shape and dtype."""
+
+    def __init__(self, stack: LazyArray):
+        self.stack = stack
+        self.shape, self.ndim, self.dtype = (
+            stack.shape,
+            stack.ndim,
+            stack.dtype,
+        )
+
+
+class _InRange(_Reading):
     """`stack` read with each window scaled by a power of two into the
     range where its squares neither overflow nor underflow (see
     `safe_scale`): IC-GN's normalised SSD and the NCC score do not
     change when a window is scaled."""
 
-    def __init__(self, stack: LazyArray):
-        self.stack = stack
-        self.shape, self.ndim, self.dtype = (
-            stack.shape,
-            stack.ndim,
-            stack.dtype,
-        )
-
     def __getitem__(self, index: Any) -> np.ndarray:
         return scaled(np.asarray(self.stack[index]))
 
 
-class _Filled:
+class _Filled(_Reading):
     """`stack` read with its pixels without data (NaN, inf) at the mean
     of the others read with them."""
-
-    def __init__(self, stack: LazyArray):
-        self.stack = stack
-        self.shape, self.ndim, self.dtype = (
-            stack.shape,
-            stack.ndim,
-            stack.dtype,
-        )
 
     def __getitem__(self, index: Any) -> np.ndarray:
         values = np.asarray(self.stack[index], dtype=np.float64)

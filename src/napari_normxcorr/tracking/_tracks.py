@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core._arrays import LazyArray
-from ..core._strain import strain, window_gradients
+from ..core._strain import gradient_source, strain, window_gradients
 from ..io._files import write_columns
 from ..matching._result import Status
 
@@ -127,12 +127,8 @@ class TrackResult:
         (N, T, D, D) ndarray
             NaN where the vertex is not ok or has too few neighbours.
         """
-        if method == "subset":
+        if gradient_source(method) == "subset":
             return strain(self.gradient, kind)
-        if method != "window":
-            raise ValueError(
-                f"method must be 'window' or 'subset', got {method!r}."
-            )
         d = self.gradient.shape[-1]
         gradient = np.full(self.gradient.shape, np.nan)
         reference = self.points[:, -d:]
