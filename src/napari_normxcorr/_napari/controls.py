@@ -35,6 +35,23 @@ if TYPE_CHECKING:
 
 # Where a sample (or any layer) keeps the radii that suit it.
 PRESET_KEY = "napari-normxcorr"
+# The controls a script may reach on the widget itself (and a session
+# saves), in the order they are set: the search radius after the radii.
+SETTINGS = (
+    "first_axis",
+    "template_radius",
+    "max_displacement",
+    "template_radius_z",
+    "max_displacement_z",
+    "search_radius",
+    "subpixel",
+    "min_score",
+    "min_peak_ratio",
+    "max_motion_gap",
+    "max_uncertainty",
+    "max_consistency_error",
+    "neighbours",
+)
 
 
 class MatchControls:

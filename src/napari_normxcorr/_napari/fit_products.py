@@ -128,6 +128,28 @@ class FitProducts:
         if path:
             self.export_json(path)
 
+    def load(self, path: str | Path) -> TransformFit | None:
+        """The fit written to `path` by Export fit, ``TransformFit.to_json``
+        or ``register -o``; None when it holds none (a notification says
+        why)."""
+        from napari.utils.notifications import show_warning
+
+        try:
+            return TransformFit.from_json(path)
+        except (OSError, ValueError) as error:
+            show_warning(f"Cannot load the fit: {error}")
+            return None
+
+    def load_dialog(self, parent: Any, load: Callable[[str], object]) -> None:
+        """Ask for a fit's JSON file and `load` it."""
+        from qtpy.QtWidgets import QFileDialog
+
+        path, _ = QFileDialog.getOpenFileName(
+            parent, "Load fit", "", "JSON (*.json)"
+        )
+        if path:
+            load(path)
+
     def add_warped(self) -> napari.layers.Image | None:
         """Add the target resampled into the template's grid, placed like
         the template (lazy for dask data); None when there is no fit."""

@@ -23,6 +23,15 @@ def top_panel(widgets: list[Any]) -> Container:
     return top
 
 
+def button_row(*buttons: Any) -> Container:
+    """`buttons` side by side, without labels or margins."""
+    from magicgui.widgets import Container
+
+    row = Container(widgets=list(buttons), layout="horizontal", labels=False)
+    row.margins = (0, 0, 0, 0)
+    return row
+
+
 def folded(title: str, section: Container) -> QCollapsible:
     """`section` in a collapsible box titled `title`, folded."""
     from superqt import QCollapsible

@@ -1,5 +1,5 @@
-"""What the widget owns beyond its own dock: the results dock and its
-keyboard shortcuts, both gone when the widget is closed.
+"""What the widget owns beyond its own dock: the results dock, the plots
+dock and its keyboard shortcuts, all gone when the widget is closed.
 
 napari's close button takes the dock out of the window and deletes the
 dock (not our widget, which it only un-parents): the dock's ``destroyed``
@@ -42,6 +42,8 @@ class Lifecycle:
         self._on_closed = on_closed
         self._keys: list[str] = []
         self._results: QDockWidget | None = None
+        # Other docks the widget added (the plots), by name.
+        self._docks: dict[str, QDockWidget] = {}
         self._dock: QDockWidget | None = None
         self.closed = False
         native.destroyed.connect(self.close)
@@ -56,6 +58,18 @@ class Lifecycle:
         if parent is not None and parent is not self._dock:
             self._dock = parent
             parent.destroyed.connect(self.close)
+
+    def docked(self, areas: list[Any]) -> None:
+        """Once docked: watch the dock, and widen the tabs' scroll areas
+        to napari's style sheet."""
+        from .layout import fit_width
+
+        try:
+            self.watch_dock()
+            for area in areas:
+                fit_width(area)
+        except RuntimeError:  # its Qt widgets are deleted
+            pass
 
     def bind(self, key: str, action: Callable[[], Any]) -> None:
         """Run `action` on `key` (napari's key names) in the viewer."""
@@ -74,6 +88,15 @@ class Lifecycle:
         )
         return self._results
 
+    def add_dock(self, widget: QWidget, name: str) -> QDockWidget:
+        """Dock `widget` at the bottom as `name`, once; it goes with the
+        widget."""
+        if name not in self._docks:
+            self._docks[name] = self._viewer.window.add_dock_widget(
+                widget, name=name, area="bottom"
+            )
+        return self._docks[name]
+
     def close(self, *_: Any) -> None:
         """The widget is gone: its results dock and shortcuts go too."""
         if self.closed:
@@ -84,10 +107,13 @@ class Lifecycle:
                 self._viewer.bind_key(key, None)
             except (KeyError, RuntimeError):
                 pass
-        if self._results is not None:
+        for dock in [self._results, *self._docks.values()]:
+            if dock is None:
+                continue
             try:
-                self._viewer.window.remove_dock_widget(self._results)
+                self._viewer.window.remove_dock_widget(dock)
             except (AttributeError, LookupError, RuntimeError):
                 pass  # the window (or the dock) is gone already
-            self._results = None
+        self._results = None
+        self._docks.clear()
         self._on_closed()

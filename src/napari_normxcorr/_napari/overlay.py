@@ -63,11 +63,17 @@ def fit_record(
     fit: TransformFit, result: MatchResult, inputs: RunInputs
 ) -> dict[str, Any]:
     """The fit, its points (template pixels) and their matches (target
-    pixels) as plain JSON values; NaN becomes None."""
-    return {
-        **fit.to_dict(),
+    pixels) as plain JSON values; NaN becomes None. A fit not made from
+    `result` (loaded, or from pairs) goes without them."""
+    names = {
         "template": inputs.template_layer.name,
         "target": inputs.image_layer.name,
+    }
+    if len(fit.inliers) != len(result):
+        return {**fit.to_dict(), **names}
+    return {
+        **fit.to_dict(),
+        **names,
         "points": _json_rows(result.points),
         "matched": _json_rows(result.matched),
         "status": [str(s) for s in result.status],

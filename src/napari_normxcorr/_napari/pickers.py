@@ -65,6 +65,13 @@ class LayerPickers:
             event.connect(self._on_layers_changed)
         self._on_layers_changed()
 
+    def for_task(self, tab: str) -> None:
+        """The pickers as the tab `tab` needs them: tracking follows the
+        template's own frames (a time-lapse), with no target."""
+        track = tab == "Track"
+        self.image.enabled = not track
+        self.template.label = "time-lapse" if track else "template image"
+
     @property
     def widgets(self) -> tuple[ComboBox, ComboBox, ComboBox]:
         """The template, target and points pickers."""

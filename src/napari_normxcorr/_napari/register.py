@@ -19,9 +19,12 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton
 
 from ..matching._result import MatchResult, Status
+from ..registration import TooFewMatches
 from ..registration._transform import MODELS, TransformFit, fit_transform
 from . import jobs
+from .fit_advice import too_few_advice, two_motions_note
 from .fit_products import FitProducts
+from .pairs import HandPairs
 from .session import MatchOptions, MatchSession, RunInputs
 
 if TYPE_CHECKING:
@@ -52,12 +55,6 @@ def in_matched_axes(result: MatchResult, options: MatchOptions) -> MatchResult:
     )
 
 
-def describe(fit: TransformFit) -> str:
-    """One line for the label: model, inliers/total and RMS."""
-    inliers, total = int(fit.inliers.sum()), len(fit.inliers)
-    return f"{fit.model}: {inliers}/{total} inliers, RMS {fit.rms:.2f} px"
-
-
 _TIPS = {
     "fit": "Fit the transform to the matches (after a Run)",
     "refine": "Match again through the fit (rotation and scale undone) and "
@@ -67,6 +64,8 @@ _TIPS = {
     "template (its data are not touched)",
     "undo": "Put back the target layer's affine",
     "export": "Write the fit as JSON",
+    "load": "Read a fit written by Export fit or register -o; it guides "
+    "Refine, Apply and the warped target",
     "warp": "Add the target resampled onto the template's grid",
 }
 
@@ -74,6 +73,46 @@ _TIPS = {
 def _button(text: str, tooltip: str) -> PushButton:
     """A button, disabled until it can act."""
     return PushButton(text=text, enabled=False, tooltip=tooltip)
+
+
+def register_controls() -> tuple[Any, ...]:
+    """The tab's controls, top to bottom: model, robust, Fit, Refine, the
+    fit's label, Apply, Undo apply, Export, Load, warped target and side
+    by side."""
+    model = ComboBox(
+        choices=MODELS,
+        value="affine",
+        label="transform model",
+        tooltip="Template pixels -> target pixels; projective in 2-D only",
+    )
+    robust = CheckBox(
+        value=True,
+        text="robust fit (RANSAC)",
+        tooltip="Leave matches off the model out of the fit; they "
+        "become 'transform outlier'",
+    )
+    label = Label(
+        value="No transform fitted", label="fit", tooltip=_TIPS["label"]
+    )
+    side_by_side = CheckBox(
+        value=False,
+        text="side by side",
+        tooltip="Grid view: the template and its points beside the "
+        "target and its matches",
+    )
+    return (
+        model,
+        robust,
+        _button("Fit", _TIPS["fit"]),
+        _button("Refine matches", _TIPS["refine"]),
+        label,
+        _button("Apply to target layer", _TIPS["apply"]),
+        _button("Undo apply", _TIPS["undo"]),
+        _button("Export fit…", _TIPS["export"]),
+        PushButton(text="Load fit…", tooltip=_TIPS["load"]),
+        _button("Add warped target", _TIPS["warp"]),
+        side_by_side,
+    )
 
 
 class RegisterSection(Container):
@@ -90,6 +129,8 @@ class RegisterSection(Container):
         matches were matched again).
     report_error : callable
         Called with the exception when the refinement worker fails.
+    images : callable
+        The picked template and target Image layers (pairs by hand).
 
     Attributes
     ----------
@@ -104,13 +145,16 @@ class RegisterSection(Container):
         viewer: napari.Viewer,
         redraw_outputs: Callable[[], None],
         report_error: Callable[[Exception], None],
+        images: Callable[[], tuple[Any, Any]],
     ):
         super().__init__()
+        self._images = images
         self._session = session
         self._viewer = viewer
         self._redraw_outputs = redraw_outputs
         self._report_error = report_error
         self.current_fit: TransformFit | None = None
+        self._guide = False
         self._worker: Any = None
         # Our own session.replace: not a change that voids the fit.
         self._replacing = False
@@ -124,47 +168,27 @@ class RegisterSection(Container):
         self._add_callbacks()
 
     def _add_controls(self) -> None:
-        self.model = ComboBox(
-            choices=MODELS,
-            value="affine",
-            label="transform model",
-            tooltip="Template pixels -> target pixels; projective in 2-D only",
+        (
+            self.model,
+            self.robust,
+            self.fit_button,
+            self.refine_button,
+            self.fit_label,
+            self.apply_button,
+            self.undo_apply_button,
+            self.export_button,
+            self.load_button,
+            self.warp_button,
+            self.side_by_side,
+        ) = controls = register_controls()
+        self.extend(controls)
+        self.pairs = HandPairs(
+            self._viewer,
+            self._images,
+            lambda: str(self.model.value),
+            lambda fit, label: self.use_fit(fit, label, guide=True),
         )
-        self.robust = CheckBox(
-            value=True,
-            text="robust fit (RANSAC)",
-            tooltip="Leave matches off the model out of the fit; they "
-            "become 'transform outlier'",
-        )
-        self.fit_button = _button("Fit", _TIPS["fit"])
-        self.refine_button = _button("Refine matches", _TIPS["refine"])
-        self.fit_label = Label(
-            value="No transform fitted", label="fit", tooltip=_TIPS["label"]
-        )
-        self.apply_button = _button("Apply to target layer", _TIPS["apply"])
-        self.undo_apply_button = _button("Undo apply", _TIPS["undo"])
-        self.export_button = _button("Export fit…", _TIPS["export"])
-        self.warp_button = _button("Add warped target", _TIPS["warp"])
-        self.side_by_side = CheckBox(
-            value=False,
-            text="side by side",
-            tooltip="Grid view: the template and its points beside the "
-            "target and its matches",
-        )
-        self.extend(
-            [
-                self.model,
-                self.robust,
-                self.fit_button,
-                self.refine_button,
-                self.fit_label,
-                self.apply_button,
-                self.undo_apply_button,
-                self.export_button,
-                self.warp_button,
-                self.side_by_side,
-            ]
-        )
+        self.extend(self.pairs.widgets)
 
     def _add_callbacks(self) -> None:
         # QPushButton.clicked passes a bool: wrap the calls.
@@ -174,6 +198,9 @@ class RegisterSection(Container):
         self.undo_apply_button.changed.connect(lambda: self.undo_apply())
         self.export_button.changed.connect(
             lambda: self._products.export_dialog(self.native)
+        )
+        self.load_button.changed.connect(
+            lambda: self._products.load_dialog(self.native, self.load_fit)
         )
         self.warp_button.changed.connect(lambda: self.add_warped())
         self.side_by_side.changed.connect(self._on_side_by_side)
@@ -191,9 +218,10 @@ class RegisterSection(Container):
         """Fit the chosen model to the matches and flag them.
 
         Returns the fit, or None when there is nothing to fit (a
-        notification says why; nothing changes).
+        notification says why; nothing changes). With too few ok matches
+        for the model, the model switches to the one they support.
         """
-        from napari.utils.notifications import show_warning
+        from napari.utils.notifications import show_info, show_warning
 
         try:
             inputs = self._inputs()
@@ -204,10 +232,20 @@ class RegisterSection(Container):
                 model=self.model.value,
                 robust=self.robust.value,
             )
+        except TooFewMatches as error:
+            assert self._session.result is not None  # _inputs checked it
+            message, model = too_few_advice(error, self._session.result)
+            if model is not None:
+                self.model.value = model
+            show_warning(message)
+            return None
         except ValueError as error:
             show_warning(str(error))
             return None
         self._keep(fit, fit.flag(fresh))
+        note = two_motions_note(fresh, fit.matrix)
+        if note is not None:
+            show_info(note)
         return fit
 
     def _keep(self, fit: TransformFit, flagged: MatchResult) -> None:
@@ -217,9 +255,27 @@ class RegisterSection(Container):
             self._session.replace(flagged)
         finally:
             self._replacing = False
+        self.use_fit(fit, fit.summary, guide=False)
+
+    def use_fit(self, fit: TransformFit, label: str, guide: bool) -> None:
+        """Make `fit` the current fit, described by `label`.
+
+        A `guide` fit (loaded, or fitted to pairs clicked by hand) is not
+        a fit of the session's matches: it stays when they change, and
+        guides Refine of whatever matches there are.
+        """
         self.current_fit = fit
-        self.fit_label.value = describe(fit)
+        self._guide = guide
+        self.fit_label.value = label
         self._update_buttons()
+
+    def load_fit(self, path: str | Path) -> TransformFit | None:
+        """Make the fit in `path` (`FitProducts.load`) the current, guide
+        fit; None when the file holds none (a notification says why)."""
+        fit = self._products.load(path)
+        if fit is not None:
+            self.use_fit(fit, f"{fit.summary} (from {Path(path).name})", True)
+        return fit
 
     def _update_buttons(self, *_: Any) -> None:
         """Buttons enabled only when they can act: Fit and Refine with
@@ -240,7 +296,7 @@ class RegisterSection(Container):
         if self._replacing:
             return
         self._changes += 1
-        if self.current_fit is not None:
+        if self.current_fit is not None and not self._guide:
             self.current_fit = None
             self.fit_label.value = "The matches changed: fit again"
         self._update_buttons()

@@ -79,7 +79,7 @@ class Runner:
             guesses,
             session=widget.session,
             on_result=lambda result: self._on_result(inputs, world, result),
-            on_error=widget._report_error,
+            on_error=report_error,
             on_finished=self._on_finished,
             on_cancelled=self._on_cancelled,
             progress={"total": steps, "desc": "Matching points"},
@@ -174,3 +174,10 @@ class Runner:
         suggestion = wider_search(result, limit)
         if suggestion is not None:
             show_warning(border_message(result, limit, suggestion))
+
+
+def report_error(error: Exception) -> None:
+    """A worker's error, as a notification."""
+    from napari.utils.notifications import show_error
+
+    show_error(f"Matching failed: {error}")

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from magicgui.widgets import (
-    Container,
-)
+from magicgui.widgets import Container
 
 from ..matching._result import MatchResult
 from . import layout
 from .axes import DEPTH, TIME, describe, first_axis_kind, first_axis_label
-from .controls import MatchControls
+from .controls import SETTINGS, MatchControls
 from .display import DisplayControls
 from .ellipses import UncertaintyEllipses
 from .fields import FieldSection
@@ -21,10 +21,12 @@ from .lifecycle import Lifecycle
 from .live import LiveMatching
 from .outputs import OutputLayers
 from .pickers import LayerPickers
+from .plots import Plots, PlotsDock
 from .register import RegisterSection
 from .results import ResultsView
-from .running import Runner, run_controls
+from .running import Runner, report_error, run_controls
 from .session import MatchOptions, MatchSession
+from .session_files import SessionFiles
 from .steps import wait_while
 from .table import ResultsTable
 from .tracking import TrackingSection
@@ -34,22 +36,6 @@ if TYPE_CHECKING:
     from qtpy.QtWidgets import QWidget
 
 RUN_KEY, TRACK_KEY = "Control-Enter", "Control-Shift-Enter"
-# The controls a script may reach on the widget itself.
-_SETTINGS = (
-    "first_axis",
-    "template_radius",
-    "max_displacement",
-    "template_radius_z",
-    "max_displacement_z",
-    "search_radius",
-    "subpixel",
-    "min_score",
-    "min_peak_ratio",
-    "max_motion_gap",
-    "max_uncertainty",
-    "max_consistency_error",
-    "neighbours",
-)
 
 
 class MatchWidget(Container):
@@ -87,7 +73,7 @@ class MatchWidget(Container):
         )
         self.template_mask, self.image_mask = self._pickers.masks
         self.settings = MatchControls()
-        for name in _SETTINGS:
+        for name in SETTINGS:
             setattr(self, name, getattr(self.settings, name))
         self.display = DisplayControls()
         self.ellipses = self.display.ellipses
@@ -105,11 +91,11 @@ class MatchWidget(Container):
 
         # Once docked: napari's style sheet widens the controls, and the
         # dock's end is the widget's end.
-        QTimer.singleShot(0, self._on_docked)
+        QTimer.singleShot(0, lambda: self._life.docked(self._areas))
         self._life.bind(RUN_KEY, self.run)
         self._life.bind(TRACK_KEY, self.tracking.track)
         self._add_callbacks()
-        self._on_template_changed()
+        _follow_template(self)
         self._update_buttons()
 
     def _add_controls(self) -> None:
@@ -158,16 +144,21 @@ class MatchWidget(Container):
         )
         self.display.connect(viewer, self._outputs, self._ellipses)
         self._live = LiveMatching(
-            self.session, viewer, lambda: self.live.value, self._report_error
+            self.session, viewer, lambda: self.live.value, report_error
         )
         self.register = RegisterSection(
-            self.session, viewer, self._outputs.redraw, self._report_error
+            self.session,
+            viewer,
+            self._outputs.redraw,
+            report_error,
+            lambda: (self.template_layer.value, self.image_layer.value),
         )
         self.fields = FieldSection(
             self.session,
             viewer,
             lambda: self.template_layer.value,
-            self._on_grid_added,
+            # A new grid is what the user wants matched next.
+            partial(setattr, self.points_layer, "value"),
             self._outputs.redraw_matches,
             lambda: self.image_layer.value,
         )
@@ -179,11 +170,25 @@ class MatchWidget(Container):
             lambda: self.points_layer.value,
             lambda: self.match_options(volume=False),
         )
+        self._plots = PlotsDock(
+            self.session,
+            self.tracking.session,
+            lambda widget, name: self._life.add_dock(widget, name),
+        )
+        self._files = SessionFiles(self)
 
     def _assemble(self) -> QWidget:
         """Pickers and legend on top, a tab per task below."""
         top = layout.top_panel(
-            [*self._pickers.widgets, *self.settings.axis_controls]
+            [
+                *self._pickers.widgets,
+                *self.settings.axis_controls,
+                layout.button_row(
+                    self._plots.button,
+                    self._files.save_button,
+                    self._files.load_button,
+                ),
+            ]
         )
         self._areas = [
             self.root_native_widget,
@@ -195,7 +200,9 @@ class MatchWidget(Container):
         self.legend = layout.legend_label(legend_html())
         outer, self.tabs = layout.tabbed(top.native, self.legend, self._areas)
         self._top = top
-        self.tabs.currentChanged.connect(self._on_tab)
+        self.tabs.currentChanged.connect(
+            lambda index: self._pickers.for_task(layout.TABS[index])
+        )
         return outer
 
     @property
@@ -206,22 +213,9 @@ class MatchWidget(Container):
         return outer if outer is not None else super().native
 
     def _on_closed(self) -> None:
+        self._plots.close()
         self._runner.close()
         self.session.close()
-
-    def _on_docked(self) -> None:
-        try:
-            self._life.watch_dock()
-            for area in self._areas:
-                layout.fit_width(area)
-        except RuntimeError:  # its Qt widgets are deleted
-            pass
-
-    def _on_tab(self, index: int) -> None:
-        # Tracking follows the template's own frames: no target.
-        track = layout.TABS[index] == "Track"
-        self.image_layer.enabled = not track
-        self.template_layer.label = "time-lapse" if track else "template image"
 
     def _add_callbacks(self) -> None:
         # QPushButton.clicked passes a bool: wrap the calls.
@@ -231,8 +225,8 @@ class MatchWidget(Container):
         self.template_radius.changed.connect(
             self.fields.follow_template_radius
         )
-        self.template_layer.changed.connect(self._on_template_changed)
-        self.first_axis.changed.connect(self._on_template_changed)
+        for control in (self.template_layer, self.first_axis):
+            control.changed.connect(lambda *_: _follow_template(self))
         for picker in self._pickers.widgets:
             picker.changed.connect(self._update_buttons)
         self.session.changed.connect(self._update_buttons)
@@ -308,6 +302,20 @@ class MatchWidget(Container):
         self._pickers.automatic = False
         return self._runner.start(inputs, world)
 
+    def show_plots(self) -> Plots | None:
+        """Dock the plots (`PlotsDock.show`); None without matplotlib."""
+        return self._plots.show()
+
+    def save_session(self, path: str | Path) -> bool:
+        """Write the layer choices, settings, results and fit to the
+        folder `path` (`SessionFiles.save`); False before a run."""
+        return self._files.save(path)
+
+    def load_session(self, path: str | Path) -> bool:
+        """Bring back a saved session without running again
+        (`SessionFiles.load`); False when it cannot (a notification)."""
+        return self._files.load(path)
+
     def cancel(self) -> None:
         """Stop the running worker after its current chunk of points."""
         self._runner.cancel()
@@ -319,11 +327,6 @@ class MatchWidget(Container):
         self._update_buttons()
         return done
 
-    def _report_error(self, error: Exception) -> None:
-        from napari.utils.notifications import show_error
-
-        show_error(f"Matching failed: {error}")
-
     def _update_buttons(self, *_: Any) -> None:
         """Buttons enabled only when they can act."""
         ready = all(
@@ -334,23 +337,20 @@ class MatchWidget(Container):
 
     # --- the template and its first axis -------------------------------
 
-    def _on_template_changed(self, *_: Any) -> None:
-        """Show the first-axis control for images with one; take the
-        radii a layer's metadata suggests (the samples carry them)."""
-        layer = self.template_layer.value
-        kind = self.first_axis_kind()
-        label = first_axis_label(self._viewer, layer) if kind else ""
-        self.settings.show_axis(kind, describe(kind, label))
-        # Track asks for time: only an axis said to be depth is refused.
-        tracked = first_axis_kind(
-            self._viewer, layer, self.first_axis.value, unlabelled=TIME
-        )
-        self.tracking.follow_template(layer, tracked != DEPTH)
-        self.settings.follow_template(layer, kind)
 
-    def _on_grid_added(self, layer: napari.layers.Points) -> None:
-        # A new grid is what the user wants matched next.
-        self.points_layer.value = layer
+def _follow_template(widget: MatchWidget) -> None:
+    """Show the first-axis control for images with one; take the
+    radii a layer's metadata suggests (the samples carry them)."""
+    layer = widget.template_layer.value
+    kind = widget.first_axis_kind()
+    label = first_axis_label(widget._viewer, layer) if kind else ""
+    widget.settings.show_axis(kind, describe(kind, label))
+    # Track asks for time: only an axis said to be depth is refused.
+    tracked = first_axis_kind(
+        widget._viewer, layer, widget.first_axis.value, unlabelled=TIME
+    )
+    widget.tracking.follow_template(layer, tracked != DEPTH)
+    widget.settings.follow_template(layer, kind)
 
 
 def _key(key: str) -> str:
