@@ -360,31 +360,46 @@ def test_warped_rgb_target_keeps_its_colours(make_napari_viewer, qtbot):
     np.testing.assert_allclose(layer.data[inside], rgb[inside], atol=1e-3)
 
 
-def test_side_by_side_shows_two_cells_and_restores(registered, qtbot):
+def test_side_by_side_template_left_target_right_with_lines(registered, qtbot):
+    """One canvas: the template where it was, the target (a second layer
+    on its data) right of it, a line from each point to its match ending
+    on the matched pixel of the moved target; the target side hidden
+    meanwhile, and everything as it was afterwards."""
     viewer, widget = registered
-    grid = viewer.canvas.grid
-    grid.spacing = 0.0
-    order = [ly.name for ly in viewer.layers]
+    before = {
+        ly.name: (ly.visible, np.array(ly.affine.affine_matrix))
+        for ly in viewer.layers
+    }
+    template, target = viewer.layers["before"], viewer.layers["after"]
     widget.register.side_by_side.value = True
-    assert grid.enabled
-    layers = list(viewer.layers)
-
-    def cell(name):
-        return grid.position(viewer.layers.index(name), layers)
-
-    assert grid.actual_shape(layers) == (1, 2)
-    assert cell("before") == cell("pois")
-    assert cell("after") == cell("pois matched") == cell("pois NCC surface")
-    assert cell("before") != cell("after")
-    # Each side's image at the bottom of its cell.
-    for image, over in (("before", "pois"), ("after", "pois matched")):
-        index = viewer.layers.index
-        assert index(image) < index(over)
+    copy = viewer.layers["after (side by side)"]
+    assert copy.data is target.data
+    left = np.asarray(template.extent.world)[:, -1]
+    right = np.asarray(copy.extent.world)[:, -1]
+    assert (
+        right[0] > left[1]
+    )  # the target's left edge past the template's right
+    assert not target.visible and not viewer.layers["pois matched"].visible
+    lines = viewer.layers["pairs (side by side)"]
+    result = widget.result
+    kept = np.flatnonzero(np.isfinite(result.matched).all(axis=1))
+    assert len(lines.data) == len(kept)
+    for line, k in zip(lines.data, kept):
+        np.testing.assert_allclose(
+            line[0], template.data_to_world(result.points[k]), atol=1e-6
+        )
+        # The line ends where the copy shows the matched target pixel.
+        np.testing.assert_allclose(
+            line[1], copy.data_to_world(result.matched[k]), atol=1e-6
+        )
     widget.register.side_by_side.value = False
-    assert not grid.enabled
-    assert grid.stride == 1
-    assert tuple(grid.shape) == (-1, -1)
-    assert [ly.name for ly in viewer.layers] == order
+    names = [ly.name for ly in viewer.layers]
+    assert "after (side by side)" not in names
+    assert "pairs (side by side)" not in names
+    for layer in viewer.layers:
+        visible, affine = before[layer.name]
+        assert layer.visible == visible
+        np.testing.assert_array_equal(layer.affine.affine_matrix, affine)
 
 
 def test_time_lapse_fits_in_the_matched_axes(

@@ -16,7 +16,6 @@ import numpy as np
 
 from ..registration._transform import TransformFit
 from .overlay import (
-    SideBySide,
     check_overlay,
     fit_record,
     overlay_affine,
@@ -24,6 +23,7 @@ from .overlay import (
     warped_pixels,
 )
 from .session import MatchSession, RunInputs
+from .side_by_side import SideBySide
 
 if TYPE_CHECKING:
     import napari
@@ -210,5 +210,5 @@ class FitProducts:
             show_warning("Run the matching first: nothing to compare.")
             return False
         else:
-            self._side_by_side.show(inputs)
+            self._side_by_side.show(inputs, self._session.result)
         return True

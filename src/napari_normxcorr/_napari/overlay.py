@@ -1,5 +1,5 @@
 """Laying the target over the template: the layer affine, the warped
-target, side by side, and the fit as a JSON record.
+target, and the fit as a JSON record.
 
 The fit maps template pixels to target pixels (``TransformFit.matrix``);
 the target layer overlays the template when its data-to-world map becomes
@@ -8,7 +8,6 @@ the template's composed with the inverse fit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,7 +17,6 @@ from ..matching._result import MatchResult
 from ..registration._transform import TransformFit
 from ..registration._warp import warp
 from .layers import Affine, data_to_world
-from .outputs import SUFFIXES
 from .session import RunInputs
 
 if TYPE_CHECKING:
@@ -86,45 +84,6 @@ def _json_rows(values: np.ndarray) -> list[list[float | None]]:
     ]
 
 
-def side_by_side_groups(
-    layers: Sequence[Any], inputs: RunInputs
-) -> tuple[list[Any], list[Any]]:
-    """The layers shown with the template and those shown with the target.
-
-    The target side holds the target image and the outputs drawn in its
-    world (matches, vectors, surface, peaks); everything else goes with
-    the template. Each side's image comes first (at the bottom), so the
-    points show over it.
-    """
-    names = {inputs.points_layer.name + s for s in SUFFIXES.values()}
-    target = inputs.image_layer
-    # Layers compare with ==: a plugin's viewer hands out a new proxy of
-    # a layer on each access.
-    target_side = [ly for ly in layers if ly == target or ly.name in names]
-    template_side = [ly for ly in layers if ly not in target_side]
-    return (
-        _image_first(template_side, inputs.template_layer),
-        _image_first(target_side, target),
-    )
-
-
-def _image_first(layers: list[Any], image: Any) -> list[Any]:
-    return sorted(layers, key=lambda layer: layer != image)
-
-
-def grid_of(viewer: napari.Viewer) -> Any:
-    """The viewer's grid model (``viewer.canvas.grid`` since napari 0.9)."""
-    canvas = getattr(viewer, "canvas", None)
-    return viewer.grid if canvas is None else canvas.grid
-
-
-def reorder(layer_list: Any, order: Sequence[Any]) -> None:
-    """Put the layers of `layer_list` in `order`, bottom first."""
-    indices = [layer_list.index(layer) for layer in order]
-    if indices != list(range(len(indices))):
-        layer_list.move_multiple(indices, 0)
-
-
 def check_overlay(fit: TransformFit, inputs: RunInputs) -> None:
     """Raise ValueError when a layer affine cannot express the overlay."""
     if inputs.template_layer == inputs.image_layer:
@@ -174,54 +133,3 @@ def placement(layer: napari.layers.Image) -> dict[str, Any]:
         # Physical units too: napari warns about layers in mixed units.
         "units": layer.units,
     }
-
-
-# What the grid looked like before side by side: enabled, stride, shape
-# and the layer order.
-GridState = tuple[bool, int, tuple[int, int], list[Any]]
-
-
-class SideBySide:
-    """napari's grid mode with the template side and the target side in
-    two cells, and back to what it was."""
-
-    def __init__(self, viewer: napari.Viewer):
-        self._viewer = viewer
-        self._before: GridState | None = None
-
-    def show(self, inputs: RunInputs) -> None:
-        """Two cells: template side and target side (the one with more
-        layers on the left: napari fills the first cell)."""
-        layer_list = self._viewer.layers
-        grid = grid_of(self._viewer)
-        self._before = (
-            grid.enabled,
-            grid.stride,
-            tuple(grid.shape),
-            list(layer_list),
-        )
-        template_side, target_side = side_by_side_groups(layer_list, inputs)
-        # A negative stride fills the first cell from the top of the
-        # list: the larger side on top makes exactly two cells.
-        top, bottom = template_side, target_side
-        if len(bottom) > len(top):
-            top, bottom = bottom, top
-        reorder(layer_list, [*bottom, *top])
-        grid.stride = -len(top)
-        grid.shape = (1, 2)
-        grid.enabled = True
-
-    def restore(self) -> None:
-        """The grid settings and layer order from before `show`."""
-        if self._before is None:
-            return
-        enabled, stride, shape, order = self._before
-        self._before = None
-        layer_list = self._viewer.layers
-        kept = [layer for layer in order if layer in layer_list]
-        added = [layer for layer in layer_list if layer not in kept]
-        reorder(layer_list, [*kept, *added])
-        grid = grid_of(self._viewer)
-        grid.enabled = False
-        grid.stride, grid.shape = stride, shape
-        grid.enabled = enabled
