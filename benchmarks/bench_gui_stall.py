@@ -7,9 +7,15 @@ ticks on the GUI thread from Run until everything is drawn (the matched
 points, the vectors, the surface, the results table); the longest gap
 between two ticks is the longest time the GUI stood still. The goal is
 at most ~100 ms. The widget's own callbacks (the result taken, then one
-layer per event-loop turn) are timed too: the rest of a gap is napari's
-(adding a layer: its controls and visual; repainting the canvas, which
-under Xvfb's software OpenGL takes ~0.1 s for 16 000 markers).
+layer per event-loop turn, 10 ms apart so that the repaint after a step
+is not followed at once by the next step) are timed too: the rest of a
+gap is napari's and the canvas's. The matches and vectors layers are
+added empty first and filled last, so that the turns that add a layer
+repaint few items; the callbacks now take at most ~65 ms. What is left
+is a floor under Xvfb's software OpenGL: each new layer's visual
+compiles its shaders on its first repaint (~0.07-0.13 s), and a repaint
+with 16 000 markers and vectors takes ~0.05 s; on a GPU both are a few
+ms. The second run (layers updated in place) adds no visual.
 With --hidden the viewer is not shown (its canvas never paints): what is
 left is the widget's and napari's layer work without the repaints.
 Run: xvfb-run -a python benchmarks/bench_gui_stall.py [--hidden]

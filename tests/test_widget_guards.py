@@ -51,7 +51,8 @@ def test_a_time_lapse_against_itself_is_refused(
     make_napari_viewer, qtbot, warnings
 ):
     """Run (not Track) on one time-lapse as template and target matched
-    each point in its own frame: score 1, offset 0. Refused."""
+    each point in its own frame: score 1, offset 0. Match does not offer
+    a time-lapse; said to be a volume, it is refused against itself."""
     viewer = make_napari_viewer()
     rng = np.random.default_rng(1)
     stack = ndimage.gaussian_filter(
@@ -60,8 +61,11 @@ def test_a_time_lapse_against_itself_is_refused(
     layer = viewer.add_image(stack, name="movie", axis_labels=("t", "y", "x"))
     points = viewer.add_points([[0, 40.0, 40.0], [2, 30.0, 50.0]], name="p")
     widget = open_widget(viewer)
+    widget.tabs.setCurrentIndex(0)
+    assert layer not in widget.template_layer.choices
+    widget.first_axis.value = DEPTH
     choose(widget, layer, layer, points)
-    assert widget.first_axis_kind() == TIME
+    assert widget.first_axis_kind() == DEPTH
     assert widget.run() is None
     assert "Track" in warnings[0]
 
@@ -106,15 +110,17 @@ def test_an_unlabelled_volume_is_matched_in_3d(make_napari_viewer, qtbot):
 def test_axis_labels_and_the_control_say_what_the_first_axis_is(
     make_napari_viewer, qtbot
 ):
-    """Labelled 't': frame by frame (no z offset); the control overrides
-    the labels both ways."""
+    """Labelled 't': a time-lapse, for Track (the widget opens there);
+    the control overrides the labels both ways."""
     viewer = make_napari_viewer()
     before, after = volume_pair()
     axes = ("t", "y", "x")
     viewer.add_image(before, name="before", axis_labels=axes)
     viewer.add_image(after, name="after", axis_labels=axes)
     viewer.add_points([[12.0, 30.0, 30.0]], name="pois")
-    widget = pair_widget(viewer)
+    widget = open_widget(viewer)
+    assert widget.template_layer.label == "time-lapse"
+    assert widget.template_layer.value is viewer.layers["before"]
     widget.template_radius.value = 6
     widget.max_displacement.value = (6, 6)
     assert widget.first_axis_kind() == TIME
@@ -122,6 +128,10 @@ def test_axis_labels_and_the_control_say_what_the_first_axis_is(
     assert widget.tracking.enabled
     assert len(widget.match_options().search_radius) == 2
     widget.first_axis.value = DEPTH
+    assert widget.template_layer.value is None
+    widget.tabs.setCurrentIndex(0)
+    layers = viewer.layers
+    choose(widget, layers["before"], layers["after"], layers["pois"])
     assert widget.first_axis_kind() == DEPTH
     assert len(widget.match_options().search_radius) == 3
     assert not widget.tracking.enabled
@@ -130,6 +140,10 @@ def test_axis_labels_and_the_control_say_what_the_first_axis_is(
     run_and_wait(widget)
     np.testing.assert_allclose(widget.result.offset, [VOLUME_SHIFT], atol=0.05)
     widget.first_axis.value = TIME
+    # Said to be time, the two series are matched frame by frame.
+    assert layers["before"] in widget.template_layer.choices
+    assert len(widget.match_options().search_radius) == 2
+    widget.tabs.setCurrentIndex(1)
     assert widget.first_axis_kind() == TIME
 
 

@@ -7,7 +7,8 @@ Only public napari API is used (``data_to_world``, ``world_to_data``,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -91,7 +92,9 @@ def set_or_add(
         viewer.layers.remove(layer)
     add = getattr(viewer, f"add_{kind}")
     layer = add(_own(kind, data), name=name, **kwargs)
-    layer.metadata[_GIVEN] = {key: kwargs[key] for key in update}
+    layer.metadata[_GIVEN] = {
+        key: kwargs[key] for key in update if key in kwargs
+    }
     return layer
 
 
@@ -158,3 +161,25 @@ def reconnect(signal: Any, slot: Callable[..., Any]) -> None:
     """Connect `slot` to `signal` once, however often this runs."""
     signal.disconnect(slot)
     signal.connect(slot)
+
+
+@contextmanager
+def keeping_active(viewer: napari.Viewer) -> Iterator[None]:
+    """Layers added meanwhile do not take over the user's active layer.
+
+    napari activates an inserted layer: its controls are swapped in and
+    the layer list redrawn (tens of ms), then again for the user's layer.
+    With the selection's events held back, the user's layer is made
+    active again (or the user's selection restored) before anyone hears
+    of the change.
+    """
+    layers = viewer.layers
+    selection = layers.selection
+    active, kept = selection.active, list(selection)
+    with selection.events.blocker_all():
+        try:
+            yield
+        finally:
+            selection.active = active if active in layers else None
+            if selection.active is None:
+                selection.update([ly for ly in kept if ly in layers])

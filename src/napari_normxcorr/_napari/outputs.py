@@ -10,14 +10,21 @@ and the dense field's ``<points> field row`` (``col``, ``magnitude``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..core._peaks import argmax_index, second_peak
 from ..matching._result import MatchResult, Surface
-from .layers import convert, data_to_world, reconnect, set_or_add
+from .layers import (
+    convert,
+    data_to_world,
+    keeping_active,
+    reconnect,
+    set_or_add,
+)
 from .looks import (  # noqa: F401  (re-exported: older imports)
     MAGNITUDE_COLORMAP,
     NCC_COLORMAP,
@@ -38,8 +45,6 @@ from .session import MatchSession, RunInputs
 from .steps import now
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     import napari
 
 # Matched points beyond this many get no score labels (clutter, slow).
@@ -193,30 +198,76 @@ class OutputLayers:
         if name in self._viewer.layers:
             self._viewer.layers.remove(name)
 
-    @contextmanager
-    def keeping_active_layer(self) -> Iterator[None]:
-        """Added output layers do not take over the user's active layer."""
-        selection = self._viewer.layers.selection
-        active = selection.active
-        yield
-        if (
-            active is not None
-            and active in self._viewer.layers
-            and selection.active is not active
-        ):
-            selection.active = active
+    def keeping_active_layer(self) -> AbstractContextManager[None]:
+        """Added output layers do not take over the user's active layer
+        (`layers.keeping_active`)."""
+        return keeping_active(self._viewer)
 
     def _on_changed(self, rows: list[int] | None = None) -> None:
-        with self.keeping_active_layer():
-            self._draw_matches()
-        # Vectors on the next turn where drawing is batched (a full run).
-        self.defer(self._draw_vectors_keeping_active)
+        # Where drawing is batched (a full run), a layer per turn.
+        self.defer(partial(self._keeping_active, self._draw_matches))
+        self.defer(partial(self._keeping_active, self._draw_vectors))
 
-    def _draw_vectors_keeping_active(self) -> None:
+    def _keeping_active(self, draw: Callable[[], Any]) -> None:
+        """`draw`, unless the result is gone by now."""
         if self._session.result is None or self._session.is_closed:
             return
         with self.keeping_active_layer():
-            self._draw_vectors()
+            draw()
+
+    def empty_steps(self) -> list[Callable[[], Any]]:
+        """Steps adding the matched points and the vectors layers, empty,
+        when they are missing.
+
+        napari takes ~0.1 s to add a layer of 16 000 points or vectors
+        (its controls, its visual, thumbnails) and the canvas repaints
+        them after it; an empty layer is added in a few tens of ms, and
+        the data then go in like a re-run's, in later turns.
+        """
+        inputs = self._inputs
+        name = inputs.points_layer.name
+        ndim = self._session.world.shape[1]
+        labels = len(self._session.world) <= _MAX_LABELS
+        steps: list[Callable[[], Any]] = []
+        if name + SUFFIXES["matched"] not in self._viewer.layers:
+            steps.append(
+                partial(
+                    self._keeping_active,
+                    partial(self._add_empty_matches, ndim, labels),
+                )
+            )
+        if name + SUFFIXES["displacement"] not in self._viewer.layers:
+            steps.append(
+                partial(
+                    self._keeping_active,
+                    partial(self._add_empty_vectors, ndim),
+                )
+            )
+        return steps
+
+    def _add_empty_matches(self, ndim: int, labels: bool) -> None:
+        result = self._session.result
+        assert result is not None
+        # The columns the labels read (their rows come with the points).
+        columns = features_of(result) if labels else {}
+        self._set(
+            "matched",
+            "points",
+            np.empty((0, ndim)),
+            update=_MATCH_UPDATES,
+            features={name: [] for name in columns},
+            text=_SCORE_LABELS if labels else None,
+        )
+
+    def _add_empty_vectors(self, ndim: int) -> None:
+        self._set(
+            "displacement",
+            "vectors",
+            np.empty((0, 2, ndim)),
+            update=_VECTOR_UPDATES,
+            edge_width=1.5,
+            length=self.vector_length(),
+        )
 
     def _draw_matches(self) -> None:
         """Add or update the matched points."""
@@ -228,7 +279,7 @@ class OutputLayers:
             "matched",
             "points",
             matched,
-            update=("features", "face_color"),
+            update=_MATCH_UPDATES,
             features=features_of(result),
             face_color=status_colors(result),
             size=world_size(session.inputs.points_layer),
@@ -250,7 +301,7 @@ class OutputLayers:
             "displacement",
             "vectors",
             vectors.reshape(-1, 2, world.shape[1]),
-            update=("edge_color", "length"),
+            update=_VECTOR_UPDATES,
             edge_color=vector_colors(result, self._vector_coloring()),
             edge_width=1.5,
             length=self.vector_length(),
@@ -373,6 +424,9 @@ class OutputLayers:
         )
 
 
+# What a layer made before (or empty) takes from each new result.
+_MATCH_UPDATES = ("features", "face_color", "size")
+_VECTOR_UPDATES = ("edge_color", "length")
 _SCORE_LABELS = {
     # Three digits: 0.997 is not a perfect 1.00.
     "string": "{score:.3f}",

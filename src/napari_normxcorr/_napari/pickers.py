@@ -1,8 +1,13 @@
 """The layer pickers: which layers are offered, and which picked.
 
-Our own output layers are never offered, and layers that hold known
-answers (metadata ``{"napari-normxcorr": {"answers": True}}``) never
-picked. Until the user chooses a layer
+Each tab offers the layers that fit its task: Track a time-lapse (an
+image whose first axis is time: `axes.first_axis_kind`, unlabelled taken
+as time) and no target; Match, Register and Dense field 2-D images and
+volumes (first axis not time; unlabelled taken as depth). Our own output
+layers and layers that hold known answers (metadata
+``{"napari-normxcorr": {"answers": True}}``) are never offered as points.
+Switching tabs keeps a choice that still fits, and brings back the one
+made on a tab of the same kind. Until the user chooses a layer
 (or runs), the pickers follow the viewer: the images in the order they
 were added (the first is the template, the next the target: a new layer
 is selected when added, so the selection would swap them), and the
@@ -11,10 +16,12 @@ selected Points layer, else the first.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import ComboBox
 
+from .axes import DEPTH, FROM_LABELS, TIME, first_axis_kind, spatial_ndim
 from .controls import PRESET_KEY
 from .outputs import is_output
 
@@ -23,13 +30,26 @@ if TYPE_CHECKING:
 
 
 class LayerPickers:
-    """Template image, target image and points pickers for one viewer."""
+    """Template image, target image and points pickers for one viewer.
 
-    def __init__(self, viewer: napari.Viewer):
+    `first_axis` gives the "first axis is" control's choice (one of
+    `axes.FIRST_AXIS_CHOICES`), which overrides the layers' axis labels.
+    """
+
+    def __init__(
+        self,
+        viewer: napari.Viewer,
+        first_axis: Callable[[], str] = lambda: FROM_LABELS,
+    ):
         self._viewer = viewer
+        self._first_axis = first_axis
+        self.track = False
+        # The template last chosen on a tab that tracks, and on one that
+        # matches pairs: brought back on a tab of the same kind.
+        self._kept: dict[bool, Any] = {}
         self.template = ComboBox(
             label="template image",
-            choices=self._image_choices,
+            choices=self._template_choices,
             tooltip="Image the points were clicked on",
         )
         self.image = ComboBox(
@@ -69,8 +89,69 @@ class LayerPickers:
         """The pickers as the tab `tab` needs them: tracking follows the
         template's own frames (a time-lapse), with no target."""
         track = tab == "Track"
+        if track == self.track:
+            return
+        self._kept[self.track] = self.template.value
+        self.track = track
         self.image.enabled = not track
         self.template.label = "time-lapse" if track else "template image"
+        self.refilter(self._kept.get(track))
+
+    def refilter(self, wanted: Any = None) -> None:
+        """Offer again what fits the task (the first axis may have been
+        said otherwise): the current template stays when it fits, else
+        `wanted` when it does."""
+        current = self.template.value
+        self._on_renamed()
+        choices = self.template.choices
+        for layer in (current, wanted):
+            if layer is None or layer not in choices:
+                continue
+            if self.template.value is not layer:
+                self._picking = True
+                try:
+                    self.template.value = layer
+                finally:
+                    self._picking = False
+            return
+
+    def fits(self, layer: napari.layers.Image, track: bool) -> bool:
+        """Whether the image `layer` fits a tab that tracks (`track`: a
+        time-lapse) or one that matches pairs: not a time-lapse, unless
+        another time-lapse of its shape is open (two series matched frame
+        by frame, e.g. two channels)."""
+        if track:
+            return self._kind(layer, TIME) == TIME
+        if self._kind(layer, DEPTH) != TIME:
+            return True
+        return any(
+            other is not layer
+            and other.data.shape == layer.data.shape
+            and self._kind(other, DEPTH) == TIME
+            for other in self._layers_of("Image")
+        )
+
+    def _kind(self, layer: napari.layers.Image, unlabelled: str) -> Any:
+        """What the first axis of `layer` is (see `first_axis_kind`)."""
+        return first_axis_kind(
+            self._viewer, layer, self._first_axis(), unlabelled
+        )
+
+    def has_still_images(self) -> bool:
+        """Whether an image is not a time-lapse (a pair tab's own kind)."""
+        return any(
+            self._kind(layer, DEPTH) != TIME
+            for layer in self._layers_of("Image")
+        )
+
+    def has_stacks(self) -> bool:
+        """Whether an image has an axis in front of (rows, cols)."""
+        return any(spatial_ndim(ly) >= 3 for ly in self._layers_of("Image"))
+
+    def fitting(self, track: bool) -> bool:
+        """Whether some image fits a tab that tracks (`track`), or one
+        that matches pairs."""
+        return bool(self._image_choices(track=track))
 
     @property
     def widgets(self) -> tuple[ComboBox, ComboBox, ComboBox]:
@@ -92,11 +173,26 @@ class LayerPickers:
             if isinstance(layer, layer_type) and not is_output(layer)
         ]
 
-    def _image_choices(self, widget: Any = None) -> list[tuple[str, Any]]:
-        return [(layer.name, layer) for layer in self._layers_of("Image")]
+    def _template_choices(self, widget: Any = None) -> list[tuple[str, Any]]:
+        return self._image_choices(track=self.track)
+
+    def _image_choices(
+        self, widget: Any = None, track: bool = False
+    ) -> list[tuple[str, Any]]:
+        """Images that fit the task; the target's never tracks."""
+        return [
+            (layer.name, layer)
+            for layer in self._layers_of("Image")
+            if self.fits(layer, track)
+        ]
 
     def _points_choices(self, widget: Any = None) -> list[tuple[str, Any]]:
-        return [(layer.name, layer) for layer in self._layers_of("Points")]
+        # Known answers (a sample's true positions) are never matched.
+        return [
+            (layer.name, layer)
+            for layer in self._layers_of("Points")
+            if not layer.metadata.get(PRESET_KEY, {}).get("answers", False)
+        ]
 
     def _mask_choices(self, widget: Any = None) -> list[tuple[str, Any]]:
         labels = [(layer.name, layer) for layer in self._layers_of("Labels")]
@@ -125,18 +221,15 @@ class LayerPickers:
         """Choose two different images in layer order when there are two,
         and a Points layer, the selected one first."""
         selected = list(self._viewer.layers.selection)
+        templates = [layer for _, layer in self._template_choices()]
         images = [layer for _, layer in self._image_choices()]
-        # Known answers (a sample's true positions) are never picked.
-        points = [
-            layer
-            for _, layer in self._points_choices()
-            if not layer.metadata.get(PRESET_KEY, {}).get("answers", False)
-        ]
+        points = [layer for _, layer in self._points_choices()]
         points = [ly for ly in selected if ly in points] + points
         self._picking = True
+        if templates:
+            self.template.value = templates[0]
         if images:
-            self.template.value = images[0]
-            others = [ly for ly in images if ly is not images[0]]
+            others = [ly for ly in images if ly not in templates[:1]]
             self.image.value = (others or images)[0]
         if points:
             self.points.value = points[0]

@@ -135,14 +135,22 @@ class Runner:
         if inputs.points_layer not in widget._viewer.layers:
             return
         # One layer (or dock) per turn of the event loop: no long freeze.
-        self.steps.add(widget._results.show_table)
-        widget._outputs.defer = self.steps.add
+        # The matches and vectors are filled last, into layers added
+        # empty (`OutputLayers.empty_steps`): until then the canvas has
+        # few items to repaint after each turn.
+        outputs = widget._outputs
+        outputs.defer = self.steps.add
         try:
             # The worker judged the neighbours over the whole result.
             widget.session.finish(inputs, world, result, judged=True)
         finally:
-            widget._outputs.defer = now
-        self.steps.add(self._show_first_surface)
+            outputs.defer = now
+        for step in [
+            self._show_first_surface,
+            widget._results.show_table,
+            *reversed(outputs.empty_steps()),
+        ]:
+            self.steps.add_next(step)
         widget._live.follow(inputs.points_layer)
         widget._results.follow(inputs.points_layer)
         # Live mode comes on once; a user who turns it off keeps it off.
@@ -155,7 +163,8 @@ class Runner:
         session, outputs = self._widget.session, self._widget._outputs
         if session.result is None or session.is_closed:
             return
-        outputs.defer = self.steps.add
+        # The peaks right after the surface.
+        outputs.defer = self.steps.add_next
         try:
             with outputs.keeping_active_layer():
                 session.show(0)

@@ -25,6 +25,7 @@ from ..io._files import write_columns
 from ..matching._match import match_points
 from ..matching._result import MatchResult, Status
 from ..registration._transform import TransformFit
+from .axes import FROM_LABELS
 from .controls import SETTINGS
 from .inputs import InputProblem, prepare_run
 from .jobs import no_data
@@ -252,8 +253,15 @@ class SessionFiles:
         from napari.utils.notifications import show_warning
 
         widget = self._widget
-        for key, picker in _PICKERS.items():
-            getattr(widget, picker).value = layers[key]
+        # A run of the Match tab: its pickers, as the first axis was said.
+        widget.tabs.setCurrentIndex(0)
+        widget.first_axis.value = settings.get("first_axis", FROM_LABELS)
+        try:
+            for key, picker in _PICKERS.items():
+                getattr(widget, picker).value = layers[key]
+        except ValueError as error:
+            show_warning(f"Cannot load the session: {error}")
+            return False
         widget._pickers.automatic = False
         controls = self.controls()
         for name, value in settings.items():

@@ -8,6 +8,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+# Between two steps: the canvas repaints after a step (tens of ms with
+# 16 000 markers); a zero timer due since before the repaint would run
+# the next step straight after it, before any other event.
+PAUSE_MS = 10
+
 
 class Steps:
     """A queue of GUI callbacks, run one per event-loop turn, in order."""
@@ -27,6 +32,11 @@ class Steps:
         self._queue.append(step)
         self._schedule()
 
+    def add_next(self, step: Callable[[], Any]) -> None:
+        """Run `step` on the next turn, before the steps waiting."""
+        self._queue.appendleft(step)
+        self._schedule()
+
     def clear(self) -> None:
         """Forget the waiting steps (their widgets are gone)."""
         self._queue.clear()
@@ -36,7 +46,7 @@ class Steps:
 
         if not self._scheduled and self._queue:
             self._scheduled = True
-            QTimer.singleShot(0, self._next)
+            QTimer.singleShot(PAUSE_MS, self._next)
 
     def _next(self) -> None:
         self._scheduled = False

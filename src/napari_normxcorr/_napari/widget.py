@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 from magicgui.widgets import Container
 
 from ..matching._result import MatchResult
-from . import layout
-from .axes import DEPTH, TIME, describe, first_axis_kind, first_axis_label
+from . import layout, tasks
+from .axes import DEPTH, first_axis_kind
 from .controls import SETTINGS, MatchControls
 from .display import DisplayControls
 from .ellipses import UncertaintyEllipses
@@ -67,14 +67,14 @@ class MatchWidget(Container):
         # The Match tab scrolls; `native` is the whole tabbed widget.
         super().__init__(scrollable=True)
         self._viewer = viewer
-        self._pickers = LayerPickers(viewer)
+        self.settings = MatchControls()
+        for name in SETTINGS:
+            setattr(self, name, getattr(self.settings, name))
+        self._pickers = LayerPickers(viewer, lambda: self.first_axis.value)
         self.template_layer, self.image_layer, self.points_layer = (
             self._pickers.widgets
         )
         self.template_mask, self.image_mask = self._pickers.masks
-        self.settings = MatchControls()
-        for name in SETTINGS:
-            setattr(self, name, getattr(self.settings, name))
         self.display = DisplayControls()
         self.ellipses = self.display.ellipses
         self.height_field = self.display.height_field
@@ -95,7 +95,7 @@ class MatchWidget(Container):
         self._life.bind(RUN_KEY, self.run)
         self._life.bind(TRACK_KEY, self.tracking.track)
         self._add_callbacks()
-        _follow_template(self)
+        tasks.connect(self)
         self._update_buttons()
 
     def _add_controls(self) -> None:
@@ -200,9 +200,6 @@ class MatchWidget(Container):
         self.legend = layout.legend_label(legend_html())
         outer, self.tabs = layout.tabbed(top.native, self.legend, self._areas)
         self._top = top
-        self.tabs.currentChanged.connect(
-            lambda index: self._pickers.for_task(layout.TABS[index])
-        )
         return outer
 
     @property
@@ -225,8 +222,6 @@ class MatchWidget(Container):
         self.template_radius.changed.connect(
             self.fields.follow_template_radius
         )
-        for control in (self.template_layer, self.first_axis):
-            control.changed.connect(lambda *_: _follow_template(self))
         for picker in self._pickers.widgets:
             picker.changed.connect(self._update_buttons)
         self.session.changed.connect(self._update_buttons)
@@ -334,23 +329,6 @@ class MatchWidget(Container):
         )
         self.run_button.enabled = ready and self._runner.worker is None
         self.undo_button.enabled = self._live.can_undo
-
-    # --- the template and its first axis -------------------------------
-
-
-def _follow_template(widget: MatchWidget) -> None:
-    """Show the first-axis control for images with one; take the
-    radii a layer's metadata suggests (the samples carry them)."""
-    layer = widget.template_layer.value
-    kind = widget.first_axis_kind()
-    label = first_axis_label(widget._viewer, layer) if kind else ""
-    widget.settings.show_axis(kind, describe(kind, label))
-    # Track asks for time: only an axis said to be depth is refused.
-    tracked = first_axis_kind(
-        widget._viewer, layer, widget.first_axis.value, unlabelled=TIME
-    )
-    widget.tracking.follow_template(layer, tracked != DEPTH)
-    widget.settings.follow_template(layer, kind)
 
 
 def _key(key: str) -> str:
