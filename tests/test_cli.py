@@ -157,33 +157,48 @@ def test_console_script_help_shows_an_example():
     assert "index,axis-0,axis-1" in result.stdout
 
 
-@pytest.fixture
-def rotated(tmp_path):
-    """A texture and its copy rotated by 4 degrees about a known centre,
-    with a 5 x 5 grid of points; returns the folder and the true matrix."""
-    rng = np.random.default_rng(1)
+def turned_pair(folder, seed, degrees, scale, shift, rows, cols):
+    """A texture and its copy turned by `degrees` and scaled by `scale`
+    about a known centre, then shifted, written as TIFFs with a grid of
+    points (`rows` x `cols` positions) as napari's CSV in `folder`;
+    returns the true matrix and the points."""
+    rng = np.random.default_rng(seed)
     before = ndimage.gaussian_filter(rng.normal(size=(220, 240)), 2.0)
-    angle = np.deg2rad(4.0)
-    rotation = np.array(
+    angle = np.deg2rad(degrees)
+    linear = scale * np.array(
         [[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]
     )
     centre = np.array([110.0, 120.0])
     truth = np.eye(3)
-    truth[:2, :2] = rotation
-    truth[:2, 2] = centre - rotation @ centre + [2.5, -1.5]
+    truth[:2, :2] = linear
+    truth[:2, 2] = centre - linear @ centre + shift
     # after(q) = before(truth^-1 q): affine_transform maps output -> input.
     inverse = np.linalg.inv(truth)
     after = ndimage.affine_transform(
         before, inverse[:2, :2], inverse[:2, 2], order=3, mode="reflect"
     )
-    tifffile.imwrite(tmp_path / "before.tif", before.astype(np.float32))
-    tifffile.imwrite(tmp_path / "after.tif", after.astype(np.float32))
-    grid = np.stack(
-        np.meshgrid(np.linspace(50, 170, 5), np.linspace(50, 190, 5)), -1
-    ).reshape(-1, 2)
+    tifffile.imwrite(folder / "before.tif", before.astype(np.float32))
+    tifffile.imwrite(folder / "after.tif", after.astype(np.float32))
+    grid = np.stack(np.meshgrid(rows, cols), -1).reshape(-1, 2)
     lines = ["index,axis-0,axis-1"]
     lines += [f"{i},{r},{c}" for i, (r, c) in enumerate(grid)]
-    (tmp_path / "points.csv").write_text("\n".join(lines) + "\n")
+    (folder / "points.csv").write_text("\n".join(lines) + "\n")
+    return truth, grid
+
+
+@pytest.fixture
+def rotated(tmp_path):
+    """A texture and its copy rotated by 4 degrees about a known centre,
+    with a 5 x 5 grid of points; returns the folder and the true matrix."""
+    truth, grid = turned_pair(
+        tmp_path,
+        1,
+        4.0,
+        1.0,
+        [2.5, -1.5],
+        np.linspace(50, 170, 5),
+        np.linspace(50, 190, 5),
+    )
     return tmp_path, truth, grid
 
 
@@ -518,28 +533,15 @@ def turned(tmp_path):
     """A texture and its copy turned 30 degrees and scaled 1.25 about its
     centre, beyond what phase correlation or plain NCC can start from;
     returns the folder, the true matrix and the points."""
-    rng = np.random.default_rng(2)
-    before = ndimage.gaussian_filter(rng.normal(size=(220, 240)), 2.0)
-    angle = np.deg2rad(30.0)
-    linear = 1.25 * np.array(
-        [[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]
+    truth, grid = turned_pair(
+        tmp_path,
+        2,
+        30.0,
+        1.25,
+        [1.5, -2.0],
+        np.linspace(75, 145, 4),
+        np.linspace(80, 160, 4),
     )
-    centre = np.array([110.0, 120.0])
-    truth = np.eye(3)
-    truth[:2, :2] = linear
-    truth[:2, 2] = centre - linear @ centre + [1.5, -2.0]
-    inverse = np.linalg.inv(truth)
-    after = ndimage.affine_transform(
-        before, inverse[:2, :2], inverse[:2, 2], order=3, mode="reflect"
-    )
-    tifffile.imwrite(tmp_path / "before.tif", before.astype(np.float32))
-    tifffile.imwrite(tmp_path / "after.tif", after.astype(np.float32))
-    grid = np.stack(
-        np.meshgrid(np.linspace(75, 145, 4), np.linspace(80, 160, 4)), -1
-    ).reshape(-1, 2)
-    lines = ["index,axis-0,axis-1"]
-    lines += [f"{i},{r},{c}" for i, (r, c) in enumerate(grid)]
-    (tmp_path / "points.csv").write_text("\n".join(lines) + "\n")
     return tmp_path, truth, grid
 
 
