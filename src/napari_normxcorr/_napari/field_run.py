@@ -22,6 +22,7 @@ from magicgui.widgets import (
 
 from ..fields._field_result import FieldResult
 from ..fields._match_field import match_field
+from ..matching._result import Status
 from .layers import set_or_add
 
 if TYPE_CHECKING:
@@ -205,7 +206,7 @@ class FieldRun(Container):
             if kind == "image":
                 layer.colorbar.visible = bool(style.get("visible", True))
         self.viewer.layers.selection.active = self.viewer.layers[VECTORS]
-        given = int((result.ok | (result.status == "replaced")).sum())
+        given = int((result.ok | (result.status == Status.REPLACED)).sum())
         self._notify(
             f"Dense field: {given} of {result.status.size} vectors "
             f"({int(result.ok.sum())} ok)."
@@ -214,10 +215,7 @@ class FieldRun(Container):
     def _set_length(self) -> None:
         if self.result is None or VECTORS not in self.viewer.layers:
             return
-        offsets = self.result.offset[
-            np.isfinite(self.result.offset).all(axis=-1)
-        ]
-        base = self.result._vector_length(offsets)
+        base = self.result.vector_length()
         self.viewer.layers[VECTORS].length = base * self.length.value
 
 

@@ -142,12 +142,17 @@ def per_axis(
 
 def positive_int(name: str, value: object) -> int:
     """`value` as an int >= 1, or raise naming `name`."""
+    return int_at_least(name, value, 1)
+
+
+def int_at_least(name: str, value: object, low: int) -> int:
+    """`value` as an int >= `low` (not a bool), or raise naming `name`."""
     if (
         isinstance(value, bool)
         or not isinstance(value, int | np.integer)
-        or value < 1
+        or value < low
     ):
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}.")
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}.")
     return int(value)
 
 

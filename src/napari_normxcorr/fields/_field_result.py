@@ -211,12 +211,13 @@ class FieldResult:
         PIV tools as x, y, u, v)."""
         write_columns(path, self.to_table())
 
-    def _vector_length(self, offsets: np.ndarray) -> float:
-        """A length factor that draws the median vector about one grid
-        step long, rounded to 1, 2 or 5 times a power of ten (at least 1:
-        short vectors of a slow flow are drawn longer, never long ones
-        shorter)."""
-        lengths = np.linalg.norm(offsets, axis=-1)
+    def vector_length(self) -> float:
+        """A length factor that draws the median vector (of those with a
+        value) about one grid step long, rounded to 1, 2 or 5 times a
+        power of ten (at least 1: short vectors of a slow flow are drawn
+        longer, never long ones shorter)."""
+        lengths = np.linalg.norm(self.offset, axis=-1)
+        lengths = lengths[np.isfinite(lengths)]
         typical = float(np.median(lengths)) if lengths.size else 0.0
         if not typical > 0:
             return 1.0
@@ -262,7 +263,7 @@ class FieldResult:
             },
             "edge_color": palette[colours],
             "edge_width": 0.15 * float(self.spacing.min()),
-            "length": self._vector_length(vectors[:, 1]),
+            "length": self.vector_length(),
         }
         return vectors, style, "vectors"
 

@@ -260,11 +260,9 @@ def _outliers(
     its 8 (26) neighbours predicts, so that a shear or vortex, or the
     one-sided neighbourhood of an edge, flags nothing), (*grid)."""
     ok = status.reshape(level.shape) == Status.OK
-    d = len(level.shape)
-    grid = np.meshgrid(*level.image_axes, indexing="ij")
     residual, _ = normalized_median_residual(
-        np.stack(grid, axis=-1).reshape(-1, d),
-        values.reshape(-1, d),
+        level.image_points,
+        values.reshape(-1, len(level.shape)),
         valid=ok.reshape(-1),
         limit=threshold,
     )
@@ -294,13 +292,11 @@ def _replacements(
     followed, where a mean would flatten it); the mean of the good
     vectors within two grid steps where fewer than D + 2 neighbours
     fit; NaN where none is that close."""
-    d = offset.shape[-1]
-    flat = offset.reshape(-1, d)
-    points = np.stack(
-        np.meshgrid(*level.image_axes, indexing="ij"), axis=-1
-    ).reshape(-1, d)
     fitted, _ = local_affine_fits(
-        points, flat, good.reshape(-1), at_valid_only=False
+        level.image_points,
+        offset.reshape(-1, offset.shape[-1]),
+        good.reshape(-1),
+        at_valid_only=False,
     )
     kept = np.where(good[..., None], offset, np.nan)
     mean = replace_vectors(kept, failed, REPLACE_ROUNDS)

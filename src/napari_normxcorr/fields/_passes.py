@@ -37,6 +37,12 @@ class Level(NamedTuple):
         return np.stack(grid, axis=-1).reshape(-1, len(self.axes))
 
     @property
+    def image_points(self) -> np.ndarray:
+        """The grid points in the images' pixels, (n, D)."""
+        grid = np.meshgrid(*self.image_axes, indexing="ij")
+        return np.stack(grid, axis=-1).reshape(-1, len(self.axes))
+
+    @property
     def image_axes(self) -> list[np.ndarray]:
         """The grid's axes in the images' pixels (the centre of a block of
         `scale` pixels lies half a pixel short of its middle one)."""

@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..core._arrays import Image, LazyArray, as_image
-from ..core._validate import number
+from ..core._validate import int_at_least, number
 from ..matching._shape_functions import ShapeFunction
 
 
@@ -141,13 +141,7 @@ def checked_refresh_score(value: object) -> float:
 
 def checked_patience(value: object) -> int:
     """`patience` as an int >= 0, or raise naming it."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | np.integer)
-        or value < 0
-    ):
-        raise ValueError(f"patience must be an int >= 0, got {value!r}.")
-    return int(value)
+    return int_at_least("patience", value, 0)
 
 
 def checked_vertex(
