@@ -226,18 +226,15 @@ def second_peaks(
     reach = np.maximum(half_widths(surfaces, peaks), 2)
     low, high = np.maximum(peaks - reach, 0), peaks + reach + 1
     # Outside the main peak's box: along any axis beyond its reach.
-    outside = np.zeros(surfaces.shape, dtype=bool)
-    for axis, size in enumerate(shape):
-        along = np.arange(size)
-        beyond = (along < low[:, axis, None]) | (along >= high[:, axis, None])
-        view = [1] * len(shape)
-        view[axis] = size
-        outside |= beyond.reshape(n, *view)
+    boxes = [
+        (k, *(slice(a, b) for a, b in zip(low[k], high[k]))) for k in range(n)
+    ]
     maxima = local_maxima(surfaces, workspace or thread_workspace())
     # argmax takes the first in C order on ties, as the scalar version.
-    best = _best_where(surfaces, maxima & outside)
+    best = _best_outside(np.where(maxima, surfaces, -np.inf), boxes)
     for k in np.flatnonzero(best < 0):
-        best[k] = _best_where(surfaces[k : k + 1], outside[k : k + 1])[0]
+        box = (0, *boxes[k][1:])
+        best[k] = _best_outside(surfaces[k : k + 1].copy(), [box])[0]
     missing = best < 0
     index = np.stack(np.unravel_index(np.maximum(best, 0), shape), axis=-1)
     index[missing] = -1
@@ -247,13 +244,15 @@ def second_peaks(
     return index, values
 
 
-def _best_where(surfaces: np.ndarray, where: np.ndarray) -> np.ndarray:
-    """Flat index of the best value of each surface where `where` holds,
-    -1 where it holds nowhere."""
-    n = len(surfaces)
-    candidates = np.where(where, surfaces, -np.inf).reshape(n, -1)
-    best = np.argmax(candidates, axis=1)
-    best[~where.reshape(n, -1).any(axis=1)] = -1
+def _best_outside(candidates: np.ndarray, boxes: list[tuple]) -> np.ndarray:
+    """Flat index of the best value of each of the stacked `candidates`
+    (-inf: not one) outside its box (overwritten), -1 where none is."""
+    n = len(candidates)
+    for box in boxes:
+        candidates[box] = -np.inf
+    flat = candidates.reshape(n, -1)
+    best = np.argmax(flat, axis=1)
+    best[flat[np.arange(n), best] == -np.inf] = -1
     return best
 
 

@@ -13,9 +13,9 @@ region without particles) scores anything anywhere and has no say.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 # The offsets tried around the match, per axis (px, ±): far enough to see
 # a part pulled away, near enough that the part still overlaps its match
@@ -43,7 +43,7 @@ MIN_SPREAD = 8.0
 
 def motion_gaps(
     templates: np.ndarray,
-    searches: np.ndarray,
+    searches: Sequence[np.ndarray],
     peaks: np.ndarray,
     shifts: np.ndarray | None = None,
 ) -> np.ndarray:
@@ -59,8 +59,9 @@ def motion_gaps(
     ----------
     templates : (n, *shape) ndarray
         The templates, all of one shape.
-    searches : (n, *search_shape) ndarray
-        Their search windows.
+    searches : sequence of n ndarrays
+        Their search windows, all of one shape (only the blocks around
+        the matches are read).
     peaks : (n, d) ndarray of int
         Corner of each template at the match, in its search window.
     shifts : (n, d) ndarray, optional
@@ -84,39 +85,31 @@ def motion_gaps(
         shifts = np.zeros(peaks.shape)
     regions = _regions(searches, peaks, shape)
     return _largest_gains(
-        templates, regions, peaks, searches.shape[1:], np.sign(shifts)
+        templates, regions, peaks, searches[0].shape, np.sign(shifts)
     )
 
 
 def _regions(
-    searches: np.ndarray, peaks: np.ndarray, shape: tuple[int, ...]
+    searches: Sequence[np.ndarray], peaks: np.ndarray, shape: tuple[int, ...]
 ) -> np.ndarray:
     """The block around each template at its peak, REACH wider on every
     side (search windows with no room for it padded with their edge
     values), centred on its mean (float64: the scores sum many products).
     """
     d = len(shape)
-    size = tuple(np.asarray(shape) + 2 * REACH)
-    start = peaks - REACH
-    room = np.all((start >= 0) & (start + size <= searches.shape[1:]), axis=1)
+    size = np.asarray(shape) + 2 * REACH
     regions = np.empty((len(searches), *size))
-    if room.any():
-        regions[room] = _blocks(searches[room], start[room], size)
-    if not room.all():
-        pad = [(0, 0)] + [(REACH, REACH)] * d
-        padded = np.pad(searches[~room], pad, mode="edge")
-        regions[~room] = _blocks(padded, start[~room] + REACH, size)
+    for k, (search, peak) in enumerate(zip(searches, peaks)):
+        start = peak - REACH
+        if np.any(start < 0) or np.any(start + size > search.shape):
+            search = np.pad(search, REACH, mode="edge")
+            start = start + REACH
+        regions[k] = search[
+            tuple(slice(a, a + n) for a, n in zip(start, size))
+        ]
     axes = tuple(range(1, d + 1))
-    return regions - regions.mean(axis=axes, keepdims=True)
-
-
-def _blocks(
-    searches: np.ndarray, start: np.ndarray, size: tuple[int, ...]
-) -> np.ndarray:
-    """The block of `size` at `start` of each search window."""
-    axes = tuple(range(1, searches.ndim))
-    view = sliding_window_view(searches, size, axis=axes)
-    return view[(np.arange(len(searches)), *start.T)]
+    regions -= regions.mean(axis=axes, keepdims=True)
+    return regions
 
 
 def _largest_gains(
@@ -135,12 +128,18 @@ def _largest_gains(
     far = np.abs(grid).max(axis=1) >= MIN_SHIFT
     cell = _cell(sides)
     gains = np.full(len(templates), np.nan)
-    tables = _integral(regions), _integral(regions**2)
-    for part in quadrants(templates.shape[1:]):
-        parts = templates[(slice(None), *part)]
-        scores = _part_scores(parts, regions, tables, part)
+    tables = _prefix_sums(regions), _prefix_sums(regions**2)
+    parts_of = quadrants(templates.shape[1:])
+    # All parts hold as many pixels.
+    count = float(np.prod([p.stop - p.start for p in parts_of[0]]))
+    window_floor = _floor(regions, count)
+    for part in parts_of:
+        raw = templates[(slice(None), *part)]
+        parts = _centred(raw)
+        floors = _floor(raw, count), window_floor
+        scores = _part_scores(parts, floors, regions, tables, part)
         scores[~_inside(peaks, part, grid, search_shape)] = np.nan
-        scores[~textured(parts)] = np.nan
+        scores[~_textured(parts)] = np.nan
         best = np.argmax(np.nan_to_num(scores, nan=-np.inf), axis=1)
         rows = np.arange(len(scores))[:, np.newaxis]
         at_match = np.fmax.reduce(scores[rows, cell], axis=1)
@@ -184,9 +183,20 @@ def textured(parts: np.ndarray) -> np.ndarray:
     and its variance is spread over MIN_SPREAD pixels or more (`spread`;
     a quarter of its pixels if it has fewer than 4 MIN_SPREAD).
     """
-    least = min(MIN_SPREAD, parts[0].size / 4)
+    return _textured(_centred(parts))
+
+
+def _textured(centred: np.ndarray) -> np.ndarray:
+    """`textured` of parts already centred on their means."""
+    least = min(MIN_SPREAD, centred[0].size / 4)
     with np.errstate(invalid="ignore"):
-        return (texture(parts) >= MIN_TEXTURE) & (spread(parts) >= least)
+        return (_texture(centred) >= MIN_TEXTURE) & (_spread(centred) >= least)
+
+
+def _centred(parts: np.ndarray) -> np.ndarray:
+    """Each part (n, *h) minus its mean, in float64."""
+    axes = tuple(range(1, parts.ndim))
+    return parts - parts.mean(axis=axes, keepdims=True, dtype=np.float64)
 
 
 def texture(parts: np.ndarray) -> np.ndarray:
@@ -194,17 +204,21 @@ def texture(parts: np.ndarray) -> np.ndarray:
     noise: the correlation of the part (n, *h) with itself shifted by one
     pixel, averaged over its axes (about 0 for white noise, near 1 for
     smooth texture; NaN for a flat part)."""
-    axes = tuple(range(1, parts.ndim))
-    centred = parts - parts.mean(axis=axes, keepdims=True, dtype=np.float64)
+    return _texture(_centred(parts))
+
+
+def _texture(centred: np.ndarray) -> np.ndarray:
+    """`texture` of parts already centred on their means."""
+    squares = centred**2
     correlations = []
-    for axis in axes:
+    for axis in range(1, centred.ndim):
         size = centred.shape[axis]
-        before = np.take(centred, np.arange(size - 1), axis=axis)
-        after = np.take(centred, np.arange(1, size), axis=axis)
+        first = (slice(None),) * axis + (slice(0, size - 1),)
+        rest = (slice(None),) * axis + (slice(1, size),)
+        products = _sum(centred[first] * centred[rest])
         with np.errstate(divide="ignore", invalid="ignore"):
             correlations.append(
-                _sum(before * after)
-                / np.sqrt(_sum(before**2) * _sum(after**2))
+                products / np.sqrt(_sum(squares[first]) * _sum(squares[rest]))
             )
     return np.mean(correlations, axis=0)
 
@@ -214,8 +228,11 @@ def spread(parts: np.ndarray) -> np.ndarray:
     participation ratio ``(sum d^2)^2 / sum d^4`` of its deviations ``d``
     from its mean (all pixels alike: their count; about a third of it
     for noise; 1 for a single bright pixel; NaN for a flat part)."""
-    axes = tuple(range(1, parts.ndim))
-    centred = parts - parts.mean(axis=axes, keepdims=True, dtype=np.float64)
+    return _spread(_centred(parts))
+
+
+def _spread(centred: np.ndarray) -> np.ndarray:
+    """`spread` of parts already centred on their means."""
     squares = centred**2
     with np.errstate(divide="ignore", invalid="ignore"):
         return _sum(squares) ** 2 / _sum(squares**2)
@@ -231,29 +248,29 @@ def quadrants(shape: tuple[int, ...]) -> list[tuple[slice, ...]]:
 
 def _part_scores(
     parts: np.ndarray,
+    floors: tuple[np.ndarray, np.ndarray],
     regions: np.ndarray,
     tables: tuple[np.ndarray, np.ndarray],
     part: tuple[slice, ...],
 ) -> np.ndarray:
-    """NCC of each template part (n, *h) with its region at every offset
-    of the grid: (n, (2 * REACH + 1) ** d), in itertools.product order.
+    """NCC of each template part (n, *h), centred on its mean, with its
+    region at every offset of the grid: (n, (2 * REACH + 1) ** d), in
+    itertools.product order. `floors` (n,) are the energies at or below
+    which a part, and a window of its region, are flat (see `_floor`).
 
-    `tables` are the summed-area tables of the regions and their squares.
+    `tables` are the `_prefix_sums` of the regions and their squares.
     """
     h = parts.shape[1:]
-    axes = tuple(range(1, parts.ndim))
-    centred = parts - parts.mean(axis=axes, keepdims=True, dtype=np.float64)
-    energy = _sum(centred**2)[:, np.newaxis]
+    energy = _sum(parts**2)[:, np.newaxis]
     count = float(np.prod(h))
     starts = [p.start for p in part]
     span = 2 * REACH + 1
     total, squares = (_box_sums(table, starts, h, span) for table in tables)
     window_energy = squares - total**2 / count
-    flat = (window_energy <= _floor(regions, count)[:, np.newaxis]) | (
-        energy <= _floor(parts, count)[:, np.newaxis]
-    )
+    part_floor, window_floor = (f[:, np.newaxis] for f in floors)
+    flat = (window_energy <= window_floor) | (energy <= part_floor)
     with np.errstate(divide="ignore", invalid="ignore"):
-        scores = _products(centred, regions, starts, span) / np.sqrt(
+        scores = _products(parts, regions, starts, span) / np.sqrt(
             energy * window_energy
         )
     return np.where(flat, np.nan, scores)
@@ -290,12 +307,11 @@ def _sum(values: np.ndarray) -> np.ndarray:
     return values.reshape(len(values), -1).sum(axis=1)
 
 
-def _integral(values: np.ndarray) -> np.ndarray:
-    """Summed-area table of each of a stack of arrays, with a zero row
-    (column, ...) in front: box sums by inclusion-exclusion."""
-    table = np.pad(values, [(0, 0)] + [(1, 0)] * (values.ndim - 1))
-    for axis in range(1, values.ndim):
-        np.cumsum(table, axis=axis, out=table)
+def _prefix_sums(values: np.ndarray) -> np.ndarray:
+    """Running sums of each of a stack of arrays along its last axis,
+    with a zero in front (contiguous: the cheap axis to sum along)."""
+    table = np.zeros((*values.shape[:-1], values.shape[-1] + 1))
+    np.cumsum(values, axis=-1, out=table[..., 1:])
     return table
 
 
@@ -303,14 +319,22 @@ def _box_sums(
     table: np.ndarray, starts: list[int], size: tuple[int, ...], span: int
 ) -> np.ndarray:
     """Sums over the boxes of `size` at ``starts + offset`` for every
-    offset in ``range(span)`` per axis: (n, span ** d) in product order."""
+    offset in ``range(span)`` per axis: (n, span ** d) in product order.
+
+    `table` holds `_prefix_sums` of the regions: the last axis is
+    reduced to the span's boxes first, then each axis before it, on
+    arrays already `span` wide.
+    """
     d = len(size)
-    sums = np.zeros((len(table), *(span,) * d))
-    for corner in itertools.product((0, 1), repeat=d):
-        sign = (-1) ** (d - sum(corner))
-        index = tuple(
-            slice(s + c * w, s + c * w + span)
-            for s, c, w in zip(starts, corner, size)
+    offsets = np.arange(span)
+    index = starts[-1] + offsets
+    sums = table[..., index + size[-1]] - table[..., index]
+    for axis in range(d - 1, 0, -1):
+        index = starts[axis - 1] + offsets
+        lead = [(0, 0)] * sums.ndim
+        lead[axis] = (1, 0)
+        running = np.cumsum(np.pad(sums, lead), axis=axis)
+        sums = np.take(running, index + size[axis - 1], axis=axis) - np.take(
+            running, index, axis=axis
         )
-        sums += sign * table[(slice(None), *index)]
     return sums.reshape(len(table), -1)

@@ -271,7 +271,7 @@ def _motion_gaps(
     if rows:
         gaps[rows] = motion_gaps(
             np.stack([_template(windows[k]) for k in rows]),
-            np.stack([_search(windows[k]) for k in rows]),
+            [_search(windows[k]) for k in rows],
             peaks[rows],
             shifts[rows],
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy import ndimage
@@ -145,25 +146,34 @@ class Crops:
     def sample(
         self, rows: np.ndarray, coords: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Values at `coords` (k, M, d) (crop pixels) of crops `rows`, and
-        whether each sample is reliable."""
+        """Values (k, M) at `coords` (d, k, M) (crop pixels, axis first)
+        of crops `rows`, and whether each sample is reliable."""
         # On a multiple of COORDINATE_STEP the offset of a crop's place
         # in the stack adds exactly: a window's samples, and so its fit,
         # do not depend on the windows fitted with it (as on a cluster).
-        local = np.round(coords / COORDINATE_STEP) * COORDINATE_STEP
-        local[..., 0] += (rows * self.shape[0])[:, None]
-        flat = local.reshape(-1, local.shape[-1]).T
+        local = np.multiply(coords, 1.0 / COORDINATE_STEP)
+        np.round(local, out=local)
+        local *= COORDINATE_STEP
+        local[0] += (rows * self.shape[0])[:, None]
         values = ndimage.map_coordinates(
-            self.coefficients, flat, order=3, prefilter=False, mode="nearest"
-        ).reshape(coords.shape[:-1])
+            self.coefficients,
+            local.reshape(len(local), -1),
+            order=3,
+            prefilter=False,
+            mode="nearest",
+        ).reshape(coords.shape[1:])
         # Inside the crop, and off every hole.
-        high = np.asarray(self.shape) - 1 - _TAPS
-        reliable = np.all((coords >= _TAPS) & (coords <= high), axis=-1)
+        reliable = np.ones(coords.shape[1:], dtype=bool)
+        for along, length in zip(coords, self.shape):
+            reliable &= along >= _TAPS
+            reliable &= along <= length - 1 - _TAPS
         holed = np.flatnonzero(self.holes[rows])
         if self.unreliable is not None and holed.size:
-            upper = np.asarray(self.shape) - 1
-            nearest = np.clip(np.rint(coords[holed]), 0, upper).astype(np.intp)
-            index = (rows[holed][:, None], *np.moveaxis(nearest, -1, 0))
+            nearest = [
+                np.clip(np.rint(along[holed]), 0, length - 1).astype(np.intp)
+                for along, length in zip(coords, self.shape)
+            ]
+            index = (rows[holed][:, None], *nearest)
             reliable[holed] &= ~self.unreliable[index]
         return values, reliable
 
@@ -199,14 +209,24 @@ def _crop(
     return box, bad
 
 
+class Residuals(NamedTuple):
+    """How templates fit their targets at some warps: the ZNSSD residuals
+    (k, M), the weights of their pixels (1 where used) and the ZNCC (k,)."""
+
+    residual: np.ndarray
+    weight: np.ndarray
+    score: np.ndarray
+
+
 def residuals(
     problem: Problem, todo: np.ndarray, rows: np.ndarray, kept: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> Residuals:
     """ZNSSD residuals (k, M) of windows `todo` at warps `rows`, the
     weights of their pixels (1 where `kept` and the target hold data)
     and their ZNCC."""
-    start = problem.start[todo, None, :]
-    coords = problem.monomials @ rows.transpose(0, 2, 1) + start
+    # Axis first: each axis' coordinates are one contiguous block.
+    coords = np.einsum("kds,ms->dkm", rows, problem.monomials)
+    coords += problem.start[todo].T[:, :, None]
     target, reliable = problem.crops.sample(todo, coords)
     weight = (kept & reliable).astype(np.float64)
     count = np.maximum(weight.sum(axis=1, keepdims=True), 1.0)
@@ -229,7 +249,7 @@ def residuals(
         out=np.full_like(denominator, np.nan),
         where=denominator > 0,
     )
-    return residual, weight, score
+    return Residuals(residual, weight, score)
 
 
 def inverse_hessians(

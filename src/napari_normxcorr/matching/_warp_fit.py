@@ -32,6 +32,7 @@ from ._warp_data import (
     Crops,
     Problem,
     References,
+    Residuals,
     inverse_hessians,
     residuals,
 )
@@ -134,12 +135,15 @@ def fit_warps(
         np.full((n, d, d), np.nan),
         np.zeros(n, dtype=bool),
     )
-    lifted, kept = _iterate(problem, out.converged)
+    lifted, kept, last = _iterate(problem, out.converged)
     won = np.flatnonzero(out.converged)
     if won.size:
         rows = shape.rows(lifted[won])
         centre = pivots[won] - (side - 1) / 2.0
-        fitted = precision(problem, won, rows, centre, kept[won])
+        # The residuals of the last step: it moved no pixel by more than
+        # the tolerance, so they are those at the fitted warp.
+        at_fit = Residuals(*(values[won] for values in last))
+        fitted = precision(problem, won, rows, centre, at_fit)
         out.score[won] = fitted.score
         out.covariance[won] = fitted.covariance
         out.gradient[won] = fitted.gradient
@@ -155,18 +159,20 @@ def fit_warps(
     if lost.size:
         rows = shape.identity(np.zeros((lost.size, d)))
         centre = pivots[lost] - (side - 1) / 2.0
-        start_fit = precision(problem, lost, rows, centre, kept[lost])
+        at_start = residuals(problem, lost, rows, kept[lost])
+        start_fit = precision(problem, lost, rows, centre, at_start)
         out.covariance[lost] = start_fit.covariance
     return out
 
 
 def _iterate(
     problem: Problem, converged: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, Residuals]:
     """IC-GN iterations of every usable fit from the identity warp.
 
     Marks in `converged` the fits that converged within MAX_TRAVEL;
-    returns the lifted warps (n, S, S) and the pixels each fit kept.
+    returns the lifted warps (n, S, S), the pixels each fit kept and the
+    residuals of each converged fit's last step.
     """
     shape = problem.shape
     n, d = problem.start.shape
@@ -175,11 +181,15 @@ def _iterate(
     todo = np.flatnonzero(problem.reference.usable)
     # Pixels each fit may still use: those with data at its warp so far.
     kept = problem.reference.valid.copy()
+    last = Residuals(
+        np.zeros(kept.shape), np.zeros(kept.shape), np.full(n, np.nan)
+    )
     for iteration in range(_MAX_ITERATIONS):
         if todo.size == 0:
             break
         rows = shape.rows(lifted[todo])
-        step, weight = _step(problem, todo, rows, kept[todo])
+        step, fit = _step(problem, todo, rows, kept[todo])
+        weight = fit.weight
         if iteration >= _SETTLED:
             # From here the set only shrinks: pixels going in and out at
             # the rim of a hole would keep the fit from converging.
@@ -196,17 +206,19 @@ def _iterate(
         )
         done = ~lost & (moved.max(axis=1) < _TOLERANCE)
         converged[todo[done]] = True
+        for values, now in zip(last, fit):
+            values[todo[done]] = now[done]
         todo = todo[~(done | lost)]
-    return lifted, kept
+    return lifted, kept, last
 
 
 def _step(
     problem: Problem, todo: np.ndarray, rows: np.ndarray, kept: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, Residuals]:
     """Gauss-Newton steps (k, P) of windows `todo` at warps `rows` on the
-    pixels `kept` that hold data there, and the weights of the pixels
-    used (all 0 where too few, or a singular fit)."""
-    residual, weight, _ = residuals(problem, todo, rows, kept)
+    pixels `kept` that hold data there, and their residuals there (the
+    weights of the pixels used all 0 where too few, or a singular fit)."""
+    residual, weight, score = residuals(problem, todo, rows, kept)
     steepest = problem.reference.steepest[todo]
     rhs = np.einsum("kmp,km->kp", steepest, weight * residual)
     inverse = inverse_hessians(problem.reference, todo, weight)
@@ -214,7 +226,7 @@ def _step(
     step = np.zeros_like(rhs)
     step[used] = -(inverse[used] @ rhs[used, :, None])[..., 0]
     weight[~used] = 0.0
-    return step, weight
+    return step, Residuals(residual, weight, score)
 
 
 def _at(

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._shape_functions import ShapeFunction
-from ._warp_data import Problem, inverse_hessians, residuals
+from ._warp_data import Problem, Residuals, inverse_hessians
 
 # Blocks of a template whose own translation is this ill-determined (an
 # edge, or too few pixels with data) say nothing about the misfit.
@@ -40,12 +40,12 @@ def precision(
     fits: np.ndarray,
     rows: np.ndarray,
     centre: np.ndarray,
-    kept: np.ndarray,
+    fitted: Residuals,
 ) -> Precision:
     """Score, covariance and gradient of the `fits` at their warps
     `rows`, at the points `centre` (offsets from their templates'
-    centres), on the pixels `kept` (k, M) each fit still uses."""
-    residual, weight, score = residuals(problem, fits, rows, kept)
+    centres), from their residuals at those warps (see `residuals`)."""
+    residual, weight, score = fitted
     inverse = inverse_hessians(problem.reference, fits, weight)
     params = inverse.shape[1]
     pixels = weight.sum(axis=1)
