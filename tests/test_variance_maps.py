@@ -117,6 +117,38 @@ def test_maps_change_no_match(counted_maps, monkeypatch):
     assert list(with_maps.status) == list(without.status)
 
 
+def test_a_faint_patch_in_a_mapped_plane_is_matched_on_its_own(counted_maps):
+    # The plane is in range as a whole, so windows trust their sums for
+    # the range; a patch of values near 1e-20 must still be scaled up
+    # (its squares would underflow) and matched on its own texture.
+    rng = np.random.default_rng(5)
+    base = ndimage.gaussian_filter(rng.normal(size=(160, 160)), 1.5)
+    base[50:110, 50:110] *= 1e-20
+    moved = np.roll(base, (2, -3), axis=(0, 1))
+    faint = np.array([[80.0, 80.0], [78.0, 84.0]])
+    around = rng.uniform(15, 145, size=(120, 2))
+    points = np.vstack([faint, around])
+    result = match_points(
+        base,
+        moved,
+        points,
+        template_radius=5,
+        search_radius=12,
+        keep_surfaces=True,
+        fft_precision="double",
+        check_consistency=False,
+    )
+    assert counted_maps == [(160, 160)]
+    np.testing.assert_allclose(result.offset[:2], [[2, -3]] * 2, atol=1e-3)
+    for i in range(2):
+        surface = result.surface(i)
+        r, c = np.rint(points[i]).astype(int)
+        template = base[r - 5 : r + 6, c - 5 : c + 6]
+        search = moved[r - 12 : r + 13, c - 12 : c + 13]
+        expected = brute_force_ncc(template, search, "valid")
+        np.testing.assert_allclose(surface.values, expected, atol=1e-9)
+
+
 def test_lazy_and_non_finite_planes_get_no_maps(counted_maps, monkeypatch):
     da = pytest.importorskip("dask.array")
     rng = np.random.default_rng(4)

@@ -110,6 +110,17 @@ def safe_scale(values: np.ndarray) -> float:
     return float(np.ldexp(1.0, -exponent))
 
 
+def sum_shows_in_range(total: float, count: int) -> bool:
+    """Whether `count` values summing to `total`, taken from an array
+    that `safe_scale` leaves alone, are left alone too.
+
+    Their largest magnitude is at most the array's, and at least
+    ``|total| / count``: above the lower limit, no look at the values is
+    needed (NaN says nothing).
+    """
+    return bool(abs(total) > count * 2.0**-_SAFE_EXPONENT)
+
+
 def scaled(values: np.ndarray) -> np.ndarray:
     """`values`, or a copy scaled by `safe_scale` when it is not 1."""
     scale = safe_scale(values)

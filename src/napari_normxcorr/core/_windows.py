@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from ._arrays import LazyArray, safe_scale, scaled
+from ._arrays import LazyArray, safe_scale, scaled, sum_shows_in_range
 
 
 def window_bounds(
@@ -125,6 +125,9 @@ class Window:
     template_valid: np.ndarray | None = None
     search_valid: np.ndarray | None = None
     scale: float = 1.0  # what the search window was multiplied by
+    # Whether the target's plane is known to need no scaling as a whole
+    # (see `rescale`).
+    plane_in_range: bool = False
 
     @property
     def masked(self) -> bool:
@@ -195,7 +198,12 @@ class Window:
         squared (see `safe_scale`); `scale` says by how much."""
         assert self.template is not None and self.search is not None
         self.template = scaled(self.template)
-        self.scale = safe_scale(self.search)
+        if self.plane_in_range and sum_shows_in_range(
+            self.search_sum, self.search.size
+        ):
+            self.scale = 1.0  # its sum says as much as a look would
+        else:
+            self.scale = safe_scale(self.search)
         if self.scale != 1.0:
             self.search = self.search * self.scale
             self.search_sum = float(self.search.sum(dtype=np.float64))

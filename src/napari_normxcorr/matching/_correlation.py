@@ -93,11 +93,7 @@ class Correlator(NamedTuple):
     def _mapped(self, windows: list[Window]) -> bool:
         """Whether all of these plain windows take their variances from
         maps; a map holds the plane's own values: unscaled windows only."""
-        box = windows[0].shapes[0]
-        return all(
-            (id(w.target), w.plane, box) in self.maps and w.scale == 1.0
-            for w in windows
-        )
+        return all(map_key(w) in self.maps and w.scale == 1.0 for w in windows)
 
     def _masked_surface(
         self, window: Window, workers: int
@@ -134,8 +130,7 @@ class Correlator(NamedTuple):
         prepared = PreparedTemplate(templates, self.ndim, self.fft_dtype)
         workspace = workspace or Workspace()
         if mapped:
-            box = windows[0].shapes[0]
-            maps = [self.maps[(id(w.target), w.plane, box)] for w in windows]
+            maps = [self.maps[map_key(w)] for w in windows]
             surfaces = self._surfaces_from_maps(
                 windows, prepared, maps, workers, workspace
             )
@@ -201,6 +196,12 @@ class Correlator(NamedTuple):
         )
 
 
+def map_key(window: Window) -> tuple:
+    """The key of the variance map of the plane `window` searches, for
+    its template's shape."""
+    return id(window.target), window.plane, window.shapes[0]
+
+
 def variance_maps(groups: list[list[Window]]) -> Maps:
     """Variance maps for the planes that many placed windows search.
 
@@ -214,10 +215,9 @@ def variance_maps(groups: list[list[Window]]) -> Maps:
     windows_by_key: dict[tuple, Window] = {}
     for windows in groups:
         # The windows of a group share their shapes.
-        template, search = windows[0].shapes
-        size = int(np.prod(search))
+        size = int(np.prod(windows[0].shapes[1]))
         for w in windows:
-            key = (id(w.target), w.plane, template)
+            key = map_key(w)
             coverage[key] += size
             windows_by_key[key] = w
     for key, w in windows_by_key.items():

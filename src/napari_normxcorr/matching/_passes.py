@@ -21,6 +21,7 @@ from ..core._peaks import (
     second_peaks,
 )
 from ..core._windows import Window
+from ._correlation import map_key
 from ._matcher import Matcher
 from ._motions import motion_gaps
 from ._result import Status, Surface, statuses
@@ -320,6 +321,8 @@ def worker(
     ) -> list:
         found: dict[int, object] = {}
         for window in unit:
+            # A mapped plane was found in range as a whole.
+            window.plane_in_range = map_key(window) in matcher.maps
             found[window.row] = (
                 matcher.data_status(window)
                 if window.read()
