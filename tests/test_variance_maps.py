@@ -69,6 +69,21 @@ def counted_maps(monkeypatch):
     return built
 
 
+def with_surfaces(base, moved, points, template_radius, search_radius):
+    """match_points in double precision, keeping the surfaces, without
+    the back-match (whose maps would count too)."""
+    return match_points(
+        base,
+        moved,
+        points,
+        template_radius=template_radius,
+        search_radius=search_radius,
+        keep_surfaces=True,
+        fft_precision="double",
+        check_consistency=False,
+    )
+
+
 def test_many_points_use_maps_and_keep_exact_surfaces(counted_maps):
     rng = np.random.default_rng(2)
     base = ndimage.gaussian_filter(rng.normal(size=(90, 100)), 1.2)
@@ -76,16 +91,7 @@ def test_many_points_use_maps_and_keep_exact_surfaces(counted_maps):
     moved = np.roll(base, (3, -2), axis=(0, 1))
     moved[60:, :40] = 65535  # a saturated corner: flat windows
     points = rng.uniform(5, 85, size=(150, 2))
-    result = match_points(
-        base,
-        moved,
-        points,
-        template_radius=4,
-        search_radius=9,
-        keep_surfaces=True,
-        fft_precision="double",
-        check_consistency=False,
-    )
+    result = with_surfaces(base, moved, points, 4, 9)
     assert counted_maps == [(90, 100)]
     for i in range(0, 150, 7):
         surface = result.surface(i)
@@ -128,16 +134,7 @@ def test_a_faint_patch_in_a_mapped_plane_is_matched_on_its_own(counted_maps):
     faint = np.array([[80.0, 80.0], [78.0, 84.0]])
     around = rng.uniform(15, 145, size=(120, 2))
     points = np.vstack([faint, around])
-    result = match_points(
-        base,
-        moved,
-        points,
-        template_radius=5,
-        search_radius=12,
-        keep_surfaces=True,
-        fft_precision="double",
-        check_consistency=False,
-    )
+    result = with_surfaces(base, moved, points, 5, 12)
     assert counted_maps == [(160, 160)]
     np.testing.assert_allclose(result.offset[:2], [[2, -3]] * 2, atol=1e-3)
     for i in range(2):
