@@ -76,11 +76,14 @@ class References:
                 valid[k] = ndimage.binary_erosion(
                     mask, ndimage.generate_binary_structure(d, 1)
                 )
-        # np.gradient gives one array, not a list of one, along one axis.
-        slopes = np.gradient(filled, axis=tuple(range(1, d + 1)))
-        along: list[np.ndarray] = [slopes] if d == 1 else list(slopes)
         index = (slice(None), *inner)
-        gradients = np.stack([g[index].reshape(n, -1) for g in along], axis=-1)
+        gradients = np.stack(
+            [
+                _central_differences(filled, inner, axis).reshape(n, -1)
+                for axis in range(d)
+            ],
+            axis=-1,
+        )
         steepest = (
             gradients[..., :, None] * monomials[None, :, None]
         ).reshape(n, monomials.shape[0], -1)
@@ -97,6 +100,21 @@ class References:
             inverse[rows[good]] = np.linalg.inv(hessian[good])
             usable[rows[~good]] = False
         return cls(values, used, steepest, inverse, whole, usable)
+
+
+def _central_differences(
+    values: np.ndarray, inner: tuple[slice, ...], axis: int
+) -> np.ndarray:
+    """np.gradient of a stack of templates along matched `axis`, at the
+    pixels `inner` only (none on an edge): (f[i + 1] - f[i - 1]) / 2."""
+
+    def moved(by: int) -> tuple[slice, ...]:
+        return (slice(None),) + tuple(
+            slice(s.start + by, s.stop + by, s.step) if a == axis else s
+            for a, s in enumerate(inner)
+        )
+
+    return (values[moved(1)] - values[moved(-1)]) / 2.0
 
 
 @dataclass
@@ -231,10 +249,10 @@ def residuals(
     weight = (kept & reliable).astype(np.float64)
     count = np.maximum(weight.sum(axis=1, keepdims=True), 1.0)
     values = problem.reference.values[todo]
-    ref = (values - (weight * values).sum(1, keepdims=True) / count) * weight
-    tgt = (target - (weight * target).sum(1, keepdims=True) / count) * weight
-    ref_energy = np.sqrt(np.sum(ref**2, axis=1))
-    tgt_energy = np.sqrt(np.sum(tgt**2, axis=1))
+    ref = (values - _dots(weight, values)[:, None] / count) * weight
+    tgt = (target - _dots(weight, target)[:, None] / count) * weight
+    ref_energy = np.sqrt(_dots(ref, ref))
+    tgt_energy = np.sqrt(_dots(tgt, tgt))
     gain = np.divide(
         ref_energy,
         tgt_energy,
@@ -244,12 +262,17 @@ def residuals(
     residual = ref - gain[:, None] * tgt
     denominator = ref_energy * tgt_energy
     score = np.divide(
-        np.sum(ref * tgt, axis=1),
+        _dots(ref, tgt),
         denominator,
         out=np.full_like(denominator, np.nan),
         where=denominator > 0,
     )
     return Residuals(residual, weight, score)
+
+
+def _dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise dot products of two (k, M) arrays, in one pass."""
+    return np.einsum("km,km->k", a, b)
 
 
 def inverse_hessians(

@@ -220,7 +220,9 @@ def _step(
     weights of the pixels used all 0 where too few, or a singular fit)."""
     residual, weight, score = residuals(problem, todo, rows, kept)
     steepest = problem.reference.steepest[todo]
-    rhs = np.einsum("kmp,km->kp", steepest, weight * residual)
+    # (k, P, M) @ (k, M, 1): a batched matrix product, BLAS's job.
+    weighted = (weight * residual)[..., None]
+    rhs = (steepest.transpose(0, 2, 1) @ weighted)[..., 0]
     inverse = inverse_hessians(problem.reference, todo, weight)
     used = np.isfinite(inverse).all(axis=(1, 2))
     step = np.zeros_like(rhs)
