@@ -4,18 +4,22 @@ Drives the real widget in a napari viewer (needs a display; run under
 xvfb-run without one): a 1500 x 1500 texture and a 127 x 127 grid of
 points (16 129), small radii so that matching is quick. A 5 ms Qt timer
 ticks on the GUI thread from Run until everything is drawn (the matched
-points, the vectors, the surface, the results table); the longest gap
-between two ticks is the longest time the GUI stood still. The goal is
-at most ~100 ms. The widget's own callbacks (the result taken, then one
-layer per event-loop turn, 10 ms apart so that the repaint after a step
-is not followed at once by the next step) are timed too: the rest of a
-gap is napari's and the canvas's. The matches and vectors layers are
-added empty first and filled last, so that the turns that add a layer
-repaint few items; the callbacks now take at most ~65 ms. What is left
-is a floor under Xvfb's software OpenGL: each new layer's visual
-compiles its shaders on its first repaint (~0.07-0.13 s), and a repaint
-with 16 000 markers and vectors takes ~0.05 s; on a GPU both are a few
-ms. The second run (layers updated in place) adds no visual.
+points, the vectors, the surface and its peaks, the results table); the
+longest gap between two ticks is the longest time the GUI stood still.
+The goal is at most ~100 ms. The widget's own callbacks (the result
+taken, then one step per event-loop turn, 10 ms apart so that the
+repaint after a step is not followed at once by the next step) are timed
+too: the rest of a gap is napari's, the canvas's and Qt's.
+
+Each new layer takes a turn to be added (hidden) and another to be shown,
+where its visual compiles its shaders on its first paint; the matches and
+vectors go into layers added empty, their data on one turn and their
+colours (and showing) on the next; the results dock is docked on one turn
+and filled on the next. Under Xvfb's software OpenGL a turn that adds a
+layer or compiles a points layer's shaders, with the repaint and Qt's
+composition of the window after it, stays near 0.1 s: that is the floor
+here (on a GPU the compile and the composition take a few ms). The second
+run (layers updated in place) adds no layer.
 With --hidden the viewer is not shown (its canvas never paints): what is
 left is the widget's and napari's layer work without the repaints.
 Run: xvfb-run -a python benchmarks/bench_gui_stall.py [--hidden]

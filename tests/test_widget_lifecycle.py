@@ -9,6 +9,7 @@ import pytest
 from helpers import SHIFT, live_widget, open_widget, pair_widget, run_and_wait
 from napari_normxcorr._napari.legend import STATUS_COLORS, rgba
 from napari_normxcorr._napari.lifecycle import RESULTS_DOCK
+from napari_normxcorr._napari.outputs import is_output
 from napari_normxcorr._napari.widget import RUN_KEY, TRACK_KEY
 
 OKABE_ITO = {
@@ -238,3 +239,25 @@ def test_one_name_for_the_plugin():
     ]
     (widget,) = manifest.contributions.widgets
     assert command.title == widget.display_name == "Match points (NCC)"
+
+
+def test_closing_while_drawing_leaves_no_output_hidden(
+    viewer_with_pair, qtbot
+):
+    """Outputs are added hidden and shown a turn later: closing the
+    widget between the two shows them, rather than leaving them off."""
+    viewer = viewer_with_pair
+    widget = pair_widget(viewer)
+    qtbot.wait(10)  # docked: the widget watches its dock
+
+    def outputs():
+        return [layer for layer in viewer.layers if is_output(layer)]
+
+    widget.run()
+    qtbot.waitUntil(
+        lambda: any(not layer.visible for layer in outputs()), timeout=30000
+    )
+    close_dock(widget, qtbot)
+    qtbot.wait(50)
+    assert outputs()
+    assert [layer.name for layer in outputs() if not layer.visible] == []

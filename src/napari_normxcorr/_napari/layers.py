@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 
 # An affine map of points: (matrix, offset).
 Affine = tuple[np.ndarray, np.ndarray]
+# Runs a step on a later turn of the event loop.
+Later = Callable[[Callable[[], Any]], None]
 
 
 def image_array(layer: napari.layers.Image) -> LazyArray:
@@ -74,6 +77,7 @@ def set_or_add(
     kind: str,
     data: Any,
     update: Sequence[str] = (),
+    later: Later | None = None,
     **kwargs: Any,
 ) -> napari.layers.Layer:
     """Update the layer called `name` in place, or add it.
@@ -83,18 +87,28 @@ def set_or_add(
     the others (styling) apply only when the layer is created, so a user's
     restyling survives re-runs and live edits. Every napari setter costs a
     few milliseconds on the GUI thread, and live edits call this often.
+
+    With `later` (which runs a step on a later turn of the event loop), a
+    new layer is added hidden and shown there: its shaders compile on its
+    first paint, tens of ms without a GPU, as long as adding it. An empty
+    layer that gets data is likewise restyled and shown there: napari
+    takes tens of ms to add thousands of points, as long to restyle them.
     """
     if name in viewer.layers:
         layer = viewer.layers[name]
         if layer.ndim == np.ndim(data) or kind != "image":
-            _update(layer, kind, data, update, kwargs)
+            _update(layer, kind, data, update, kwargs, later)
             return layer
         viewer.layers.remove(layer)
     add = getattr(viewer, f"add_{kind}")
+    if later is not None:
+        kwargs["visible"] = False
     layer = add(_own(kind, data), name=name, **kwargs)
     layer.metadata[_GIVEN] = {
         key: kwargs[key] for key in update if key in kwargs
     }
+    if later is not None:
+        _leave(layer, later, partial(show, layer))
     return layer
 
 
@@ -104,31 +118,100 @@ def _update(
     data: Any,
     update: Sequence[str],
     kwargs: dict[str, Any],
+    later: Later | None = None,
 ) -> None:
     """New data and the changed `update` settings for an existing layer."""
-    given = layer.metadata.setdefault(_GIVEN, {})
+    # A layer whose showing (and restyling) an earlier call left for later
+    # is restyled and shown by this one.
+    shown = layer.metadata.pop(_WAITING, None) is not None or layer.visible
     # The data is our own copy: same shape, new values in place and one
     # refresh (a data setter costs several ms more in napari).
-    in_place = kind != "surface" and np.shape(layer.data) == np.shape(data)
-    if in_place:
+    if kind != "surface" and np.shape(layer.data) == np.shape(data):
         layer.data[...] = data
-    else:
+        changed = _restyle(layer, update, kwargs)
+        if shown and not layer.visible:
+            show(layer)
+        # An affine change refreshes the layer already.
+        elif "affine" not in changed:
+            layer.refresh()
+        return
+    if later is not None and shown and len(layer.data) == 0:
+        # An empty layer's data on this turn, its restyling on a later one
+        # (napari refreshes a visible layer after each setter, a hidden
+        # one once, when it is shown again).
+        layer.visible = False
         layer.data = _own(kind, data)
-    changed = [
+        _leave(layer, later, partial(_restyle_and_show, layer, update, kwargs))
+        return
+    layer.data = _own(kind, data)
+    _restyle(layer, update, kwargs)
+    if shown and not layer.visible:
+        show(layer)
+
+
+def _restyle(
+    layer: napari.layers.Layer, update: Sequence[str], kwargs: dict[str, Any]
+) -> set[str]:
+    """Set the `update` settings that differ from those set last; returns
+    their names."""
+    given = layer.metadata.setdefault(_GIVEN, {})
+    changed = {
         key
         for key in update
         if key not in given or not _same(given[key], kwargs[key])
-    ]
-    for key in changed:
-        setattr(layer, key, kwargs[key])
-        given[key] = kwargs[key]
-    # An affine change refreshes the layer already.
-    if in_place and "affine" not in changed:
-        layer.refresh()
+    }
+    for key in update:
+        if key in changed:
+            setattr(layer, key, kwargs[key])
+            given[key] = kwargs[key]
+    return changed
 
 
-# Metadata key of what set_or_add last set on a layer.
+def _restyle_and_show(
+    layer: napari.layers.Layer, update: Sequence[str], kwargs: dict[str, Any]
+) -> None:
+    """The rest of an update that filled an empty layer."""
+    _restyle(layer, update, kwargs)
+    show(layer)
+
+
+def _leave(
+    layer: napari.layers.Layer, later: Later, finish: Callable[[], None]
+) -> None:
+    """Run `finish` (which shows `layer`) on a later turn, unless an
+    update does the same meanwhile (it would be stale then); kept on the
+    layer until then, so that `finish_left` can run it early."""
+    layer.metadata[_WAITING] = finish
+
+    def step() -> None:
+        if layer.metadata.get(_WAITING) is finish:
+            del layer.metadata[_WAITING]
+            finish()
+
+    later(step)
+
+
+def finish_left(viewer: napari.Viewer) -> None:
+    """Run at once what `set_or_add` left for later on the layers of
+    `viewer` (when the turns it waits for will not come: the widget
+    closes), so that no output stays hidden."""
+    for layer in list(viewer.layers):
+        finish = layer.metadata.pop(_WAITING, None)
+        if finish is not None:
+            finish()
+
+
+def show(layer: napari.layers.Layer) -> None:
+    """Show `layer`, refreshed (its extent too: the data may have changed
+    while it was hidden)."""
+    layer.visible = True
+    layer.refresh(thumbnail=False, data_displayed=False, highlight=False)
+
+
+# Metadata keys: what set_or_add last set on a layer; its showing (and
+# restyling) left for later.
 _GIVEN = "napari-normxcorr set"
+_WAITING = "napari-normxcorr shown later"
 
 
 def _own(kind: str, data: Any) -> Any:

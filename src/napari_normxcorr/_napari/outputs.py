@@ -19,6 +19,7 @@ import numpy as np
 from ..core._peaks import argmax_index, second_peak
 from ..matching._result import MatchResult, Surface
 from .layers import (
+    Later,
     convert,
     data_to_world,
     keeping_active,
@@ -162,8 +163,11 @@ class OutputLayers:
         self._matched: napari.layers.Points | None = None
         self._syncing = False
         # How drawing steps run: at once, or queued by the widget (`now`
-        # or `Steps.add`), so that one callback never draws everything.
-        self.defer: Callable[[Callable[[], Any]], None] = now
+        # or `Steps.add`), so that one callback never draws everything;
+        # with `later`, new layers are shown and filled layers restyled on
+        # a later turn (`layers.set_or_add`).
+        self.defer: Later = now
+        self.later: Later | None = None
         # Vectors drawn this many times their length (few-pixel ones).
         self.vector_length: Callable[[], float] = lambda: 1.0
         self.shown: int | None = None
@@ -184,9 +188,10 @@ class OutputLayers:
         """Update or add the `output` layer (a key of SUFFIXES), in the
         physical units of the target image."""
         name = self._inputs.points_layer.name + SUFFIXES[output]
-        units = units_for(self._inputs.image_layer, layer_ndim(kind, data))
+        ndim = layer_ndim(kind, data)
+        kwargs["units"] = units_for(self._inputs.image_layer, ndim)
         return set_or_add(
-            self._viewer, name, kind, data, units=units, **kwargs
+            self._viewer, name, kind, data, later=self.later, **kwargs
         )
 
     def remove_height_field(self) -> None:
@@ -224,26 +229,18 @@ class OutputLayers:
         them after it; an empty layer is added in a few tens of ms, and
         the data then go in like a re-run's, in later turns.
         """
-        inputs = self._inputs
-        name = inputs.points_layer.name
+        name = self._inputs.points_layer.name
         ndim = self._session.world.shape[1]
         labels = len(self._session.world) <= _MAX_LABELS
-        steps: list[Callable[[], Any]] = []
-        if name + SUFFIXES["matched"] not in self._viewer.layers:
-            steps.append(
-                partial(
-                    self._keeping_active,
-                    partial(self._add_empty_matches, ndim, labels),
-                )
-            )
-        if name + SUFFIXES["displacement"] not in self._viewer.layers:
-            steps.append(
-                partial(
-                    self._keeping_active,
-                    partial(self._add_empty_vectors, ndim),
-                )
-            )
-        return steps
+        adds = {
+            "matched": partial(self._add_empty_matches, ndim, labels),
+            "displacement": partial(self._add_empty_vectors, ndim),
+        }
+        return [
+            partial(self._keeping_active, add)
+            for output, add in adds.items()
+            if name + SUFFIXES[output] not in self._viewer.layers
+        ]
 
     def _add_empty_matches(self, ndim: int, labels: bool) -> None:
         result = self._session.result
@@ -361,7 +358,6 @@ class OutputLayers:
         self._draw_surface(row, surface)
 
     def _draw_surface(self, row: int, surface: Surface) -> None:
-
         inputs = self._inputs
         data, affine = surface_placement(surface, inputs.image_layer)
         layer = self._set(

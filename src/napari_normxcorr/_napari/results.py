@@ -47,15 +47,27 @@ class ResultsView:
         self.table: ResultsTable | None = None
         session.selected.connect(self._on_selected)
 
-    def show_table(self) -> ResultsTable:
-        """The results dock, docked at the bottom on first use."""
+    def show_table(self, fill: bool = True) -> ResultsTable:
+        """The results dock, docked at the bottom on first use.
+
+        A new table shows the session's result, or with `fill` False,
+        nothing until its `refresh` (docking it resizes and repaints the
+        canvas, and filling 16 000 rows takes tens of ms: each on its own
+        turn of the event loop, neither freezes the GUI long).
+        """
         if self.table is None:
             self.table = ResultsTable(self._session)
             self.table.points_imported.connect(self._on_points_imported)
             self.table.row_chosen.connect(self._pan_to_point)
             self._life.add_results(self.table)
-            self.table.refresh()
+            if fill:
+                self.table.refresh()
         return self.table
+
+    def fill_table(self) -> None:
+        """Show the session's result in the table (see `show_table`)."""
+        if self.table is not None:
+            self.table.refresh()
 
     def follow(self, points_layer: napari.layers.Points) -> None:
         """Points selected in `points_layer` select their rows."""

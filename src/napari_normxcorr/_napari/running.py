@@ -3,6 +3,7 @@ by a progress bar, and its result drawn a layer per event-loop turn."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -11,6 +12,7 @@ from magicgui.widgets import CheckBox, ProgressBar, PushButton
 from ..matching._result import MatchResult
 from . import jobs
 from .advice import border_message, wider_search
+from .layers import finish_left
 from .session import RunInputs
 from .steps import Steps, now
 
@@ -96,8 +98,10 @@ class Runner:
             self.worker.quit()
 
     def close(self) -> None:
-        """The widget is gone: nothing more to draw."""
+        """The widget is gone: nothing more to draw, but no output layer
+        is left hidden."""
         self.steps.clear()
+        finish_left(self._widget._viewer)
 
     def _show_running(self, running: bool, steps: int = 1) -> None:
         widget = self._widget
@@ -135,21 +139,29 @@ class Runner:
         if inputs.points_layer not in widget._viewer.layers:
             return
         # One layer (or dock) per turn of the event loop: no long freeze.
-        # The matches and vectors are filled last, into layers added
+        # New layers are shown a turn after they are added, and filled
+        # layers restyled a turn after their data (`layers.set_or_add`);
+        # the matches and vectors are filled last, into layers added
         # empty (`OutputLayers.empty_steps`): until then the canvas has
         # few items to repaint after each turn.
         outputs = widget._outputs
+        outputs.later = self.steps.add_next
         outputs.defer = self.steps.add
         try:
             # The worker judged the neighbours over the whole result.
             widget.session.finish(inputs, world, result, judged=True)
         finally:
             outputs.defer = now
-        for step in [
-            self._show_first_surface,
-            widget._results.show_table,
-            *reversed(outputs.empty_steps()),
-        ]:
+        results = widget._results
+        steps = outputs.empty_steps()
+        if results.table is None:
+            # A new results dock: docked on one turn, filled on the next.
+            steps += [
+                partial(results.show_table, fill=False),
+                results.fill_table,
+            ]
+        # In this order, before the matches and vectors `finish` queued.
+        for step in reversed([*steps, self._show_first_surface]):
             self.steps.add_next(step)
         widget._live.follow(inputs.points_layer)
         widget._results.follow(inputs.points_layer)
