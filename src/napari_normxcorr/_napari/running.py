@@ -84,11 +84,12 @@ class Runner:
             on_error=report_error,
             on_finished=self._on_finished,
             on_cancelled=self._on_cancelled,
-            progress={"total": steps, "desc": "Matching points"},
         )
         self._show_running(True, steps)
-        # Our own bar too: napari's activity dock stops showing bars
-        # after a run that ends before its bar is drawn.
+        # Our own bar, under Run, not napari's activity dock: it stops
+        # showing bars after a run that ends before its bar is drawn, and
+        # making a bar there holds the GUI for a tenth of a second or more
+        # without a GPU.
         self.worker.yielded.connect(self._on_progress)
         return self.worker
 
