@@ -554,6 +554,30 @@ def _write_image(path, values):
         tifffile.imwrite(path, values, photometric="minisblack")
 
 
+def run_cli(args):
+    """(exit code, stderr) of the command line."""
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as stop:
+            code = stop.code
+    return code, stderr.getvalue()
+
+
+def assert_clean_exit(code, message):
+    assert "Traceback" not in message
+    if code == 0:
+        return
+    assert code in (1, 2), f"exit code {code}: {message}"
+    lines = message.strip().splitlines()
+    if code == 1:
+        assert len(lines) == 1, message
+        assert lines[0].startswith("napari-normxcorr: error:")
+    else:
+        assert lines and "error:" in lines[-1], message
+
+
 def _read_csv(path):
     with open(path, newline="") as stream:
         return list(csv.DictReader(stream))
@@ -593,22 +617,9 @@ def test_cli_match_exits_cleanly(cli_case):
             args += ["--surfaces", folder / "surfaces"]
         elif surfaces == "existing file":
             args += ["--surfaces", points]
-        stderr = io.StringIO()
-        with contextlib.redirect_stderr(stderr):
-            try:
-                code = main([str(a) for a in args])
-            except SystemExit as stop:
-                code = stop.code
-        message = stderr.getvalue()
-        assert "Traceback" not in message
+        code, message = run_cli(args)
+        assert_clean_exit(code, message)
         if code != 0:
-            assert code in (1, 2), f"exit code {code}: {message}"
-            lines = message.strip().splitlines()
-            if code == 1:
-                assert len(lines) == 1, message
-                assert lines[0].startswith("napari-normxcorr: error:")
-            else:
-                assert lines and "error:" in lines[-1], message
             return
         # Success: the inputs were usable, and each row is right or flagged.
         assert output == "ok", f"wrote into {output} with exit code 0"
@@ -1118,30 +1129,6 @@ def test_masks_follow_one_rule(dtype, which, right_shape, lazy, seed):
 
 # The track and register commands: exit 0 with right rows, or 1/2 and one
 # line; inputs and other outputs never overwritten.
-
-
-def run_cli(args):
-    """(exit code, stderr) of the command line."""
-    stderr = io.StringIO()
-    with contextlib.redirect_stderr(stderr):
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as stop:
-            code = stop.code
-    return code, stderr.getvalue()
-
-
-def assert_clean_exit(code, message):
-    assert "Traceback" not in message
-    if code == 0:
-        return
-    assert code in (1, 2), f"exit code {code}: {message}"
-    lines = message.strip().splitlines()
-    if code == 1:
-        assert len(lines) == 1, message
-        assert lines[0].startswith("napari-normxcorr: error:")
-    else:
-        assert lines and "error:" in lines[-1], message
 
 
 def _points_csv(points):
