@@ -11,7 +11,13 @@ from napari_normxcorr._napari.fit_advice import (
     rotation_and_scale,
     two_motions_note,
 )
-from test_register_widget import BAD, grid_points, pair_viewer, similarity
+from test_register_widget import (
+    BAD,
+    grid_points,
+    pair_viewer,
+    run_pair,
+    similarity,
+)
 
 
 @pytest.fixture
@@ -26,13 +32,7 @@ def notes(monkeypatch):
 def matched_pair(viewer, matrix, template_radius=15):
     """The widget on the planted pair through `matrix`, after a run."""
     pair_viewer(viewer, matrix)
-    widget = open_widget(viewer)
-    layers = viewer.layers
-    choose(widget, layers["before"], layers["after"], layers["pois"])
-    widget.template_radius.value = template_radius
-    widget.neighbours.value = False
-    run_and_wait(widget)
-    return widget
+    return run_pair(viewer, template_radius)
 
 
 def test_a_loaded_fit_guides_refine_apply_and_warp(
