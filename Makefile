@@ -45,7 +45,7 @@ benchmark: $(VENV)/.test-installed
 $(VENV)/.demo-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[napari]" "napari[pyqt6]"
+	$(PY) -m pip install --quiet -e ".[napari,fast]" "napari[pyqt6]"
 	touch $@
 
 $(VENV)/.test-installed: $(VENV)/.demo-installed

@@ -103,4 +103,19 @@ def machine_line():
         f"{platform.python_version()}; numpy {np.__version__}, scipy "
         f"{scipy.__version__} (FFT: scipy.fft pocketfft, workers as cores)"
         f"{opencv}; numpy's BLAS: {blas.strip()} (OMP_NUM_THREADS {threads})"
+        f"; {_kernels()}"
     )
+
+
+def _kernels():
+    """Whether match_points runs its compiled kernels, and numba's
+    version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from napari_normxcorr.core._compiled import enabled
+
+    try:
+        numba = f"numba {version('numba')}"
+    except PackageNotFoundError:
+        return "numba not installed: numpy paths"
+    return f"{numba}: {'compiled kernels' if enabled() else 'numpy paths'}"

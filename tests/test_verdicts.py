@@ -473,7 +473,9 @@ def _spread_by_loops(centred):
     ("template", "search"),
     [((9,), (30,)), ((7, 9), (20, 24)), ((5, 6, 7), (14, 15, 16))],
 )
-def test_motion_gaps_are_the_quadrants_best_scores_away(template, search):
+def test_motion_gaps_are_the_quadrants_best_scores_away(
+    template, search, kernel_path
+):
     rng = np.random.default_rng(len(template))
     # Smooth random templates (texture), but the last white noise.
     axes = tuple(range(1, len(template) + 1))

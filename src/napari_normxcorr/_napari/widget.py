@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import Container
 
+from ..core._compiled import warm_up_in_background
+from ..matching import KERNEL_MODULES
 from ..matching._result import MatchResult
 from . import layout, tasks
 from .axes import DEPTH, first_axis_kind
@@ -97,6 +99,9 @@ class MatchWidget(Container):
         self._add_callbacks()
         tasks.connect(self)
         self._update_buttons()
+        # Compiled kernels load (or compile, once per machine) while the
+        # user picks layers, not in the first run; the GUI stays live.
+        warm_up_in_background(KERNEL_MODULES)
 
     def _add_controls(self) -> None:
         (

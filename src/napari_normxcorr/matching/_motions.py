@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..core._compiled import compiled
+
 # The offsets tried around the match, per axis (px, ±): far enough to see
 # a part pulled away, near enough that the part still overlaps its match
 # (3 and 3 did best on the Middlebury motorcycle pair, bench_verdicts).
@@ -128,18 +130,12 @@ def _largest_gains(
     far = np.abs(grid).max(axis=1) >= MIN_SHIFT
     cell = _cell(sides)
     gains = np.full(len(templates), np.nan)
-    tables = _prefix_sums(regions), _prefix_sums(regions**2)
     parts_of = quadrants(templates.shape[1:])
-    # All parts hold as many pixels.
-    count = float(np.prod([p.stop - p.start for p in parts_of[0]]))
-    window_floor = _floor(regions, count)
-    for part in parts_of:
-        raw = templates[(slice(None), *part)]
-        parts = _centred(raw)
-        floors = _floor(raw, count), window_floor
-        scores = _part_scores(parts, floors, regions, tables, part)
+    all_scores, textured = _all_part_scores(templates, regions, parts_of)
+    for q, part in enumerate(parts_of):
+        scores = all_scores[:, q]
         scores[~_inside(peaks, part, grid, search_shape)] = np.nan
-        scores[~_textured(parts)] = np.nan
+        scores[~textured[:, q]] = np.nan
         best = np.argmax(np.nan_to_num(scores, nan=-np.inf), axis=1)
         rows = np.arange(len(scores))[:, np.newaxis]
         at_match = np.fmax.reduce(scores[rows, cell], axis=1)
@@ -147,6 +143,49 @@ def _largest_gains(
         gain = np.where(far[best], gain, 0.0)
         gains = np.fmax(gains, gain)  # a flat quadrant (NaN) says nothing
     return gains
+
+
+def _all_part_scores(
+    templates: np.ndarray,
+    regions: np.ndarray,
+    parts_of: list[tuple[slice, ...]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """The scores (n, P, G) of each of the P parts of each template at
+    the G offsets of the grid (see `_part_scores`), and whether each part
+    has texture (n, P): compiled for 2-D templates when numba is here."""
+    # All parts hold as many pixels.
+    h = tuple(p.stop - p.start for p in parts_of[0])
+    count = float(np.prod(h))
+    kernels = compiled(f"{__package__}._motion_kernels")
+    if kernels is not None and len(h) == 2 and 2 * REACH + 1 == kernels.SPAN:
+        n, span = len(templates), kernels.SPAN
+        starts = np.array([[p.start for p in part] for part in parts_of])
+        scores = np.empty((n, len(parts_of), span**2))
+        texture, spread = np.empty((2, n, len(parts_of)))
+        kernels.part_scores(
+            np.ascontiguousarray(templates, dtype=np.float64),
+            np.ascontiguousarray(regions),
+            starts.astype(np.int64),
+            *h,
+            _FLAT,
+            scores,
+            texture,
+            spread,
+        )
+        return scores, _is_textured(texture, spread, count)
+    tables = _prefix_sums(regions), _prefix_sums(regions**2)
+    window_floor = _floor(regions, count)
+    scores = np.empty(
+        (len(templates), len(parts_of), (2 * REACH + 1) ** len(h))
+    )
+    textured = np.empty((len(templates), len(parts_of)), dtype=bool)
+    for q, part in enumerate(parts_of):
+        raw = templates[(slice(None), *part)]
+        parts = _centred(raw)
+        floors = _floor(raw, count), window_floor
+        scores[:, q] = _part_scores(parts, floors, regions, tables, part)
+        textured[:, q] = _textured(parts)
+    return scores, textured
 
 
 def _cell(sides: np.ndarray) -> np.ndarray:
@@ -188,9 +227,16 @@ def textured(parts: np.ndarray) -> np.ndarray:
 
 def _textured(centred: np.ndarray) -> np.ndarray:
     """`textured` of parts already centred on their means."""
-    least = min(MIN_SPREAD, centred[0].size / 4)
+    return _is_textured(_texture(centred), _spread(centred), centred[0].size)
+
+
+def _is_textured(
+    texture: np.ndarray, spread: np.ndarray, count: float
+) -> np.ndarray:
+    """`textured` from the texture and spread of parts of `count` pixels."""
+    least = min(MIN_SPREAD, count / 4)
     with np.errstate(invalid="ignore"):
-        return (_texture(centred) >= MIN_TEXTURE) & (_spread(centred) >= least)
+        return (texture >= MIN_TEXTURE) & (spread >= least)
 
 
 def _centred(parts: np.ndarray) -> np.ndarray:

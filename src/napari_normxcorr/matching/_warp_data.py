@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import NamedTuple
 
 import numpy as np
 from scipy import ndimage
 
+from ..core._compiled import compiled
 from ._shape import COORDINATE_STEP
 from ._shape_functions import ShapeFunction
 
@@ -154,10 +156,7 @@ class Crops:
             unreliable = ndimage.maximum_filter(
                 bad, size=(1,) + (2 * _TAPS + 1,) * d, mode="nearest"
             )
-        for axis in range(1, d + 1):
-            ndimage.spline_filter1d(
-                boxes, order=3, axis=axis, mode="mirror", output=boxes
-            )
+        _spline_coefficients(boxes)
         stacked = boxes.reshape(-1, *size[1:])
         return cls(low, size, stacked, unreliable, holes)
 
@@ -194,6 +193,19 @@ class Crops:
             index = (rows[holed][:, None], *nearest)
             reliable[holed] &= ~self.unreliable[index]
         return values, reliable
+
+
+def _spline_coefficients(boxes: np.ndarray) -> None:
+    """Cubic B-spline coefficients of a stack of boxes (n, *size), in
+    place: compiled for 2-D boxes when numba is here."""
+    kernels = compiled(f"{__package__}._warp_kernels")
+    if kernels is not None and boxes.ndim == 3:
+        kernels.spline_coefficients(boxes)
+        return
+    for axis in range(1, boxes.ndim):
+        ndimage.spline_filter1d(
+            boxes, order=3, axis=axis, mode="mirror", output=boxes
+        )
 
 
 def _crop(
@@ -241,7 +253,10 @@ def residuals(
 ) -> Residuals:
     """ZNSSD residuals (k, M) of windows `todo` at warps `rows`, the
     weights of their pixels (1 where `kept` and the target hold data)
-    and their ZNCC."""
+    and their ZNCC: compiled for 2-D windows when numba is here."""
+    kernels = compiled(f"{__package__}._warp_kernels")
+    if kernels is not None and rows.shape[1] == 2:
+        return _compiled_residuals(kernels, problem, todo, rows, kept)
     # Axis first: each axis' coordinates are one contiguous block.
     coords = np.einsum("kds,ms->dkm", rows, problem.monomials)
     coords += problem.start[todo].T[:, :, None]
@@ -268,6 +283,37 @@ def residuals(
         where=denominator > 0,
     )
     return Residuals(residual, weight, score)
+
+
+def _compiled_residuals(
+    kernels: ModuleType,
+    problem: Problem,
+    todo: np.ndarray,
+    rows: np.ndarray,
+    kept: np.ndarray,
+) -> Residuals:
+    """`residuals` by the compiled kernel."""
+    crops = problem.crops
+    k, count = len(todo), len(problem.monomials)
+    unreliable = crops.unreliable
+    if unreliable is None:
+        unreliable = np.zeros((0, 0, 0), dtype=bool)
+    out = Residuals(np.empty((k, count)), np.empty((k, count)), np.empty(k))
+    kernels.warp_residuals(
+        crops.coefficients,
+        np.array(crops.shape, dtype=np.int64),
+        todo.astype(np.int64),
+        np.ascontiguousarray(rows, dtype=np.float64),
+        np.ascontiguousarray(problem.monomials, dtype=np.float64),
+        np.ascontiguousarray(problem.start, dtype=np.float64),
+        np.ascontiguousarray(kept),
+        np.ascontiguousarray(problem.reference.values[todo]),
+        crops.holes,
+        unreliable,
+        COORDINATE_STEP,
+        *out,
+    )
+    return out
 
 
 def _dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:
