@@ -86,9 +86,7 @@ class References:
             ],
             axis=-1,
         )
-        steepest = (
-            gradients[..., :, None] * monomials[None, :, None]
-        ).reshape(n, monomials.shape[0], -1)
+        steepest = _steepest(gradients, monomials)
         values = filled[index].reshape(n, -1)
         used = valid[index].reshape(n, -1)
         whole = np.all(used, axis=1)
@@ -97,11 +95,39 @@ class References:
         usable = np.sum(used, axis=1) > 2 * params
         rows = np.flatnonzero(whole & usable)
         if rows.size:
-            hessian = steepest[rows].transpose(0, 2, 1) @ steepest[rows]
+            used_steepest = taken(steepest, rows)
+            hessian = used_steepest.transpose(0, 2, 1) @ used_steepest
             good = np.linalg.cond(hessian) < _MAX_CONDITION
             inverse[rows[good]] = np.linalg.inv(hessian[good])
             usable[rows[~good]] = False
         return cls(values, used, steepest, inverse, whole, usable)
+
+
+def taken(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``values[rows]``, without the copy when `rows` are all of them in
+    order (the usual case: the steepest descent images are large)."""
+    if len(rows) == len(values) and np.array_equal(
+        rows, np.arange(len(values))
+    ):
+        return values
+    return values[rows]
+
+
+def _steepest(gradients: np.ndarray, monomials: np.ndarray) -> np.ndarray:
+    """Steepest descent images (n, M, d * S): each gradient (n, M, d)
+    times each monomial (M, S), axis by axis (one broadcast over the small
+    trailing axes is several times slower)."""
+    n, count, d = gradients.shape
+    size = monomials.shape[1]
+    steepest = np.empty((n, count, d * size))
+    for axis in range(d):
+        for k in range(size):
+            np.multiply(
+                gradients[:, :, axis],
+                monomials[:, k],
+                out=steepest[:, :, axis * size + k],
+            )
+    return steepest
 
 
 def _central_differences(

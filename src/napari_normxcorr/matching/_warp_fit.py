@@ -35,6 +35,7 @@ from ._warp_data import (
     Residuals,
     inverse_hessians,
     residuals,
+    taken,
 )
 from ._warp_precision import block_numbers, precision
 
@@ -219,7 +220,7 @@ def _step(
     pixels `kept` that hold data there, and their residuals there (the
     weights of the pixels used all 0 where too few, or a singular fit)."""
     residual, weight, score = residuals(problem, todo, rows, kept)
-    steepest = problem.reference.steepest[todo]
+    steepest = taken(problem.reference.steepest, todo)
     # (k, P, M) @ (k, M, 1): a batched matrix product, BLAS's job.
     weighted = (weight * residual)[..., None]
     rhs = (steepest.transpose(0, 2, 1) @ weighted)[..., 0]

@@ -26,33 +26,6 @@ TAPS = 2
 
 
 @jit
-def _bspline(coefficients, top, y, x):
-    """The cubic B-spline with `coefficients` at (y, x) of the crop whose
-    first row is `top` (all 16 taps inside the crop)."""
-    fy, fx = math.floor(y), math.floor(x)
-    y0, y1, y2, y3 = _weights(y - fy)
-    x0, x1, x2, x3 = _weights(x - fx)
-    row, col = top + int(fy) - 1, int(fx) - 1
-    return (
-        y0 * _across(coefficients[row], col, x0, x1, x2, x3)
-        + y1 * _across(coefficients[row + 1], col, x0, x1, x2, x3)
-        + y2 * _across(coefficients[row + 2], col, x0, x1, x2, x3)
-        + y3 * _across(coefficients[row + 3], col, x0, x1, x2, x3)
-    )
-
-
-@jit
-def _across(line, col, x0, x1, x2, x3):
-    """Four taps of one row of coefficients from `col`, weighted."""
-    return (
-        x0 * line[col]
-        + x1 * line[col + 1]
-        + x2 * line[col + 2]
-        + x3 * line[col + 3]
-    )
-
-
-@jit
 def _weights(t):
     """The four cubic B-spline weights at fraction `t` past a knot."""
     s = 1.0 - t
@@ -63,22 +36,94 @@ def _weights(t):
 
 
 @jit
-def _sample(coefficients, shape, crop, holes, unreliable, y, x, step):
-    """The crop's value at (y, x) rounded to `step`, or NaN where a tap
-    would leave it or read a pixel without data."""
-    s0, s1 = shape[0], shape[1]
-    inside = TAPS <= y <= s0 - 1 - TAPS and TAPS <= x <= s1 - 1 - TAPS
-    if not inside:
-        return np.nan
-    if holes[crop]:
-        near_y = min(max(int(np.rint(y)), 0), s0 - 1)
-        near_x = min(max(int(np.rint(x)), 0), s1 - 1)
-        if unreliable[crop, near_y, near_x]:
-            return np.nan
-    # `step` is a power of two: multiplying by its inverse is exact.
-    inverse = 1.0 / step
-    y, x = np.rint(y * inverse) * step, np.rint(x * inverse) * step
-    return _bspline(coefficients, crop * s0, y, x)
+def _place(rows, monomials, origin, step, exact, knots, fractions):
+    """Where the warp `rows` (2, S) takes each pixel (its `monomials`)
+    from `origin`: exactly (into `exact`, 2 × M) and rounded to `step`,
+    as the knot below (`knots`) and the fraction past it (`fractions`).
+    Branch-free, so that it vectorises."""
+    count = monomials.shape[0]
+    inverse = 1.0 / step  # a power of two: exact
+    for m in range(count):
+        for axis in range(2):
+            along = 0.0
+            for q in range(monomials.shape[1]):
+                along += rows[axis, q] * monomials[m, q]
+            along += origin[axis]
+            exact[axis, m] = along
+            rounded = np.rint(along * inverse) * step
+            knot = np.floor(rounded)
+            knots[axis, m] = knot
+            fractions[axis, m] = rounded - knot
+
+
+@jit
+def _reliable(exact, shape, crop, holes, unreliable, kept, out):
+    """Whether each sample's taps all lie in the crop and off its holes
+    (`unreliable`, read only where `holes` says it has some), and the
+    pixel is `kept`."""
+    last_row, last_column = shape[0] - 1 - TAPS, shape[1] - 1 - TAPS
+    holed = holes[crop]
+    for m in range(exact.shape[1]):
+        y, x = exact[0, m], exact[1, m]
+        inside = TAPS <= y <= last_row and TAPS <= x <= last_column
+        if inside and holed:
+            near_y = min(max(int(np.rint(y)), 0), shape[0] - 1)
+            near_x = min(max(int(np.rint(x)), 0), shape[1] - 1)
+            inside = not unreliable[crop, near_y, near_x]
+        out[m] = inside and kept[m]
+
+
+@jit
+def _sample(coefficients, top, knots, fractions, reliable, target):
+    """The crop (its spline coefficients from row `top`) at each reliable
+    sample into `target` (0 elsewhere)."""
+    for m in range(target.shape[0]):
+        if not reliable[m]:
+            target[m] = 0.0
+            continue
+        y0, y1, y2, y3 = _weights(fractions[0, m])
+        x0, x1, x2, x3 = _weights(fractions[1, m])
+        row = top + int(knots[0, m]) - 1
+        column = int(knots[1, m]) - 1
+        value = 0.0
+        for i, along in enumerate((y0, y1, y2, y3)):
+            line = coefficients[row + i]
+            value += along * (
+                x0 * line[column]
+                + x1 * line[column + 1]
+                + x2 * line[column + 2]
+                + x3 * line[column + 3]
+            )
+        target[m] = value
+
+
+@jit
+def _compare(values, target, weight, residual):
+    """ZNSSD residuals of `values` against `target` over the `weight`ed
+    pixels (into `residual`; `target` is overwritten), and their ZNCC."""
+    count = values.shape[0]
+    used = ref_sum = tgt_sum = 0.0
+    for m in range(count):
+        used += weight[m]
+        ref_sum += values[m] * weight[m]
+        tgt_sum += target[m] * weight[m]
+    used = max(used, 1.0)
+    ref_mean, tgt_mean = ref_sum / used, tgt_sum / used
+    ref_energy = tgt_energy = product = 0.0
+    for m in range(count):
+        ref = (values[m] - ref_mean) * weight[m]
+        tgt = (target[m] - tgt_mean) * weight[m]
+        residual[m] = ref
+        target[m] = tgt
+        ref_energy += ref * ref
+        tgt_energy += tgt * tgt
+        product += ref * tgt
+    ref_energy, tgt_energy = math.sqrt(ref_energy), math.sqrt(tgt_energy)
+    gain = ref_energy / tgt_energy if tgt_energy > 0 else 0.0
+    for m in range(count):
+        residual[m] -= gain * target[m]
+    denominator = ref_energy * tgt_energy
+    return product / denominator if denominator > 0 else np.nan
 
 
 # The pole of the cubic B-spline's prefilter, and its gain.
@@ -163,53 +208,16 @@ def warp_residuals(
     `values` warped by `rows` (k, 2, S) into their `crops`, as
     ``_warp_data.residuals`` (its coordinates rounded to `step`)."""
     count = monomials.shape[0]
+    exact, knots, fractions = np.empty((3, 2, count))
+    reliable = np.empty(count, dtype=np.bool_)
     target = np.empty(count)
     for k in range(crops.shape[0]):
         crop = crops[k]
-        used = ref_sum = tgt_sum = 0.0
+        origin = start[crop]
+        _place(rows[k], monomials, origin, step, exact, knots, fractions)
+        _reliable(exact, shape, crop, holes, unreliable, kept[k], reliable)
+        top = crop * shape[0]
+        _sample(coefficients, top, knots, fractions, reliable, target)
         for m in range(count):
-            y, x = start[crop, 0], start[crop, 1]
-            along_y = along_x = 0.0
-            for s in range(monomials.shape[1]):
-                along_y += rows[k, 0, s] * monomials[m, s]
-                along_x += rows[k, 1, s] * monomials[m, s]
-            y += along_y
-            x += along_x
-            value = np.nan
-            if kept[k, m]:
-                value = _sample(
-                    coefficients,
-                    shape,
-                    crop,
-                    holes,
-                    unreliable,
-                    y,
-                    x,
-                    step,
-                )
-            if math.isnan(value):
-                weight[k, m] = 0.0
-                target[m] = 0.0
-            else:
-                weight[k, m] = 1.0
-                target[m] = value
-                used += 1.0
-                ref_sum += values[k, m]
-                tgt_sum += value
-        used = max(used, 1.0)
-        ref_mean, tgt_mean = ref_sum / used, tgt_sum / used
-        ref_energy = tgt_energy = product = 0.0
-        for m in range(count):
-            ref = (values[k, m] - ref_mean) * weight[k, m]
-            tgt = (target[m] - tgt_mean) * weight[k, m]
-            residual[k, m] = ref
-            target[m] = tgt
-            ref_energy += ref * ref
-            tgt_energy += tgt * tgt
-            product += ref * tgt
-        ref_energy, tgt_energy = math.sqrt(ref_energy), math.sqrt(tgt_energy)
-        gain = ref_energy / tgt_energy if tgt_energy > 0 else 0.0
-        for m in range(count):
-            residual[k, m] -= gain * target[m]
-        denominator = ref_energy * tgt_energy
-        score[k] = product / denominator if denominator > 0 else np.nan
+            weight[k, m] = 1.0 if reliable[m] else 0.0
+        score[k] = _compare(values[k], target, weight[k], residual[k])

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._shape_functions import ShapeFunction
-from ._warp_data import Problem, Residuals, inverse_hessians
+from ._warp_data import Problem, Residuals, inverse_hessians, taken
 
 # Blocks of a template whose own translation is this ill-determined (an
 # edge, or too few pixels with data) say nothing about the misfit.
@@ -80,19 +80,17 @@ def _misfit(
     warp, or two motions in one window, bias the match by about as
     much, and the residual alone, spread over every pixel, hides it.
     """
-    k, shape, blocks = len(won), problem.shape, problem.blocks
-    d = shape.ndim
-    # The translation columns of the steepest descent images.
-    steepest = problem.reference.steepest[won]
-    slopes = steepest[:, :, :: shape.size] * weight[..., None]
-    count = blocks.max() + 1
-    sums = np.zeros((k, count, d))
-    normal = np.zeros((k, count, d, d))
-    for block in range(count):
-        inside = blocks == block
-        g = slopes[:, inside]
-        sums[:, block] = np.einsum("kmd,km->kd", g, residual[:, inside])
-        normal[:, block] = g.transpose(0, 2, 1) @ g
+    shape, blocks = problem.shape, problem.blocks
+    # The translation columns of the steepest descent images, axis first
+    # (k, d, M): products along the contiguous pixels.
+    steepest = taken(problem.reference.steepest, won)
+    translation = steepest[:, :, :: shape.size].transpose(0, 2, 1)
+    slopes = np.ascontiguousarray(translation) * weight[:, None]
+    # Per block, by one product with the (M, blocks) membership matrix.
+    members = (blocks[:, None] == np.arange(blocks.max() + 1)).astype(float)
+    sums = ((slopes * residual[:, None]) @ members).transpose(0, 2, 1)
+    pairs = slopes[:, :, None] * slopes[:, None]  # (k, d, d, M)
+    normal = (pairs @ members).transpose(0, 3, 1, 2)  # (k, blocks, d, d)
     usable = np.linalg.cond(normal) < _MAX_BLOCK_CONDITION
     inverse = np.zeros_like(normal)
     inverse[usable] = np.linalg.inv(normal[usable])
