@@ -16,12 +16,17 @@ from ground_truth import (
     particle_pair,
     speckle_pair,
 )
-from napari_normxcorr import Status, match_points
+from napari_normxcorr import (
+    Status,
+    match_points,
+    normalized_cross_correlation,
+)
 from napari_normxcorr.core._compiled import (
     enabled,
     numpy_only,
     warm_up_in_background,
 )
+from napari_normxcorr.core._variance import VarianceMap
 from napari_normxcorr.matching import KERNEL_MODULES
 from napari_normxcorr.matching._motions import motion_gaps
 
@@ -130,6 +135,35 @@ def test_warps_in_a_vortex_compiled_equal_numpy():
     _assert_same_matches(compiled, plain)
     ok = compiled.status == Status.OK
     assert errors(compiled, case)[ok].max() <= 0.5
+
+
+@pytest.mark.parametrize("precision", ["single", "double"])
+@pytest.mark.parametrize("mode", ["full", "valid"])
+def test_whole_image_ncc_compiled_equals_numpy(mode, precision):
+    # A plane with flat patches and an offset far above its texture.
+    rng = np.random.default_rng(5)
+    image = 1e4 + ndimage.gaussian_filter(rng.normal(size=(300, 420)), 2)
+    image[40:90, 100:200] = 1e4
+    template = image[100:131, 200:241].copy()
+    compiled, plain = _both(
+        lambda: normalized_cross_correlation(
+            template, image, mode, fft_precision=precision
+        )
+    )
+    np.testing.assert_allclose(compiled, plain, rtol=0, atol=1e-12)
+    # Windows inside the flat patch carry no pattern: exactly 0.
+    r, c = (30, 40) if mode == "full" else (0, 0)
+    assert np.all(compiled[40 + r : 60 + r, 100 + c : 160 + c] == 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint16])
+def test_variance_maps_compiled_equal_numpy(dtype):
+    rng = np.random.default_rng(6)
+    plane = (60000 + 50 * rng.random((260, 310))).astype(dtype)
+    plane[:80, :90] = plane[0, 0]  # a flat corner: infinite variance
+    compiled, plain = _both(lambda: VarianceMap(plane, (21, 25)).energy)
+    np.testing.assert_allclose(compiled, plain, rtol=1e-9)
+    assert np.isinf(compiled[0, 0])
 
 
 @pytest.mark.parametrize("shape", [(3, 140, 140), (2, 9, 17), (1, 2, 5)])

@@ -16,7 +16,7 @@ SHAPES = [((23,), (6,)), ((13, 17), (4, 7)), ((9, 8, 10), (3, 4, 2))]
 
 @pytest.mark.parametrize("mode", ["full", "same", "valid"])
 @pytest.mark.parametrize(("image_shape", "template_shape"), SHAPES)
-def test_matches_brute_force(image_shape, template_shape, mode):
+def test_matches_brute_force(image_shape, template_shape, mode, kernel_path):
     """Every mode and 1-D/2-D/3-D equals direct summation to 1e-12."""
     rng = np.random.default_rng(0)
     image = rng.random(image_shape)
@@ -138,7 +138,7 @@ def test_flat_template_gives_zero_everywhere():
     assert not np.any(np.isnan(ncc))
 
 
-def test_uint16_with_large_offset_keeps_double_precision():
+def test_uint16_with_large_offset_keeps_double_precision(kernel_path):
     """uint16 data near 60000 matches brute force to 1e-9 (no cancellation)."""
     rng = np.random.default_rng(7)
     image = (60000 + rng.integers(0, 300, size=(48, 52))).astype(np.uint16)
@@ -150,7 +150,7 @@ def test_uint16_with_large_offset_keeps_double_precision():
     assert peak == (10 + 11, 30 + 14)
 
 
-def test_float32_input_keeps_double_precision():
+def test_float32_input_keeps_double_precision(kernel_path):
     rng = np.random.default_rng(8)
     image = (5000 + 100 * rng.random((40, 41))).astype(np.float32)
     template = image[5:14, 20:33]

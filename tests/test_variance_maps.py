@@ -26,7 +26,7 @@ def n_variance(values, box):
         ((12, 14, 16), (3, 4, 5), (0, 1, 2), (10, 9, 10)),
     ],
 )
-def test_variance_matches_numpy(shape, box, start, out_shape):
+def test_variance_matches_numpy(shape, box, start, out_shape, kernel_path):
     rng = np.random.default_rng(0)
     # uint16 near the top of its range: centring keeps float64 exact.
     plane = rng.integers(60000, 60100, size=shape).astype(np.uint16)

@@ -4,12 +4,14 @@ windows, in 'valid' mode, by one real FFT and the window sums.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from types import EllipsisType
 
 import numpy as np
 import scipy.fft
 
+from ._compiled import compiled
 from ._parallel import (
     Workspace,
     cpu_count,
@@ -161,6 +163,31 @@ def valid_inverse(
     return scipy.fft.irfft(out, n=fshape[-1], axis=-1, workers=workers)
 
 
+def _compiled_normalise(
+    kernels, rows, image, template, out, workspace, threads
+):
+    """`_normalise_by_strips` of one 2-D image by the compiled kernels:
+    the column sums once, then bands of rows on `threads` threads."""
+    height, width = image.shape
+    values = workspace.get("prefix values", (height + 1, width))
+    squares = workspace.get("prefix squares", (height + 1, width))
+    image = np.asarray(image, dtype=np.float64)
+    total = kernels.column_sums(image, 0.0, values, squares)
+    m0, m1 = template.shape
+    energy, flat = float(template.energy.item()), bool(template.flat.item())
+    floor = FLAT_TOLERANCE * total
+
+    def normalise(band):
+        kernels.normalise(
+            values, squares, *band, m0, m1, energy, flat, floor, rows, out
+        )
+
+    edges = np.linspace(0, len(out), min(threads, len(out)) + 1).astype(int)
+    pool = shared_pool() if len(edges) > 2 else None
+    map_on(pool, normalise, list(itertools.pairwise(edges.tolist())))
+    return out
+
+
 def _normalise_by_strips(rows, image, template, out, workspace, threads=1):
     """Divide the numerator `rows` by the norms of the windows of `image`.
 
@@ -170,6 +197,11 @@ def _normalise_by_strips(rows, image, template, out, workspace, threads=1):
     Leading axes of `image` beyond the template's are a stack of windows.
     """
     result, shape = out, template.shape
+    kernels = compiled(f"{__package__}._window_kernels")
+    if kernels is not None and image.ndim == len(shape) == 2:
+        return _compiled_normalise(
+            kernels, rows, image, template, out, workspace, threads
+        )
     template_energy, template_flat = template.energy, template.flat
     if len(shape) == 1:
         # A line is an image of one row.

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import itertools
 from concurrent.futures import ThreadPoolExecutor
-from types import EllipsisType
+from types import EllipsisType, ModuleType
 
 import numpy as np
 import scipy.ndimage
 
+from ._compiled import compiled
 from ._parallel import (
     TILE_PIXELS,
     Workspace,
@@ -125,6 +126,9 @@ def window_energies(
     every window's sums.
     """
     out = np.empty([n - m + 1 for n, m in zip(image.shape, shape)])
+    kernels = compiled(f"{__package__}._window_kernels")
+    if kernels is not None and image.ndim == len(shape) == 2:
+        return out, _compiled_energies(kernels, image, shape, mean, out)
     result = out
     if len(shape) == 1:
         image, out, shape = image[np.newaxis], out[np.newaxis], (1, *shape)
@@ -151,6 +155,39 @@ def window_energies(
 
     total = sum(map_in_threads(run, list(itertools.pairwise(edges))))
     return result, total
+
+
+def _compiled_energies(
+    kernels: ModuleType,
+    image: np.ndarray,
+    shape: tuple[int, ...],
+    mean: float,
+    out: np.ndarray,
+) -> float:
+    """`window_energies` of a 2-D image by the compiled kernels, into
+    `out`; returns the summed energy of the bands."""
+    m0, m1 = shape
+    if image.dtype not in (np.float32, np.float64):
+        image = image.astype(np.float64)
+    height = max(1, TILE_PIXELS // max(image.shape[1], 1) - m0 + 1)
+    edges = np.linspace(0, len(out), band_count(len(out), height) + 1)
+
+    def run(band):
+        first, stop = band
+        rows = image[first : stop + m0 - 1]
+        workspace = thread_workspace()
+        tables = [
+            workspace.get(f"band {name}", (len(rows) + 1, rows.shape[1]))
+            for name in ("values", "squares")
+        ]
+        total = kernels.column_sums(rows, float(mean), *tables)
+        kernels.window_energies(
+            *tables, 0, stop - first, m0, m1, out[first:stop]
+        )
+        return total
+
+    bands = list(itertools.pairwise(edges.astype(int).tolist()))
+    return float(sum(map_in_threads(run, bands)))
 
 
 def _rows(start, stop, d):

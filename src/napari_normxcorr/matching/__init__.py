@@ -9,7 +9,11 @@ from ._result import MatchResult, Status, Surface
 
 # The compiled kernels match_points uses when numba is installed (see
 # core._compiled): a GUI loads them in a thread before its first run.
-KERNEL_MODULES = (f"{__name__}._motion_kernels", f"{__name__}._warp_kernels")
+KERNEL_MODULES = (
+    f"{__name__.rpartition('.')[0]}.core._window_kernels",
+    f"{__name__}._motion_kernels",
+    f"{__name__}._warp_kernels",
+)
 
 __all__ = [
     "KERNEL_MODULES",
