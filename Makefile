@@ -31,6 +31,7 @@ lint: $(VENV)/.test-installed
 benchmark: $(VENV)/.test-installed
 	$(PY) -m pip install --quiet -e ".[testing,benchmarks]"
 	$(PY) benchmarks/bench_goals.py
+	$(PY) benchmarks/bench_kernels.py
 	$(PY) benchmarks/bench_ncc.py
 	$(PY) benchmarks/bench_match_points.py
 	$(PY) benchmarks/bench_subpixel.py

@@ -161,6 +161,7 @@ def test_variance_maps_compiled_equal_numpy(dtype):
     rng = np.random.default_rng(6)
     plane = (60000 + 50 * rng.random((260, 310))).astype(dtype)
     plane[:80, :90] = plane[0, 0]  # a flat corner: infinite variance
+    plane.flags.writeable = False  # as read from some files
     compiled, plain = _both(lambda: VarianceMap(plane, (21, 25)).energy)
     np.testing.assert_allclose(compiled, plain, rtol=1e-9)
     assert np.isinf(compiled[0, 0])

@@ -21,14 +21,23 @@ from ._compiled import JIT_OPTIONS
 jit = numba.njit(**JIT_OPTIONS)
 
 
-_COLUMN_SUMS = "float64({}[:, :], float64, float64[:, ::1], float64[:, ::1])"
+def _column_sums_signatures():
+    """Images of either float precision, writable or not (an image read
+    from a file may be read-only)."""
+    tables = numba.float64[:, ::1]
+    return [
+        numba.float64(
+            numba.types.Array(dtype, 2, "A", readonly=readonly),
+            numba.float64,
+            tables,
+            tables,
+        )
+        for dtype in (numba.float32, numba.float64)
+        for readonly in (False, True)
+    ]
 
 
-# Images of either float precision.
-@numba.njit(
-    [_COLUMN_SUMS.format("float64"), _COLUMN_SUMS.format("float32")],
-    **JIT_OPTIONS,
-)
+@numba.njit(_column_sums_signatures(), **JIT_OPTIONS)
 def column_sums(image, mean, values, squares):
     """Prefix sums down the columns of `image` - `mean` and of its
     squares, into `values` and `squares` (a row of zeros first); returns
