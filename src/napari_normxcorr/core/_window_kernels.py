@@ -22,18 +22,17 @@ jit = numba.njit(**JIT_OPTIONS)
 
 
 def _column_sums_signatures():
-    """Images of either float precision, writable or not (an image read
-    from a file may be read-only)."""
+    """Images of either float precision, taken as read-only: writable
+    ones pass too, and an image read from a file may be read-only."""
     tables = numba.float64[:, ::1]
     return [
         numba.float64(
-            numba.types.Array(dtype, 2, "A", readonly=readonly),
+            numba.types.Array(dtype, 2, "A", readonly=True),
             numba.float64,
             tables,
             tables,
         )
         for dtype in (numba.float32, numba.float64)
-        for readonly in (False, True)
     ]
 
 
