@@ -7,11 +7,12 @@ path giving the same values to rounding, taken when `compiled` returns
 None: without numba, with NAPARI_NORMXCORR_NUMBA=0 in the environment, or
 within `numpy_only`. So numba is never imported with the package.
 
-Compiling takes a second or two, once per machine (numba caches the
+Compiling takes several seconds, once per machine (numba caches the
 machine code beside the module); loading it takes a few tenths of a
-second, once per process. Both hold the GIL only in short pieces: a GUI
-that warms the kernels up in a thread (`warm_up_in_background`) stays
-live meanwhile.
+second, once per process, holding the GIL only for milliseconds at a
+time. A GUI warms the kernels up with `warm_up_in_background`, which
+compiles them in another interpreter and loads them in a thread: it
+stays live meanwhile.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import functools
 import importlib
 import importlib.util
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -42,9 +45,13 @@ JIT_OPTIONS: JitOptions = {
     "fastmath": {"reassoc", "contract", "nsz", "arcp"},
 }
 _ENVIRONMENT = "NAPARI_NORMXCORR_NUMBA"
+# Compiling every kernel takes seconds; past this, the interpreter doing
+# it is given up on.
+_COMPILE_SECONDS = 600
 
 _switch = threading.Lock()
 _numpy_only = False
+_warm_ups: dict[tuple[str, ...], threading.Thread] = {}
 
 
 def compiled(module: str) -> ModuleType | None:
@@ -84,15 +91,35 @@ def numpy_only() -> Iterator[None]:
 
 
 def warm_up_in_background(modules: Sequence[str]) -> threading.Thread:
-    """Compile or load the kernel `modules` in a daemon thread, started
-    and returned (it does nothing when numba is not to be used)."""
+    """Load the kernel `modules` in a daemon thread, started and returned
+    (it does nothing when numba is not to be used); once per process for
+    the same modules.
+
+    The thread first imports them in a separate interpreter, which
+    compiles them into the cache if they are not there yet: compiling in
+    this process would take the GIL from its GUI for up to a tenth of a
+    second at a time, loading takes it for a few milliseconds.
+    """
 
     def warm_up() -> None:
+        if not enabled():
+            return
+        code = "".join(f"import {module}\n" for module in modules)
+        # Failing here only means compiling below, in this process.
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            check=False,
+            timeout=_COMPILE_SECONDS,
+        )
         for module in modules:
             compiled(module)
 
-    thread = threading.Thread(
-        target=warm_up, name="napari-normxcorr kernels", daemon=True
-    )
-    thread.start()
-    return thread
+    with _switch:
+        key = tuple(modules)
+        if key not in _warm_ups:
+            _warm_ups[key] = threading.Thread(
+                target=warm_up, name="napari-normxcorr kernels", daemon=True
+            )
+            _warm_ups[key].start()
+        return _warm_ups[key]
