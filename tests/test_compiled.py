@@ -26,6 +26,7 @@ from napari_normxcorr.core._compiled import (
     numpy_only,
     warm_up_in_background,
 )
+from napari_normxcorr.core._peaks import second_peaks
 from napari_normxcorr.core._variance import VarianceMap
 from napari_normxcorr.matching import KERNEL_MODULES
 from napari_normxcorr.matching._motions import motion_gaps
@@ -165,6 +166,27 @@ def test_variance_maps_compiled_equal_numpy(dtype):
     compiled, plain = _both(lambda: VarianceMap(plane, (21, 25)).energy)
     np.testing.assert_allclose(compiled, plain, rtol=1e-9)
     assert np.isinf(compiled[0, 0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_second_peaks_compiled_equal_numpy(dtype):
+    rng = np.random.default_rng(7)
+    surfaces = ndimage.gaussian_filter(
+        rng.normal(size=(12, 41, 53)), (0, 2, 2)
+    ).astype(dtype)
+    surfaces[1, ::2] = surfaces[1, 0, 0]  # plateaus: ties
+    surfaces[2, 10:14, 20:30] = np.nan  # unscored positions
+    surfaces[3] = np.linspace(0, 1, 53)  # one maximum, in the box
+    surfaces[4, :, :3] = 5.0  # the best at the left edge
+    surfaces[5, :1] = 7.0  # and along the top
+    peaks = np.stack(
+        [np.unravel_index(np.nanargmax(s), s.shape) for s in surfaces]
+    )
+    peaks[3] = (20, 52)
+    compiled, plain = _both(lambda: second_peaks(surfaces, peaks))
+    np.testing.assert_array_equal(compiled[0], plain[0])
+    np.testing.assert_array_equal(compiled[1], plain[1])
+    assert (compiled[0] >= 0).all()  # each has a second peak
 
 
 @pytest.mark.parametrize("shape", [(3, 140, 140), (2, 9, 17), (1, 2, 5)])

@@ -7,7 +7,11 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from ._compiled import compiled
 from ._parallel import Workspace, thread_workspace
+
+# Surfaces the compiled second peaks take (2-D, of these types).
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def argmax_index(surface: np.ndarray) -> tuple[int, ...]:
@@ -224,14 +228,26 @@ def second_peaks(
     n = len(peaks)
     shape = surfaces.shape[1:]
     reach = np.maximum(half_widths(surfaces, peaks), 2)
-    low, high = np.maximum(peaks - reach, 0), peaks + reach + 1
+    low = np.maximum(peaks - reach, 0).astype(np.int64)
+    high = (peaks + reach + 1).astype(np.int64)
     # Outside the main peak's box: along any axis beyond its reach.
     boxes = [
         (k, *(slice(a, b) for a, b in zip(low[k], high[k]))) for k in range(n)
     ]
-    maxima = local_maxima(surfaces, workspace or thread_workspace())
-    # argmax takes the first in C order on ties, as the scalar version.
-    best = _best_outside(np.where(maxima, surfaces, -np.inf), boxes)
+    kernels = compiled(f"{__package__}._peak_kernels")
+    if (
+        kernels is not None
+        and surfaces.ndim == 3
+        and surfaces.dtype in _FLOATS
+    ):
+        best = np.empty(n, dtype=np.int64)
+        kernels.best_maxima_outside(
+            np.ascontiguousarray(surfaces), low, high, best
+        )
+    else:
+        maxima = local_maxima(surfaces, workspace or thread_workspace())
+        # argmax takes the first in C order on ties, as the scalar version.
+        best = _best_outside(np.where(maxima, surfaces, -np.inf), boxes)
     for k in np.flatnonzero(best < 0):
         box = (0, *boxes[k][1:])
         best[k] = _best_outside(surfaces[k : k + 1].copy(), [box])[0]

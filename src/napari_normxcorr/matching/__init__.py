@@ -11,6 +11,7 @@ from ._result import MatchResult, Status, Surface
 # core._compiled): a GUI loads them in a thread before its first run.
 KERNEL_MODULES = (
     f"{__name__.rpartition('.')[0]}.core._window_kernels",
+    f"{__name__.rpartition('.')[0]}.core._peak_kernels",
     f"{__name__}._motion_kernels",
     f"{__name__}._warp_kernels",
 )
