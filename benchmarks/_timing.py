@@ -45,6 +45,17 @@ def paired_ratios(functions, reference, repeats=5):
     }
 
 
+def repeats_and_quick(doc):
+    """The --repeats N and --quick options of a benchmark whose module
+    docstring is `doc`, parsed."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true")
+    return parser.parse_args()
+
+
 def _seconds(function):
     begin = time.perf_counter()
     function()

@@ -22,7 +22,6 @@ Run: python benchmarks/bench_goals.py [--repeats N] [--quick]
 (--quick: 200 points instead of 1000, to try it in a minute).
 """
 
-import argparse
 import functools
 
 import dask.array as da
@@ -44,10 +43,7 @@ RADII = dict(template_radius=50, search_radius=200)
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
+    args = _timing.repeats_and_quick(__doc__)
     print(_timing.machine_line())
     cv2 = optional_cv2()
     rows = []

@@ -14,7 +14,6 @@ paths, and what compiling and loading them costs.
 Run: python benchmarks/bench_kernels.py [--repeats N] [--quick]
 """
 
-import argparse
 import functools
 import os
 import subprocess
@@ -48,10 +47,7 @@ print(time.perf_counter() - start, gap)
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
+    args = _timing.repeats_and_quick(__doc__)
     print(_timing.machine_line())
     if not enabled():
         print("numba is not installed or turned off: nothing to compare")

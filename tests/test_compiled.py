@@ -86,19 +86,26 @@ def test_motion_gaps_compiled_equal_numpy(seed):
     assert np.isnan(compiled[-1])  # white noise has no texture
 
 
-def test_warps_on_rotating_speckle_compiled_equal_numpy():
-    case = speckle_pair(angle=3.0, noise=0.01, seed=1)
-    points = grid_points(case, spacing=16, margin=34)
+def _matched_both(case, points, template_radius, search_radius):
+    """match_points on a ground-truth case with the kernels and without;
+    the two must agree. Returns the compiled run's result."""
     compiled, plain = _both(
         lambda: match_points(
             case.template_image,
             case.image,
             points,
-            template_radius=15,
-            search_radius=25,
+            template_radius=template_radius,
+            search_radius=search_radius,
         )
     )
     _assert_same_matches(compiled, plain)
+    return compiled
+
+
+def test_warps_on_rotating_speckle_compiled_equal_numpy():
+    case = speckle_pair(angle=3.0, noise=0.01, seed=1)
+    points = grid_points(case, spacing=16, margin=34)
+    compiled = _matched_both(case, points, 15, 25)
     ok = compiled.status == Status.OK
     assert ok.mean() >= 0.8
     assert errors(compiled, case)[ok].max() <= 0.1
@@ -108,32 +115,14 @@ def test_warps_across_missing_pixels_compiled_equal_numpy():
     # NaN columns in the target: crops with holes, samples refused.
     case = nan_stripe(width=6, seed=3)
     points = grid_points(case, spacing=8, margin=30, box=None)
-    compiled, plain = _both(
-        lambda: match_points(
-            case.template_image,
-            case.image,
-            points,
-            template_radius=10,
-            search_radius=20,
-        )
-    )
-    _assert_same_matches(compiled, plain)
+    compiled = _matched_both(case, points, 10, 20)
     assert (compiled.status == Status.OK).mean() >= 0.5
 
 
 def test_warps_in_a_vortex_compiled_equal_numpy():
     case = particle_pair("lamb-oseen", shape=(256, 256), seed=2)
     points = grid_points(case, spacing=16, margin=36)
-    compiled, plain = _both(
-        lambda: match_points(
-            case.template_image,
-            case.image,
-            points,
-            template_radius=16,
-            search_radius=28,
-        )
-    )
-    _assert_same_matches(compiled, plain)
+    compiled = _matched_both(case, points, 16, 28)
     ok = compiled.status == Status.OK
     assert errors(compiled, case)[ok].max() <= 0.5
 

@@ -163,6 +163,12 @@ def valid_inverse(
     return scipy.fft.irfft(out, n=fshape[-1], axis=-1, workers=workers)
 
 
+def _compiled_takes(image, shape, out):
+    """Whether the compiled normalisation takes these: one 2-D image, a
+    float64 result."""
+    return image.ndim == len(shape) == 2 and out.dtype == np.float64
+
+
 def _compiled_normalise(
     kernels, rows, image, template, out, workspace, threads
 ):
@@ -171,7 +177,6 @@ def _compiled_normalise(
     height, width = image.shape
     values = workspace.get("prefix values", (height + 1, width))
     squares = workspace.get("prefix squares", (height + 1, width))
-    image = np.asarray(image, dtype=np.float64)
     total = kernels.column_sums(image, 0.0, values, squares)
     m0, m1 = template.shape
     energy, flat = float(template.energy.item()), bool(template.flat.item())
@@ -198,7 +203,7 @@ def _normalise_by_strips(rows, image, template, out, workspace, threads=1):
     """
     result, shape = out, template.shape
     kernels = compiled(f"{__package__}._window_kernels")
-    if kernels is not None and image.ndim == len(shape) == 2:
+    if kernels is not None and _compiled_takes(image, shape, out):
         return _compiled_normalise(
             kernels, rows, image, template, out, workspace, threads
         )

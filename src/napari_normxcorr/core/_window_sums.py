@@ -167,14 +167,14 @@ def _compiled_energies(
     """`window_energies` of a 2-D image by the compiled kernels, into
     `out`; returns the summed energy of the bands."""
     m0, m1 = shape
-    if image.dtype not in (np.float32, np.float64):
-        image = image.astype(np.float64)
     height = max(1, TILE_PIXELS // max(image.shape[1], 1) - m0 + 1)
     edges = np.linspace(0, len(out), band_count(len(out), height) + 1)
 
     def run(band):
         first, stop = band
         rows = image[first : stop + m0 - 1]
+        if rows.dtype not in (np.float32, np.float64):
+            rows = rows.astype(np.float64)  # a band at a time
         workspace = thread_workspace()
         tables = [
             workspace.get(f"band {name}", (len(rows) + 1, rows.shape[1]))

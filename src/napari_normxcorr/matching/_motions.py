@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from types import ModuleType
 
 import numpy as np
 
@@ -158,21 +159,7 @@ def _all_part_scores(
     count = float(np.prod(h))
     kernels = compiled(f"{__package__}._motion_kernels")
     if kernels is not None and len(h) == 2 and 2 * REACH + 1 == kernels.SPAN:
-        n, span = len(templates), kernels.SPAN
-        starts = np.array([[p.start for p in part] for part in parts_of])
-        scores = np.empty((n, len(parts_of), span**2))
-        texture, spread = np.empty((2, n, len(parts_of)))
-        kernels.part_scores(
-            np.ascontiguousarray(templates, dtype=np.float64),
-            np.ascontiguousarray(regions),
-            starts.astype(np.int64),
-            *h,
-            _FLAT,
-            scores,
-            texture,
-            spread,
-        )
-        return scores, _is_textured(texture, spread, count)
+        return _compiled_part_scores(kernels, templates, regions, parts_of)
     tables = _prefix_sums(regions), _prefix_sums(regions**2)
     window_floor = _floor(regions, count)
     scores = np.empty(
@@ -186,6 +173,31 @@ def _all_part_scores(
         scores[:, q] = _part_scores(parts, floors, regions, tables, part)
         textured[:, q] = _textured(parts)
     return scores, textured
+
+
+def _compiled_part_scores(
+    kernels: ModuleType,
+    templates: np.ndarray,
+    regions: np.ndarray,
+    parts_of: list[tuple[slice, ...]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """`_all_part_scores` of 2-D templates by the compiled kernel."""
+    n, span = len(templates), kernels.SPAN
+    h = tuple(p.stop - p.start for p in parts_of[0])
+    starts = np.array([[p.start for p in part] for part in parts_of])
+    scores = np.empty((n, len(parts_of), span**2))
+    texture, spread = np.empty((2, n, len(parts_of)))
+    kernels.part_scores(
+        np.ascontiguousarray(templates, dtype=np.float64),
+        np.ascontiguousarray(regions),
+        starts.astype(np.int64),
+        *h,
+        _FLAT,
+        scores,
+        texture,
+        spread,
+    )
+    return scores, _is_textured(texture, spread, float(np.prod(h)))
 
 
 def _cell(sides: np.ndarray) -> np.ndarray:
