@@ -447,7 +447,7 @@ def test_local_maxima_match_a_maximum_filter(shape):
 def test_stacked_peaks_equal_one_surface_at_a_time(shape):
     """Peaks, second peaks, shifts and covariances of a stack of surfaces
     are those of each surface alone, to the bit."""
-    from napari_normxcorr.core import _peaks
+    from napari_normxcorr.core import _peak_covariance, _peaks
 
     sigma = (0,) + (1.5,) * len(shape)
     rng = np.random.default_rng(3)
@@ -459,7 +459,9 @@ def test_stacked_peaks_equal_one_surface_at_a_time(shape):
     pixels = np.arange(9) * 50 + 10
     index, second = _peaks.second_peaks(stack, peaks)
     shifts = _peaks.parabolic_shifts(stack, peaks)
-    covariance = _peaks.peak_covariances(stack, peaks, scores, pixels)
+    covariance = _peak_covariance.peak_covariances(
+        stack, peaks, scores, pixels
+    )
     for k, surface in enumerate(stack):
         peak = _peaks.argmax_index(surface)
         assert peak == tuple(peaks[k])
@@ -470,7 +472,9 @@ def test_stacked_peaks_equal_one_surface_at_a_time(shape):
             _peaks.parabolic_shift(surface, peak), shifts[k]
         )
         np.testing.assert_array_equal(
-            _peaks.peak_covariance(surface, peak, scores[k], pixels[k]),
+            _peak_covariance.peak_covariance(
+                surface, peak, scores[k], pixels[k]
+            ),
             covariance[k],
         )
 

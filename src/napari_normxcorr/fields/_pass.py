@@ -14,11 +14,11 @@ from typing import NamedTuple
 import numpy as np
 
 from ..core._parallel import in_threads
+from ..core._peak_covariance import peak_covariances
 from ..core._peaks import (
     argmax_indices,
     parabolic_heights,
     parabolic_shifts,
-    peak_covariances,
     second_peaks,
 )
 from ..core._small_ncc import TemplateBank, small_ncc

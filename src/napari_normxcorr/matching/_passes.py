@@ -12,12 +12,11 @@ import numpy as np
 
 from ..core._masked import unscored_at_floor
 from ..core._parallel import Workspace, batches, in_threads
+from ..core._peak_covariance import axis_variances, peak_covariances
 from ..core._peaks import (
     argmax_indices,
-    axis_variances,
     on_borders,
     parabolic_shifts,
-    peak_covariances,
     second_peaks,
 )
 from ..core._windows import Window

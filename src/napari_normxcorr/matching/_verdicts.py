@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..core._peaks import SCORE_PRECISION, axis_variances
+from ..core._peak_covariance import SCORE_PRECISION, axis_variances
 from ._neighbours import normalized_median_residual
 from ._result import MatchResult, Status
 
