@@ -197,6 +197,27 @@ def test_warm_up_loads_every_kernel_in_a_thread():
     assert all(name in sys.modules for name in KERNEL_MODULES)
 
 
+def test_runs_take_numpy_until_the_warm_up_loads_the_kernels():
+    # In a fresh interpreter: the warm-up's own interpreter takes a
+    # second or more before this one loads anything.
+    script = (
+        "from napari_normxcorr.core._compiled import compiled,"
+        " warm_up_in_background\n"
+        "from napari_normxcorr.matching import KERNEL_MODULES\n"
+        "thread = warm_up_in_background(KERNEL_MODULES)\n"
+        "early = compiled(KERNEL_MODULES[0])\n"
+        "thread.join(300)\n"
+        "print(early is None, compiled(KERNEL_MODULES[0]) is not None)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.split() == ["True", "True"]
+
+
 def _modules_after(code, environment=None):
     """The modules a fresh interpreter has imported after `code`."""
     script = f"import sys\n{code}\nprint(' '.join(sys.modules))"

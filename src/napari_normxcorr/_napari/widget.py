@@ -100,7 +100,7 @@ class MatchWidget(Container):
         tasks.connect(self)
         self._update_buttons()
         # Compiled kernels load (or compile, once per machine) while the
-        # user picks layers, not in the first run; the GUI stays live.
+        # user picks layers; a run before that takes the numpy paths.
         warm_up_in_background(KERNEL_MODULES)
 
     def _add_controls(self) -> None:

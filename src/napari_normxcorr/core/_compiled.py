@@ -57,10 +57,19 @@ _warm_ups: dict[tuple[str, ...], threading.Thread] = {}
 def compiled(module: str) -> ModuleType | None:
     """The kernel module `module` (absolute name), imported on first use
     (which compiles or loads its kernels); None when numba is not to be
-    used."""
-    if not enabled():
+    used, or while a warm-up (`warm_up_in_background`) has yet to start
+    loading it: a run then takes the numpy paths rather than wait."""
+    if not enabled() or (module not in sys.modules and _warming(module)):
         return None
     return importlib.import_module(module)
+
+
+def _warming(module: str) -> bool:
+    with _switch:
+        return any(
+            module in modules and thread.is_alive()
+            for modules, thread in _warm_ups.items()
+        )
 
 
 def enabled() -> bool:
@@ -113,7 +122,7 @@ def warm_up_in_background(modules: Sequence[str]) -> threading.Thread:
             timeout=_COMPILE_SECONDS,
         )
         for module in modules:
-            compiled(module)
+            importlib.import_module(module)
 
     with _switch:
         key = tuple(modules)
