@@ -30,15 +30,15 @@ from types import ModuleType
 from typing import TypedDict
 
 
-# How kernels are compiled (numba.njit's options): cached on disk, free
-# of the GIL while they run, and allowed to reassociate sums so that they
-# vectorise (NaN and infinity keep their meaning: no 'nnan' or 'ninf').
 class JitOptions(TypedDict):
     cache: bool
     nogil: bool
     fastmath: set[str]
 
 
+# How kernels are compiled (numba.njit's options): cached on disk, free
+# of the GIL while they run, and allowed to reassociate sums so that they
+# vectorise (NaN and infinity keep their meaning: no 'nnan' or 'ninf').
 JIT_OPTIONS: JitOptions = {
     "cache": True,
     "nogil": True,
@@ -114,13 +114,15 @@ def warm_up_in_background(modules: Sequence[str]) -> threading.Thread:
         if not enabled():
             return
         code = "".join(f"import {module}\n" for module in modules)
-        # Failing here only means compiling below, in this process.
-        subprocess.run(
-            [sys.executable, "-c", code],
-            capture_output=True,
-            check=False,
-            timeout=_COMPILE_SECONDS,
-        )
+        try:
+            subprocess.run(
+                [sys.executable, "-c", code],
+                capture_output=True,
+                check=False,
+                timeout=_COMPILE_SECONDS,
+            )
+        except (OSError, subprocess.SubprocessError):
+            pass  # then the imports below compile, in this process
         for module in modules:
             importlib.import_module(module)
 
