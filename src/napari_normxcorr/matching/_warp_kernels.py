@@ -3,9 +3,10 @@
 
 The numpy path resamples the crops by `scipy.ndimage.map_coordinates`
 and then makes a score of passes over the samples; here each template's
-pixels are warped, sampled, centred and compared in three passes over
-arrays that stay in cache. The crops' spline coefficients are computed
-here too, every column of a crop in each step of the recursive filter.
+pixels are warped, tested, sampled and compared in a few passes over
+arrays of one template that stay in cache. The crops' spline
+coefficients are computed here too, every column of a crop in each step
+of the recursive filter.
 Importing this module compiles it (numba is then required: see
 ``core._compiled``).
 """
