@@ -68,7 +68,7 @@ def _two_motions(seed):
         searches.append(after[r - 20 : r + 21, c - 20 : c + 21])
         peaks.append((10, 10))
     flat = np.ones((21, 21))
-    flat[:, 15:] = before[:21, :6]  # three flat quadrants, one textured
+    flat[:, 15:] = before[:21, :6]  # left quadrants flat, right half-textured
     templates += [flat, rng.random((21, 21))]
     searches += [searches[0], rng.random((41, 41))]
     peaks += [(0, 20), (20, 3)]  # offsets off the window's edges
