@@ -159,7 +159,7 @@ def _all_part_scores(
     count = float(np.prod(h))
     kernels = compiled(f"{__package__}._motion_kernels")
     if kernels is not None and len(h) == 2 and 2 * REACH + 1 == kernels.SPAN:
-        return _compiled_part_scores(kernels, templates, regions, parts_of)
+        return _compiled_part_scores(kernels, templates, regions, parts_of, h)
     tables = _prefix_sums(regions), _prefix_sums(regions**2)
     window_floor = _floor(regions, count)
     scores = np.empty(
@@ -180,10 +180,11 @@ def _compiled_part_scores(
     templates: np.ndarray,
     regions: np.ndarray,
     parts_of: list[tuple[slice, ...]],
+    h: tuple[int, ...],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`_all_part_scores` of 2-D templates by the compiled kernel."""
+    """`_all_part_scores` of 2-D templates, whose parts are all of shape
+    `h`, by the compiled kernel."""
     n, span = len(templates), kernels.SPAN
-    h = tuple(p.stop - p.start for p in parts_of[0])
     starts = np.array([[p.start for p in part] for part in parts_of])
     scores = np.empty((n, len(parts_of), span**2))
     texture, spread = np.empty((2, n, len(parts_of)))

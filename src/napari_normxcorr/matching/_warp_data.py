@@ -31,7 +31,7 @@ MAX_TRAVEL = 2.0
 _TRAVEL_REACH = 3
 _FILTER_REACH = 12
 # Cubic B-spline samples read 2 pixels either way.
-_TAPS = 2
+TAPS = 2
 _MAX_CONDITION = 1e10
 
 
@@ -166,7 +166,7 @@ class Crops:
         side: np.ndarray,
     ) -> Crops:
         n, d = corners.shape
-        reach = int(np.ceil(MAX_TRAVEL)) + _TRAVEL_REACH + _TAPS
+        reach = int(np.ceil(MAX_TRAVEL)) + _TRAVEL_REACH + TAPS
         low = np.floor(corners).astype(np.int64) - reach - _FILTER_REACH
         size = tuple(int(s) for s in side + 2 * (reach + _FILTER_REACH) + 1)
         boxes = np.empty((n, *size))
@@ -180,7 +180,7 @@ class Crops:
         if holes.any():
             # Every tap of a sample must hold data.
             unreliable = ndimage.maximum_filter(
-                bad, size=(1,) + (2 * _TAPS + 1,) * d, mode="nearest"
+                bad, size=(1,) + (2 * TAPS + 1,) * d, mode="nearest"
             )
         _spline_coefficients(boxes)
         stacked = boxes.reshape(-1, *size[1:])
@@ -208,8 +208,8 @@ class Crops:
         # Inside the crop, and off every hole.
         reliable = np.ones(coords.shape[1:], dtype=bool)
         for along, length in zip(coords, self.shape):
-            reliable &= along >= _TAPS
-            reliable &= along <= length - 1 - _TAPS
+            reliable &= along >= TAPS
+            reliable &= along <= length - 1 - TAPS
         holed = np.flatnonzero(self.holes[rows])
         if self.unreliable is not None and holed.size:
             nearest = [

@@ -19,11 +19,9 @@ import numba
 import numpy as np
 
 from ..core._compiled import JIT_OPTIONS
+from ._warp_data import TAPS
 
 jit = numba.njit(**JIT_OPTIONS)
-
-# Cubic B-spline samples read 2 pixels either way (``_warp_data._TAPS``).
-TAPS = 2
 
 
 @jit
